@@ -1,0 +1,37 @@
+# ot-robust: the README's two commands.
+#   make reproduce   the main job: build .venv if needed, then run the reproduction pipeline (default profile: quick)
+#   make test        build .venv if needed, then run the whole test suite (what CI runs)
+# Both create or reuse .venv; it is rebuilt when pyproject.toml changes.
+
+PYTHON   ?= $(shell command -v python3.11 || command -v python3)
+VENV     ?= .venv
+PROFILE  ?= quick
+PY        = $(VENV)/bin/python
+STAMP     = $(VENV)/.installed
+TORCHATTACKS = $(shell sed -n 's/^no_deps = \["\(torchattacks==[^"]*\)"\]/\1/p' pyproject.toml)
+
+.PHONY: reproduce test lab venv clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, found {sys.version.split()[0]}"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	# torchattacks pins requests~=2.25.1 (conflicts with jupyterlab) and never imports it: install without deps.
+	$(PY) -m pip install --quiet --no-deps "$(TORCHATTACKS)"
+	touch $(STAMP)
+
+reproduce: $(STAMP)
+	$(PY) -m ot_robust reproduce --profile $(PROFILE)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lab: $(STAMP)
+	$(PY) -m ipykernel install --user --name ot-robust --display-name "Python (ot-robust)"
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean-venv:
+	rm -rf $(VENV)
