@@ -1,0 +1,19 @@
+"""Attacks: one iterative loop (:func:`perturb`), white-box attacks over it, torchattacks adapters (incl. AutoAttack
+"standard" with the reference settings), black-box attacks, and the spec-string parser :func:`make_attack`.
+
+Images are ``(B, C, H, W)`` floats in [0, 1]; every eps / step is on that pixel scale. Every attack is called as
+``attack(model, x, y) -> x_adv`` with ``||x_adv - x|| <= eps`` and ``x_adv`` in [0, 1].
+"""
+
+from .feature_scattering import FS_IPOT, feature_matching_distance, feature_scatter
+from .blackbox import LocalSearch, SimBA, Transfer
+from .library import APGD, APGDT, CWL2, FAB, SPSA, AutoAttack, DeepFool, Square
+from .loop import model_mode, perturb, project_, random_init, step_
+from .losses import ce_loss, cw_margin_loss, margin
+from .spec import ATTACKS, make_attack, parse_spec
+from .whitebox import CW, FGSM, MIM, PGD, random_targets
+
+__all__ = ["perturb", "project_", "random_init", "step_", "model_mode", "ce_loss", "cw_margin_loss", "margin",
+           "PGD", "FGSM", "CW", "MIM", "random_targets", "APGD", "APGDT", "FAB", "Square", "SPSA", "CWL2",
+           "DeepFool", "AutoAttack", "Transfer", "SimBA", "LocalSearch", "make_attack", "parse_spec", "ATTACKS",
+           "feature_scatter", "feature_matching_distance", "FS_IPOT"]

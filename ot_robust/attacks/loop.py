@@ -1,0 +1,235 @@
+"""The ONE iterative attack loop shared by FGSM, PGD-Linf/L2, CW-k, MIM, TRADES and Feature Scattering.
+
+:func:`perturb` is projected gradient *ascent* on a pluggable loss (Madry et al. 2018; FS paper Eq. (2)):
+
+    x^{t+1} = P_{S_x}( x^t + alpha * step(g^t) ),   g^t = grad_x loss(f(x^t), y)
+
+with ``step = sign`` for Linf and ``g / ||g||_2`` for L2, ``P_{S_x}`` the projection onto the eps-ball around ``x``
+intersected with the image box [0, 1]. Momentum (MIM, Dong et al. 2018, Alg. 1) accumulates
+``g^t / ||g^t||_1`` with decay ``mu`` before the step. The small helpers (:func:`random_init`, :func:`step_`,
+:func:`project_`) are the steps/projections every attack shares (MadryLab ``robustness.attack_steps`` style).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+
+NORMS = ("linf", "l2")
+INITS = ("uniform", "normal", "none")
+
+
+@contextmanager
+def model_mode(model: nn.Module, eval_mode: bool = True) -> Iterator[None]:
+    """Put ``model`` in eval mode (if ``eval_mode``) and restore every submodule's previous mode, also on errors."""
+    if not eval_mode:
+        yield
+        return
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def check_images(x: torch.Tensor, name: str = "x") -> None:
+    """Raise ValueError unless ``x`` is a floating tensor with values in [0, 1]."""
+    if not torch.is_floating_point(x):
+        raise ValueError(f"{name} must be a floating tensor in [0, 1], got dtype {x.dtype}")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 1:
+        raise ValueError(f"{name} must lie in [0, 1] (images on the [0, 1] pixel scale); "
+                         f"got min {lo:.4g}, max {hi:.4g}")
+
+
+def _flat_norm(t: torch.Tensor) -> torch.Tensor:
+    """Per-example L2 norm, shaped ``(B, 1, ..., 1)`` for broadcasting."""
+    return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
+
+
+def project_(delta: torch.Tensor, x: torch.Tensor, eps: float, norm: str,
+             bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """In place: project ``delta`` onto the eps-ball (``norm``) and so that ``x + delta`` lies in [0, 1].
+
+    For L2 the ball projection comes first and the box clamp second; the clamp only shrinks each coordinate towards 0,
+    so the norm bound still holds afterwards. ``bounds = (-x, 1 - x)`` may be passed precomputed (hot loop).
+    """
+    if math.isfinite(eps):
+        if norm == "linf":
+            delta.clamp_(-eps, eps)
+        else:
+            delta.mul_((eps / _flat_norm(delta).clamp_min(1e-12)).clamp(max=1.0))
+    lo, hi = bounds if bounds is not None else (-x, 1 - x)  # x + delta in [0, 1]  <=>  -x <= delta <= 1 - x
+    return torch.max(torch.min(delta, hi, out=delta), lo, out=delta)
+
+
+def random_init(x: torch.Tensor, eps: float, norm: str, init: str, init_std: float = 0.001,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """A starting perturbation (already projected).
+
+    ``uniform``: Linf U(-eps, eps) per pixel; L2 a uniformly random direction scaled by ``eps * U(0, 1)``.
+    ``normal``: ``init_std * N(0, 1)`` (TRADES, Zhang et al. 2019). ``none``: zeros. An infinite ``eps`` uses radius 1
+    (Linf) or sqrt(d) (L2), the size of the image box.
+    """
+    if init == "none":
+        return torch.zeros_like(x)
+    if init == "uniform" and norm == "linf":
+        r = min(eps, 1.0)
+        delta = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype).mul_(2 * r).sub_(r)
+        return project_(delta, x, eps, norm)
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    if init == "normal":
+        delta = noise.mul_(init_std)
+    else:
+        r = min(eps, math.sqrt(x[0].numel()))
+        u = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), generator=generator, device=x.device, dtype=x.dtype)
+        delta = noise.div_(_flat_norm(noise).clamp_min(1e-12)).mul_(u * r)
+    return project_(delta, x, eps, norm)
+
+
+def step_(delta: torch.Tensor, g: torch.Tensor, step_size: float, norm: str) -> torch.Tensor:
+    """In place ascent step: ``delta += step_size * sign(g)`` (Linf) or ``step_size * g / ||g||_2`` (L2)."""
+    if norm == "linf":
+        return delta.add_(g.sign(), alpha=step_size)
+    return delta.add_(g / _flat_norm(g).clamp_min(1e-12), alpha=step_size)
+
+
+def _validate(x, y, eps, step_size, steps, norm, init, init_std, restarts, momentum, targeted, y_target):
+    if norm not in NORMS:
+        raise ValueError(f"norm={norm!r}; allowed: {NORMS}")
+    if init not in INITS:
+        raise ValueError(f"init={init!r}; allowed: {INITS}")
+    if not (eps >= 0):
+        raise ValueError(f"eps={eps!r} must be >= 0 (on the [0, 1] pixel scale; float('inf') = unbounded)")
+    if not (step_size >= 0) or not math.isfinite(step_size):
+        raise ValueError(f"step_size={step_size!r} must be a finite number >= 0")
+    if int(steps) != steps or steps < 0:
+        raise ValueError(f"steps={steps!r} must be an integer >= 0")
+    if int(restarts) != restarts or restarts < 1:
+        raise ValueError(f"restarts={restarts!r} must be an integer >= 1")
+    if init_std < 0:
+        raise ValueError(f"init_std={init_std!r} must be >= 0")
+    if momentum is not None and not (0 <= momentum):
+        raise ValueError(f"momentum={momentum!r} must be None or >= 0")
+    if y is not None and (y.dim() != 1 or y.shape[0] != x.shape[0]):
+        raise ValueError(f"y must have shape ({x.shape[0]},), got {tuple(y.shape)}")
+    if targeted and y_target is None:
+        raise ValueError("targeted=True needs y_target (target labels of shape (B,))")
+    if y_target is not None and (y_target.dim() != 1 or y_target.shape[0] != x.shape[0]):
+        raise ValueError(f"y_target must have shape ({x.shape[0]},), got {tuple(y_target.shape)}")
+    check_images(x)
+
+
+def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss_fn: Callable, eps: float,
+            step_size: float, steps: int, norm: str = "linf", init: str = "uniform", init_std: float = 0.001,
+            restarts: int = 1, momentum: float | None = None, targeted: bool = False,
+            y_target: torch.Tensor | None = None, keep_best: bool = True, eval_mode: bool = True,
+            generator: torch.Generator | None = None,
+            callback: Callable[[int, int, torch.Tensor], None] | None = None) -> torch.Tensor:
+    """Projected gradient ascent on ``loss_fn`` inside the eps-ball: the one loop behind every white-box attack.
+
+    Args:
+        model: maps images ``(B, C, H, W)`` in [0, 1] to logits ``(B, K)``.
+        x: clean images ``(B, C, H, W)`` in [0, 1] (ValueError otherwise).
+        y: labels ``(B,)`` passed to ``loss_fn`` (may be ``None`` for label-free losses such as FS's OT distance).
+        loss_fn: ``loss_fn(logits_adv, labels)`` -> ``(B,)`` per-example loss, or a scalar for batch-coupled losses
+            (Feature Scattering's OT distance); may close over precomputed clean logits. The loop maximizes it
+            (untargeted) or minimizes it w.r.t. ``y_target`` (targeted).
+        eps: budget on the [0, 1] pixel scale (Linf: max |delta|; L2: ||delta||_2 per example); ``inf`` = unbounded.
+        step_size: alpha (Linf: per-pixel step; L2: L2 length of each step).
+        steps: number of gradient steps (0 returns the projected starting point).
+        norm: ``"linf"`` or ``"l2"``.
+        init: ``"uniform"`` (Madry random start), ``"normal"`` (``init_std * N(0,1)``, TRADES) or ``"none"``.
+        restarts: R random restarts; the per-example worst case is returned (needs a per-example loss).
+        momentum: MIM decay ``mu`` (Dong et al. 2018), ``None`` = plain PGD.
+        targeted: minimize ``loss_fn(logits, y_target)`` instead of maximizing ``loss_fn(logits, y)``.
+        keep_best: return, per example, the best iterate seen (misclassified first, then highest loss) rather than the
+            last one; with a scalar loss the last iterate is returned. Training (TRADES/PGD-AT) should pass ``False``
+            to match the papers' last-iterate adversaries at no extra forward pass.
+        eval_mode: put the model in ``eval()`` for the attack and restore every submodule's mode afterwards (also on
+            exceptions); ``False`` leaves the mode untouched (defenses that attack in train mode).
+        generator: torch.Generator for the random start (``None`` = global RNG).
+        callback: called as ``callback(restart, step, loss)`` with the detached loss of each evaluated iterate
+            (``step`` 0..steps-1 before each update, and ``steps`` for the final iterate when it is scored, i.e.
+            ``keep_best`` or ``restarts > 1``; used for the FS supplement Fig. 1 loss curves).
+    Returns:
+        ``x_adv`` ``(B, C, H, W)``, detached, with ``||x_adv - x|| <= eps`` and values in [0, 1].
+    Raises:
+        ValueError: bad norm/init/eps/step/steps/restarts, inputs outside [0, 1], missing ``y_target``, a scalar loss
+            with ``restarts > 1``.
+    """
+    _validate(x, y, eps, step_size, steps, norm, init, init_std, restarts, momentum, targeted, y_target)
+    x = x.detach()
+    labels = y_target if targeted else y
+    sign = -1.0 if targeted else 1.0
+    best_delta = best_loss = best_succ = None
+    bounds = (-x, 1 - x)
+    bshape = (-1,) + (1,) * (x.dim() - 1)
+
+    def score(logits: torch.Tensor, loss: torch.Tensor):
+        pred = logits.argmax(1)
+        succ = pred == y_target if targeted else pred != y
+        return succ, loss.detach() * sign
+
+    def update_best(delta, logits, loss):
+        nonlocal best_delta, best_loss, best_succ
+        succ, val = score(logits, loss)
+        if best_delta is None:
+            best_delta, best_loss, best_succ = delta.clone(), val, succ
+            return
+        better = (succ & ~best_succ) | ((succ == best_succ) & (val > best_loss))
+        best_delta = torch.where(better.view(bshape), delta, best_delta)
+        best_loss = torch.where(better, val, best_loss)
+        best_succ = best_succ | succ
+
+    with model_mode(model, eval_mode):
+        for r in range(restarts):
+            delta = random_init(x, eps, norm, init, init_std, generator)
+            buf = torch.zeros_like(x) if momentum is not None else None
+            per_example = None
+            for t in range(steps):
+                delta.requires_grad_(True)
+                with torch.enable_grad():
+                    logits = model(x + delta)
+                    loss = loss_fn(logits, labels)
+                    if per_example is None:
+                        per_example = _check_loss(loss, x.shape[0], restarts)
+                    obj = loss.sum() if per_example else loss
+                    (g,) = torch.autograd.grad(obj * sign if targeted else obj, delta)
+                delta = delta.detach()
+                if callback is not None:
+                    callback(r, t, loss.detach())
+                if per_example and keep_best:
+                    update_best(delta, logits.detach(), loss)
+                if buf is not None:  # MIM: g_{t+1} = mu * g_t + grad / ||grad||_1
+                    g = buf.mul_(momentum).add_(g / g.abs().flatten(1).sum(1).clamp_min(1e-12).view(bshape))
+                project_(step_(delta, g, step_size, norm), x, eps, norm, bounds)
+            if per_example is False or (not keep_best and restarts == 1):
+                return (x + delta).detach()
+            with torch.no_grad():  # the final iterate (not yet scored)
+                logits = model(x + delta)
+                loss = loss_fn(logits, labels)
+            if per_example is None and not _check_loss(loss, x.shape[0], restarts):
+                return (x + delta).detach()
+            if callback is not None:
+                callback(r, steps, loss.detach())
+            update_best(delta, logits, loss)
+    return (x + best_delta).detach()
+
+
+def _check_loss(loss: torch.Tensor, batch: int, restarts: int) -> bool:
+    """True for a per-example ``(B,)`` loss, False for a scalar; ValueError otherwise or for scalar + restarts > 1."""
+    if loss.dim() == 0:
+        if restarts > 1:
+            raise ValueError(f"restarts={restarts} needs a per-example loss of shape ({batch},); loss_fn returned a "
+                             "scalar (batch-coupled losses such as the FS OT distance allow restarts=1 only)")
+        return False
+    if loss.shape != (batch,):
+        raise ValueError(f"loss_fn must return shape ({batch},) or a scalar, got {tuple(loss.shape)}")
+    return True

@@ -1,0 +1,172 @@
+"""Attack spec strings -> attack objects: ``make_attack("pgd-linf eps=8/255 steps=20 step=2/255 restarts=5")``.
+
+Grammar: ``NAME key=value key=value ...``; numbers accept fractions (``8/255``) and ``inf``; booleans
+``true/false/1/0/yes/no``; ``targeted`` also accepts ``random``. Every budget is on the [0, 1] pixel scale.
+``ATTACKS`` lists the names and ``ATTACKS[name].keys`` the keys each accepts; anything else raises ValueError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..utils import parse_number
+from . import blackbox, library, whitebox
+
+_BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _num(v: str) -> float:
+    return parse_number(v)
+
+
+def _int(v: str) -> int:
+    f = parse_number(v)
+    if f != int(f):
+        raise ValueError(f"{v!r} is not an integer")
+    return int(f)
+
+
+def _bool(v: str) -> bool:
+    if v.lower() not in _BOOL:
+        raise ValueError(f"{v!r} is not a boolean (allowed: {sorted(_BOOL)})")
+    return _BOOL[v.lower()]
+
+
+def _target(v: str):
+    return "random" if v.lower() == "random" else _bool(v)
+
+
+def _str(v: str) -> str:
+    return v
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One attack name: its factory and the accepted keys ``{spec key: (constructor argument, parser)}``."""
+
+    factory: Callable[..., Any]
+    keys: dict
+    fixed: dict
+
+
+_PGD_KEYS = {"eps": ("eps", _num), "steps": ("steps", _int), "step": ("step_size", _num),
+             "restarts": ("restarts", _int), "loss": ("loss", _str), "kappa": ("kappa", _num),
+             "targeted": ("targeted", _target), "seed": ("seed", _int), "rs": ("random_start", _bool),
+             "random_start": ("random_start", _bool), "keep_best": ("keep_best", _bool)}
+_COMMON = {"eps": ("eps", _num), "norm": ("norm", _str), "seed": ("seed", _int)}
+
+
+def _sub(keys: dict, drop=()) -> dict:
+    return {k: v for k, v in keys.items() if k not in drop}
+
+
+ATTACKS: dict[str, Entry] = {
+    "fgsm": Entry(whitebox.FGSM, {**_COMMON, "step": ("step_size", _num), "loss": ("loss", _str),
+                                  "targeted": ("targeted", _target)}, {}),
+    "pgd-linf": Entry(whitebox.PGD, _PGD_KEYS, {"norm": "linf"}),
+    "pgd-l2": Entry(whitebox.PGD, _PGD_KEYS, {"norm": "l2"}),
+    "cw-linf": Entry(whitebox.CW, _sub(_PGD_KEYS, ["loss"]), {"norm": "linf"}),
+    "mim": Entry(whitebox.MIM, {**_sub(_PGD_KEYS, ["loss", "rs", "random_start"]), "norm": ("norm", _str),
+                                "decay": ("momentum", _num)}, {}),
+    "apgd-ce": Entry(library.APGD, {**_COMMON, "steps": ("steps", _int), "restarts": ("restarts", _int)},
+                     {"loss": "ce"}),
+    "apgd-dlr": Entry(library.APGD, {**_COMMON, "steps": ("steps", _int), "restarts": ("restarts", _int)},
+                      {"loss": "dlr"}),
+    "apgd-t": Entry(library.APGDT, {**_COMMON, "steps": ("steps", _int), "restarts": ("restarts", _int),
+                                    "targets": ("n_targets", _int)}, {}),
+    "fab": Entry(library.FAB, {**_COMMON, "steps": ("steps", _int), "restarts": ("restarts", _int),
+                               "targeted": ("targeted", _bool), "targets": ("n_targets", _int)}, {}),
+    "square": Entry(library.Square, {**_COMMON, "queries": ("queries", _int), "restarts": ("restarts", _int),
+                                     "p_init": ("p_init", _num)}, {}),
+    "spsa": Entry(library.SPSA, {**_COMMON, "steps": ("steps", _int), "samples": ("samples", _int),
+                                 "delta": ("delta", _num), "lr": ("lr", _num), "max_batch": ("max_batch", _int)}, {}),
+    "cw-l2": Entry(library.CWL2, {"eps": ("eps", _num), "c": ("c", _num), "kappa": ("kappa", _num),
+                                  "steps": ("steps", _int), "lr": ("lr", _num)}, {}),
+    "deepfool": Entry(library.DeepFool, {"eps": ("eps", _num), "steps": ("steps", _int),
+                                         "overshoot": ("overshoot", _num)}, {}),
+    "autoattack": Entry(library.AutoAttack, {**_COMMON, "steps": ("apgd_steps", _int),
+                                             "fab_steps": ("fab_steps", _int), "targets": ("n_targets", _int),
+                                             "queries": ("queries", _int)}, {}),
+    "simba": Entry(blackbox.SimBA, {**_COMMON, "iters": ("iters", _int), "basis": ("basis", _str),
+                                    "step": ("step", _num), "freq": ("freq", _int)}, {}),
+    "localsearch": Entry(blackbox.LocalSearch, {"eps": ("eps", _num), "seed": ("seed", _int),
+                                                "rounds": ("rounds", _int), "top": ("top", _int),
+                                                "radius": ("radius", _int), "candidates": ("candidates", _int),
+                                                "init_frac": ("init_frac", _num)}, {}),
+}
+ALIASES = {"pgd": "pgd-linf", "cw": "cw-linf", "aa": "autoattack", "local-search": "localsearch",
+           "apgd": "apgd-ce", "fab-t": "fab", "c&w-l2": "cw-l2"}
+TRANSFER_INNER = ("pgd-linf", "pgd-l2", "cw-linf", "fgsm", "mim")
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """Split ``"name k=v k=v"`` into the canonical name and the raw ``{key: value}`` strings.
+
+    Raises:
+        ValueError: empty spec, a token without ``=``, a repeated key, or an unknown attack name.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"attack spec must be a non-empty string like 'pgd-linf eps=8/255 steps=20', got {spec!r}")
+    name, *tokens = spec.split()
+    name = ALIASES.get(name.lower(), name.lower())
+    if name not in ATTACKS and name != "transfer":
+        raise ValueError(f"unknown attack {name!r} in spec {spec!r}; valid names: "
+                         f"{sorted(ATTACKS) + ['transfer']} (aliases: {ALIASES})")
+    raw: dict[str, str] = {}
+    for tok in tokens:
+        if "=" not in tok:
+            raise ValueError(f"bad token {tok!r} in spec {spec!r}: expected key=value")
+        k, v = tok.split("=", 1)
+        if k in raw:
+            raise ValueError(f"key {k!r} given twice in spec {spec!r}")
+        raw[k] = v
+    return name, raw
+
+
+def _build(name: str, raw: dict[str, str], spec: str):
+    entry = ATTACKS[name]
+    kwargs = dict(entry.fixed)
+    for k, v in raw.items():
+        if k not in entry.keys:
+            raise ValueError(f"unknown key {k!r} for attack {name!r} in spec {spec!r}; "
+                             f"allowed keys: {sorted(entry.keys)}")
+        arg, parse = entry.keys[k]
+        try:
+            kwargs[arg] = parse(v)
+        except ValueError as e:
+            raise ValueError(f"bad value for {k!r} in spec {spec!r}: {e}") from None
+    try:
+        return entry.factory(**kwargs)
+    except TypeError as e:  # a required argument (eps) is missing
+        raise ValueError(f"spec {spec!r}: {e}; allowed keys: {sorted(entry.keys)}") from None
+    except ValueError as e:
+        raise ValueError(f"spec {spec!r}: {e}") from None
+
+
+def make_attack(spec: str, source=None):
+    """Build an attack object from a spec string (see module docstring and ``ATTACKS``).
+
+    ``transfer source=RUN_DIR via=pgd-linf eps=... steps=...`` builds a :class:`~ot_robust.attacks.blackbox.Transfer`
+    whose inner attack (``via``, one of ``TRANSFER_INNER``) takes the remaining keys; the source model is ``source``
+    (an ``nn.Module``) or loaded from ``RUN_DIR`` with ``ot_robust.train.load_model``.
+
+    Raises:
+        ValueError: unknown name or key, unparsable value, invalid setting (negative eps, a single Linf step larger
+            than eps, ...), or a transfer spec without a source.
+    """
+    name, raw = parse_spec(spec)
+    if name != "transfer":
+        return _build(name, raw, spec)
+    via = raw.pop("via", "pgd-linf")
+    via = ALIASES.get(via, via)
+    if via not in TRANSFER_INNER:
+        raise ValueError(f"via={via!r} in spec {spec!r}; allowed: {TRANSFER_INNER}")
+    path = raw.pop("source", None)
+    if source is None:
+        if path is None:
+            raise ValueError(f"spec {spec!r}: transfer needs source=RUN_DIR (or make_attack(spec, source=model))")
+        from ..train import load_model  # lazy: the trainer module is optional here
+
+        source = load_model(path)
+    return blackbox.Transfer(source, _build(via, raw, spec))

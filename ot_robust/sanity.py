@@ -1,0 +1,199 @@
+"""Gradient-masking sanity checks (Carlini et al. 2019, "On evaluating adversarial robustness", Sec. 5; the flags of
+Croce & Hein's AutoAttack), run with every evaluation and reported as pass/flag with the numbers behind each.
+
+Checks on the model (:func:`run_sanity`, cheap by default: ``SanityConfig``):
+
+* ``deterministic_forward`` - two eval-mode forward passes agree (randomized defenses need EOT attacks);
+* ``nonzero_gradients`` - input gradients of the margin loss are non-zero (AutoAttack's ``check_zero_gradients``);
+* ``iterative_vs_single_step`` - PGD is at least as strong as FGSM;
+* ``accuracy_vs_epsilon`` - accuracy does not increase with eps and falls to ~0 at a large eps;
+* ``unbounded_pgd`` - PGD with an unbounded budget reaches ~100% success;
+* ``blackbox_vs_whitebox`` - Square (score-based black-box) is not stronger than PGD;
+* ``pgd_loss_plateau`` - the PGD loss over iterations for k random starts rises and plateaus (FS supplement Fig. 1).
+
+Checks on a results table (:func:`check_table_consistency`, also usable on the papers' published numbers):
+AutoAttack not weaker than PGD/CW (the OTJR Table 7 inconsistency), black-box not stronger than white-box,
+iterative not weaker than single-step.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .attacks import FGSM, PGD, Square, margin, model_mode
+
+_AA = re.compile(r"auto|^aa\b", re.I)
+_BLACK = re.compile(r"square|simba|transfer|local|spsa|black|undefended|siamese", re.I)
+_SINGLE = re.compile(r"fgsm", re.I)
+_ITER = re.compile(r"pgd|cw|mim|apgd", re.I)
+
+
+@dataclass
+class SanityConfig:
+    """Sizes and thresholds of the sanity suite (defaults: a few seconds on a CPU for a small CNN).
+
+    Accuracies and tolerances are in percentage points.
+    """
+
+    n: int = 100
+    steps: int = 10
+    eps_multipliers: tuple = (1.0, 2.0, 4.0)
+    max_acc_large_eps: float = 10.0
+    unbounded_steps: int = 20
+    min_unbounded_success: float = 98.0
+    square_queries: int = 300
+    loss_examples: int = 20
+    loss_starts: int = 5
+    plateau_ratio: float = 0.25
+    max_zero_grad_frac: float = 0.1
+    tol: float = 0.0
+    seed: int = 0
+
+
+def _result(check: str, flagged: bool, details: str, **numbers) -> dict[str, Any]:
+    return {"check": check, "status": "flag" if flagged else "pass", "details": details, "numbers": numbers}
+
+
+def _robust_acc(model: nn.Module, attack, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Accuracy in % (correct on clean and adversarial input)."""
+    x_adv = attack(model, x, y)
+    with torch.no_grad(), model_mode(model):
+        ok = (model(x).argmax(1) == y) & (model(x_adv).argmax(1) == y)
+    return 100.0 * ok.float().mean().item()
+
+
+def _large_eps(eps: float, norm: str, d: int) -> float:
+    return min(1.0, max(0.5, 8 * eps)) if norm == "linf" else min(math.sqrt(d), max(8 * eps, 0.25 * math.sqrt(d)))
+
+
+def run_sanity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf",
+               config: SanityConfig | None = None) -> list[dict[str, Any]]:
+    """Run the model checks on the first ``config.n`` examples of ``x`` ``(N, C, H, W)`` in [0, 1], labels ``y``.
+
+    Returns a list of ``{"check", "status": "pass"|"flag", "details", "numbers"}``.
+    Raises:
+        ValueError: eps <= 0 or not finite, unknown norm.
+    """
+    cfg = config or SanityConfig()
+    if not (eps > 0 and math.isfinite(eps)):
+        raise ValueError(f"sanity checks need a finite eps > 0, got {eps!r}")
+    if norm not in ("linf", "l2"):
+        raise ValueError(f"norm={norm!r}; allowed: 'linf', 'l2'")
+    x, y = x[: cfg.n], y[: cfg.n]
+    s, k = cfg.seed, cfg.steps
+    out = []
+
+    with torch.no_grad(), model_mode(model):
+        l1, l2 = model(x), model(x)
+    diff = (l1 - l2).abs().max().item()
+    out.append(_result("deterministic_forward", diff > 1e-5 * max(1.0, l1.abs().max().item()),
+                       "two eval-mode forward passes on the same input", max_abs_logit_diff=diff))
+
+    with model_mode(model), torch.enable_grad():
+        xg = x.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(margin(model(xg), y).sum(), xg)
+    zero_frac = (g.flatten(1).abs().amax(1) == 0).float().mean().item()
+    out.append(_result("nonzero_gradients", zero_frac > cfg.max_zero_grad_frac,
+                       "fraction of examples whose input gradient (margin loss) is exactly zero",
+                       zero_fraction=zero_frac, threshold=cfg.max_zero_grad_frac))
+
+    clean = _robust_acc(model, lambda m, a, b: a, x, y)
+    pgd = _robust_acc(model, PGD(eps, k, norm=norm, seed=s), x, y)
+    fgsm = _robust_acc(model, FGSM(eps, norm=norm), x, y)
+    out.append(_result("iterative_vs_single_step", pgd > fgsm + cfg.tol,
+                       f"PGD-{k} accuracy must not exceed FGSM accuracy", clean=clean, pgd=pgd, fgsm=fgsm))
+
+    big = _large_eps(eps, norm, x[0].numel())
+    grid = sorted({eps * m for m in cfg.eps_multipliers} | {big})
+    accs = [_robust_acc(model, PGD(e, k, norm=norm, seed=s), x, y) for e in grid]
+    rising = any(b > a + max(cfg.tol, 100.0 / len(x)) for a, b in zip(accs, accs[1:]))
+    out.append(_result("accuracy_vs_epsilon", rising or accs[-1] > cfg.max_acc_large_eps,
+                       f"PGD-{k} accuracy must not rise with eps and must be <= {cfg.max_acc_large_eps}% "
+                       f"at eps={big:g}",
+                       epsilons=grid, accuracy=accs))
+
+    step = 0.1 if norm == "linf" else 0.1 * math.sqrt(x[0].numel())
+    unb = PGD(math.inf, cfg.unbounded_steps, step_size=step, norm=norm, random_start=False, seed=s)
+    x_adv = unb(model, x, y)
+    with torch.no_grad(), model_mode(model):
+        correct = model(x).argmax(1) == y
+        fooled = model(x_adv).argmax(1) != y
+    success = 100.0 * (fooled & correct).float().sum().item() / max(1, int(correct.sum()))
+    out.append(_result("unbounded_pgd", success < cfg.min_unbounded_success,
+                       f"PGD-{cfg.unbounded_steps} with unbounded budget must fool ~all correctly classified inputs",
+                       success_rate=success, threshold=cfg.min_unbounded_success))
+
+    sq = _robust_acc(model, Square(eps=eps, norm=norm, queries=cfg.square_queries, seed=s), x, y)
+    out.append(_result("blackbox_vs_whitebox", sq < pgd - cfg.tol,
+                       f"Square ({cfg.square_queries} queries) must not beat PGD-{k}", square=sq, pgd=pgd))
+
+    from .evaluate import pgd_loss_curves  # evaluate imports this module at top level
+
+    curves = pgd_loss_curves(model, x[: cfg.loss_examples], y[: cfg.loss_examples], n_starts=cfg.loss_starts,
+                             steps=k, eps=eps, norm=norm, seed=s)
+    mean = curves.groupby("iteration")["loss"].mean().to_numpy()
+    rise = float(mean[-1] - mean[0])
+    late = float(mean[-1] - mean[int(0.75 * (len(mean) - 1))])
+    final = curves[curves.iteration == curves.iteration.max()]["loss"].to_numpy()
+    out.append(_result("pgd_loss_plateau", not rise > 1e-6 or late > cfg.plateau_ratio * rise,
+                       f"mean PGD loss over {cfg.loss_starts} random starts must rise and then plateau "
+                       f"(last-quarter rise <= {cfg.plateau_ratio} x total rise)",
+                       total_rise=rise, last_quarter_rise=late, final_loss_std_over_starts=float(np.std(final))))
+    for r in out:
+        r["numbers"]["config"] = asdict(cfg)
+    return out
+
+
+def _kind(name: str) -> str:
+    if _AA.search(name):
+        return "autoattack"
+    if _BLACK.search(name):
+        return "black-box"
+    if _SINGLE.search(name):
+        return "single-step"
+    if _ITER.search(name):
+        return "iterative"
+    return "other"
+
+
+def check_table_consistency(rows: Iterable[dict] | Any, tol: float = 0.0) -> list[dict[str, Any]]:
+    """Flag a results table whose numbers are inconsistent with a sound evaluation.
+
+    ``rows``: dicts (or a DataFrame) with ``attack`` (name; classified by pattern: AutoAttack, black-box =
+    square/simba/transfer/local/spsa, single-step = fgsm, iterative = pgd/cw/mim/apgd) and ``accuracy`` (%). Rows
+    named ``clean`` or ``worst case`` are ignored. A check whose attack kinds are absent is not reported.
+    Flags: AutoAttack accuracy > the lowest iterative accuracy (e.g. OTJR Table 7); a black-box accuracy < the lowest
+    white-box accuracy; the lowest iterative accuracy > the FGSM accuracy (each with ``tol`` points of slack).
+    """
+    if hasattr(rows, "to_dict"):
+        rows = rows.to_dict("records")
+    groups: dict[str, list[tuple[str, float]]] = {}
+    for r in rows:
+        name = str(r["attack"])
+        if name.lower().startswith(("clean", "worst")):
+            continue
+        groups.setdefault(_kind(name), []).append((name, float(r["accuracy"])))
+    out = []
+    it = min(groups.get("iterative", []), key=lambda t: t[1], default=None)
+    if it and groups.get("autoattack"):
+        aa = max(groups["autoattack"], key=lambda t: t[1])
+        out.append(_result("autoattack_not_weaker_than_pgd", aa[1] > it[1] + tol,
+                           f"{aa[0]} accuracy must not exceed {it[0]} accuracy", autoattack=aa[1], pgd=it[1]))
+    white = groups.get("iterative", []) + groups.get("autoattack", []) + groups.get("single-step", [])
+    if white and groups.get("black-box"):
+        wb = min(white, key=lambda t: t[1])
+        bb = min(groups["black-box"], key=lambda t: t[1])
+        out.append(_result("table_blackbox_vs_whitebox", bb[1] < wb[1] - tol,
+                           f"black-box {bb[0]} must not beat white-box {wb[0]}", blackbox=bb[1], whitebox=wb[1]))
+    if it and groups.get("single-step"):
+        fg = min(groups["single-step"], key=lambda t: t[1])
+        out.append(_result("table_iterative_vs_single_step", it[1] > fg[1] + tol,
+                           f"{it[0]} accuracy must not exceed {fg[0]} accuracy", iterative=it[1], single_step=fg[1]))
+    return out

@@ -1,0 +1,113 @@
+"""evaluate(): table rows and worst case, determinism for a seed, JSON with provenance, clear errors for bad specs,
+curves, and the CLI (with a stand-in for the trainer's load_model)."""
+
+import json
+import sys
+import types
+
+import pytest
+import torch
+
+from ot_robust.attacks import make_attack
+from ot_robust.evaluate import accuracy_vs_epsilon, accuracy_vs_steps, cli, evaluate, pgd_loss_curves
+
+from _models import mnist_test, one_thread, trained_model
+
+ATTACKS = ["fgsm eps=0.1", "pgd-linf eps=0.1 steps=5 step=0.025 restarts=2", "cw eps=0.1 steps=5"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def data():
+    x, y = mnist_test(200)
+    return x[:48], y[:48]
+
+
+def test_table_rows_worst_case_and_determinism(data, tmp_path):
+    model = trained_model()
+    r1 = evaluate(model, data, ATTACKS, n_examples=40, seed=1, batch_size=16, sanity=False, progress=False)
+    r2 = evaluate(model, data, ATTACKS, n_examples=40, seed=1, batch_size=16, sanity=False, progress=False)
+    t = r1.table
+    assert list(t.attack) == ["clean", "fgsm", "pgd-linf", "pgd-linf (min over 2 runs)", "cw-linf",
+                              "worst case (all attacks)"]
+    assert (t.n == 40).all() and set(["attack", "spec", "accuracy", "n"]) <= set(t.columns)
+    acc = dict(zip(t.attack, t.accuracy))
+    assert acc["worst case (all attacks)"] == r1.worst_case <= min(acc["fgsm"], acc["pgd-linf"], acc["cw-linf"])
+    assert acc["pgd-linf"] <= acc["pgd-linf (min over 2 runs)"] < acc["clean"]
+    cols = ["attack", "accuracy", "max_min"]
+    assert r1.table[cols].equals(r2.table[cols]) and r1.robust == r2.robust
+    r1.to_json(tmp_path / "eval.json")
+    saved = json.loads((tmp_path / "eval.json").read_text())
+    assert saved["worst_case"] == r1.worst_case and "git_commit" in saved["provenance"]
+    assert saved["meta"]["seed"] == 1 and len(saved["table"]) == 6
+
+
+def test_evaluate_runs_sanity_with_table_checks(data):
+    from ot_robust.sanity import SanityConfig
+
+    cfg = SanityConfig(n=30, steps=5, square_queries=50, loss_examples=5, loss_starts=2)
+    rep = evaluate(trained_model(), data, ["fgsm eps=0.1", "pgd eps=0.1 steps=5"], n_examples=30,
+                   progress=False, sanity_config=cfg)
+    checks = {s["check"] for s in rep.sanity}
+    assert {"table_iterative_vs_single_step", "nonzero_gradients", "unbounded_pgd"} <= checks
+    assert rep.flags == [s for s in rep.sanity if s["status"] == "flag"]
+
+
+@pytest.mark.parametrize("spec,match", [
+    ("nosuch eps=0.1", "unknown attack"), ("pgd eps=0.1 foo=3", "unknown key 'foo'"),
+    ("pgd eps=-0.1", "eps"), ("pgd eps=0.1 steps=1 step=0.2 rs=false", "exceeds the budget"),
+    ("pgd eps=abc", "bad value for 'eps'"), ("pgd steps=10", "eps"), ("pgd eps=0.1 steps=0", "steps"),
+    ("pgd eps=0.1 norm=l2", "unknown key 'norm'"), ("pgd eps=0.1 targeted=maybe", "targeted"),
+    ("transfer eps=0.1", "source"), ("pgd eps=0.1 steps", "key=value"), ("", "non-empty"),
+    ("square eps=0.1 queries=0", "queries"), ("simba eps=0.1 basis=fft", "basis"),
+])
+def test_bad_specs_raise_clear_errors(spec, match):
+    with pytest.raises(ValueError, match=match):
+        make_attack(spec)
+
+
+def test_spec_parsing_builds_the_right_attack():
+    a = make_attack("pgd-linf eps=8/255 steps=20 step=2/255 restarts=5")
+    assert (a.eps, a.steps, a.step_size, a.restarts, a.norm) == (8 / 255, 20, 2 / 255, 5, "linf")
+    aa = make_attack("aa eps=8/255")
+    assert (aa.apgd_steps, aa.fab_steps, aa.n_targets, aa.queries) == (100, 100, 9, 5000)  # reference settings
+
+
+def test_inputs_outside_unit_range_raise(data):
+    x, y = data
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        evaluate(trained_model(), (x * 255, y), ["fgsm eps=0.1"], n_examples=8, sanity=False, progress=False)
+
+
+def test_curves(data):
+    model = trained_model()
+    x, y = data[0][:24], data[1][:24]
+    ve = accuracy_vs_epsilon(model, x, y, [0.0, 0.05, 0.2], steps=5)
+    assert list(ve.columns) == ["epsilon", "accuracy"] and ve.accuracy.is_monotonic_decreasing
+    vs = accuracy_vs_steps(model, x, y, 0.1, [1, 5], step_size=0.025)
+    assert vs.accuracy.iloc[1] <= vs.accuracy.iloc[0] + 100 / 24
+    lc = pgd_loss_curves(model, x[:8], y[:8], n_starts=4, steps=5, eps=0.1)
+    assert lc.shape == (4 * 6, 3) and set(lc.start) == set(range(4))
+    first, last = lc[lc.iteration == 0].loss.mean(), lc[lc.iteration == 5].loss.mean()
+    assert last > first
+
+
+def test_cli_with_stub_loader(data, tmp_path, monkeypatch, capsys):
+    x, y = data
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"dataset": "mnist-sample"}))
+    stub = types.ModuleType("ot_robust.train")  # stand-in until the trainer's module exists
+    stub.load_model = lambda run_dir, device=None: trained_model()
+    monkeypatch.setitem(sys.modules, "ot_robust.train", stub)
+    out = tmp_path / "eval.json"
+    assert cli(["--run", str(run), "--attacks", "fgsm eps=0.1; pgd eps=0.1 steps=3", "--n", "16",
+                "--out", str(out), "--no-sanity", "--no-progress"]) == 0
+    rep = json.loads(out.read_text())
+    assert [r["attack"] for r in rep["table"]] == ["clean", "fgsm", "pgd-linf", "worst case (all attacks)"]
+    assert "worst case" in capsys.readouterr().out

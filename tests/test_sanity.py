@@ -1,0 +1,56 @@
+"""The gradient-masking sanity checks flag a deliberately masked model (input quantized with a zero-gradient
+rounding) and pass an ordinary model; table checks flag AutoAttack weaker than PGD."""
+
+import pytest
+
+from ot_robust.sanity import SanityConfig, check_table_consistency, run_sanity
+
+from _models import Quantized, mnist_test, one_thread, trained_model
+
+CFG = SanityConfig(n=60, steps=10, square_queries=100, loss_examples=10, loss_starts=3)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
+
+
+def _status(model):
+    x, y = mnist_test(200)
+    out = run_sanity(model, x, y, eps=0.1, config=CFG)
+    assert all(set(r) == {"check", "status", "details", "numbers"} and r["status"] in ("pass", "flag") for r in out)
+    return {r["check"]: r["status"] for r in out}
+
+
+def test_ordinary_model_passes_every_check():
+    status = _status(trained_model())
+    assert len(status) == 7 and set(status.values()) == {"pass"}, status
+
+
+def test_gradient_masked_model_is_flagged():
+    status = _status(Quantized(trained_model()))
+    for check in ("nonzero_gradients", "unbounded_pgd", "blackbox_vs_whitebox", "pgd_loss_plateau"):
+        assert status[check] == "flag", status
+
+
+def test_sanity_rejects_bad_eps():
+    x, y = mnist_test(200)
+    with pytest.raises(ValueError, match="eps"):
+        run_sanity(trained_model(), x, y, eps=0.0, config=CFG)
+
+
+def test_table_consistency_flags_autoattack_weaker_than_pgd():
+    # the shape of the OTJR Table 7 inconsistency: AutoAttack accuracy above PGD accuracy
+    bad = [{"attack": "clean", "accuracy": 85.0}, {"attack": "FGSM", "accuracy": 60.0},
+           {"attack": "PGD-20", "accuracy": 50.0}, {"attack": "AutoAttack", "accuracy": 52.3},
+           {"attack": "Square", "accuracy": 45.0}]
+    flags = {r["check"]: r for r in check_table_consistency(bad)}
+    assert flags["autoattack_not_weaker_than_pgd"]["status"] == "flag"
+    assert flags["autoattack_not_weaker_than_pgd"]["numbers"] == {"autoattack": 52.3, "pgd": 50.0}
+    assert flags["table_blackbox_vs_whitebox"]["status"] == "flag"
+    assert flags["table_iterative_vs_single_step"]["status"] == "pass"
+    good = [{"attack": "FGSM", "accuracy": 60.0}, {"attack": "PGD-20", "accuracy": 50.0},
+            {"attack": "AA", "accuracy": 47.0}, {"attack": "transfer", "accuracy": 70.0}]
+    assert {r["status"] for r in check_table_consistency(good)} == {"pass"}
+    assert check_table_consistency([{"attack": "PGD-20", "accuracy": 50.0}]) == []
