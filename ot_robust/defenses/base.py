@@ -1,0 +1,157 @@
+"""The Defense interface, its output record, the registry by name, and the parameter checks every defense shares.
+
+A defense turns a clean batch into the scalar training loss (its inner maximisation included)::
+
+    out = defense.loss(model, x, y)      # x (B, C, H, W) in [0, 1], y (B,) int64
+    out.loss.backward()                  # the Trainer steps the optimiser(s)
+
+The Trainer never knows which method it runs: it asks :meth:`Defense.validate` before training, adds the
+parameters of :meth:`Defense.modules` to nothing (they are trained by :meth:`Defense.optimizers`, owned by the
+defense), checkpoints :meth:`Defense.state_dict`, and uses ``needs_double_backprop`` only to refuse AMP/unsupported
+combinations early.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class DefenseOutput:
+    """What :meth:`Defense.loss` returns.
+
+    Attributes:
+        loss: scalar tensor to minimise (differentiable w.r.t. the model parameters).
+        logs: floats to average over the epoch and write to ``metrics.jsonl`` (e.g. ``ce_adv``, ``ot_distance``).
+        logits_adv: detached logits ``(B, K)`` of the training inputs the loss used (adversarial or clean), for the
+            Trainer's running training accuracy; ``None`` if not available.
+    """
+
+    loss: Tensor
+    logs: dict = field(default_factory=dict)
+    logits_adv: Optional[Tensor] = None
+
+
+class Defense:
+    """Base class of every training method. Subclasses implement :meth:`loss` and read like their paper's algorithm.
+
+    Class attributes:
+        needs_double_backprop: the loss contains input gradients that must be differentiated again (OTJR).
+        batch_coupled: the loss or its inner maximisation couples the examples of a batch (OT methods); the Trainer
+            then refuses ``batch_size < 2`` (via :meth:`validate`) and, under DDP, the defense decides how to couple.
+    """
+
+    needs_double_backprop: bool = False
+    batch_coupled: bool = False
+    name: str = "defense"
+
+    def __init__(self) -> None:
+        self.distributed = None  # set by the Trainer under DDP: a ot_robust.training.distributed.DistInfo
+
+    def loss(self, model: nn.Module, x: Tensor, y: Tensor) -> DefenseOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def validate(self, batch_size: int) -> None:
+        """Raise ValueError if the defense cannot train with this (per-step, global) batch size."""
+        if self.batch_coupled and int(batch_size) < 2:
+            raise ValueError(f"{self.name} couples the examples of a batch (optimal transport) and needs "
+                             f"batch_size >= 2, got {batch_size}")
+
+    def modules(self) -> dict[str, nn.Module]:
+        """Extra trainable modules owned by the defense (GOT's Kantorovich potential); default none."""
+        return {}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Optimisers of :meth:`modules`, stepped by the defense itself inside :meth:`loss`; default none."""
+        return {}
+
+    def state_dict(self) -> dict:
+        """The defense's own state (modules etc.) for checkpoints; default empty."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`."""
+
+    def after_step(self, model: nn.Module) -> None:
+        """Called by the Trainer right after each optimizer step (AWP removes its weight perturbation here)."""
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_") and k != "distributed")
+        return f"{type(self).__name__}({params})"
+
+
+DEFENSES: dict[str, type] = {}
+
+
+def register_defense(name: str) -> Callable[[type], type]:
+    """Class decorator: register a :class:`Defense` subclass under ``name`` (ValueError on a duplicate name)."""
+    def deco(cls: type) -> type:
+        if name in DEFENSES and DEFENSES[name] is not cls:
+            raise ValueError(f"defense name {name!r} is already registered by {DEFENSES[name].__name__}")
+        DEFENSES[name] = cls
+        cls.name = name
+        return cls
+    return deco
+
+
+def get_defense(name: str, **params) -> Defense:
+    """Instantiate the registered defense ``name`` with ``params``.
+
+    Raises:
+        ValueError: unknown name (listing the valid ones) or an unknown / invalid parameter (message names it).
+    """
+    from . import _load_all
+
+    _load_all()
+    if name not in DEFENSES:
+        raise ValueError(f"unknown defense/method {name!r}; valid names: {sorted(DEFENSES)}")
+    try:
+        return DEFENSES[name](**params)
+    except TypeError as e:  # unexpected keyword
+        raise ValueError(f"bad parameters for defense {name!r}: {e}") from None
+
+
+# ---- parameter checks shared by the defenses (clear ValueErrors, before any training) ----
+
+def check_number(name: str, value, low: float = 0.0, low_open: bool = False, high: float = math.inf,
+                 high_open: bool = True) -> float:
+    """``float(value)`` if finite and inside the interval (``low_open``/``high_open`` exclude the ends).
+
+    Strings such as ``"8/255"`` are accepted. Raises ValueError naming ``name``, the value and the allowed range.
+    """
+    from ..utils import parse_number
+
+    try:
+        v = parse_number(value) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r} must be a number") from None
+    ok = math.isfinite(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+    if not ok:
+        lo = f"{'(' if low_open else '['}{low:g}"
+        hi = f"{high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name}={value!r} must be a finite number in {lo}, {hi}")
+    return v
+
+
+def check_int(name: str, value, low: int = 1) -> int:
+    """``int(value)`` if it is an integer >= ``low``; ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < low:
+        raise ValueError(f"{name}={value!r} must be an integer >= {low}")
+    return int(value)
+
+
+def check_choice(name: str, value, allowed) -> str:
+    """``value`` if it is one of ``allowed``; ValueError listing them otherwise."""
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r}; allowed: {tuple(allowed)}")
+    return value
+
+
+def attack_params(eps, step_size, steps) -> tuple[float, float, int]:
+    """Checked (eps >= 0, step_size > 0, steps >= 1) training-adversary parameters on the [0, 1] pixel scale."""
+    return (check_number("eps", eps), check_number("step_size", step_size, low_open=True),
+            check_int("steps", steps))

@@ -1,0 +1,106 @@
+"""Trainer: run directory contents, load_model, presets, subsets, CLI, and bad configurations failing at start."""
+import json
+
+import pytest
+import torch
+import yaml
+
+from ot_robust.data import as_tensors, get_dataset
+from ot_robust.defenses.presets import PRESETS
+from ot_robust.train import TrainConfig, cli, load_model, subset_indices, train
+
+TINY = dict(dataset="mnist-sample", model="small_cnn", num_train=300, batch_size=50, eval_n=40, eval_steps=2,
+            progress=False, deterministic=True, optimizer="adam", lr=3e-3)
+
+
+def test_run_directory_and_load_model(tmp_path):
+    path = train(dict(TINY, method="standard", epochs=2, schedule="multistep", milestones=[1], gamma=0.1),
+                 tmp_path / "run")
+    run = tmp_path / "run"
+    assert path == run / "model.pt"
+    lines = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2]
+    for key in ("train_loss", "train_acc", "eval_clean_acc", "eval_pgd2_acc", "time_s", "images_per_s", "lr"):
+        assert all(key in r for r in lines), key
+    assert lines[0]["lr"] == pytest.approx(3e-3) and lines[1]["lr"] == pytest.approx(3e-4)   # multistep decay
+    assert lines[0]["train_images"] == 300
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["config"]["method"] == "standard" and cfg["dataset"] == {
+        "name": "mnist-sample", "exact": True, "note": cfg["dataset"]["note"]}
+    assert "torch" in cfg["provenance"]["versions"] and "git_commit" in cfg["provenance"]
+    assert (run / "checkpoint.pt").exists() and (run / "checkpoint.prev.pt").exists()
+    model = load_model(run)
+    assert not model.training
+    blob = torch.load(run / "model.pt", weights_only=False)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, blob["state_dict"][k])
+    x, y = as_tensors(get_dataset("mnist-sample", "test"), 40)
+    acc = float((model(x).argmax(1) == y).float().mean() * 100)
+    assert acc == pytest.approx(lines[-1]["eval_clean_acc"])
+    # a finished run returns at once without training again
+    before = (run / "metrics.jsonl").read_text()
+    train(dict(TINY, method="standard", epochs=2, schedule="multistep", milestones=[1], gamma=0.1), run)
+    assert (run / "metrics.jsonl").read_text() == before
+
+
+@pytest.mark.parametrize("changes,match", [
+    (dict(method="nope"), "unknown defense"),
+    (dict(model="resnet9000"), "unknown model"),
+    (dict(dataset="imagenet"), "unknown dataset"),
+    (dict(method="pgd_at", method_params=dict(eps=-0.1)), "eps"),
+    (dict(method="pgd_at", method_params=dict(step_size=0)), "step_size"),
+    (dict(method="feature_scattering", method_params=dict(steps=0)), "steps"),
+    (dict(method="feature_scattering", method_params=dict(label_smoothing=1.0)), "label_smoothing"),
+    (dict(method="feature_scattering", batch_size=1), "batch_size >= 2"),
+    (dict(optimizer="rmsprop"), "optimizer"),
+    (dict(schedule="linear"), "schedule"),
+    (dict(milestones=[5, 3]), "milestones"),
+    (dict(lr=0), "lr"),
+    (dict(eval_eps=-1), "eval_eps"),
+])
+def test_bad_config_fails_before_training(tmp_path, changes, match):
+    with pytest.raises(ValueError, match=match):
+        train(dict(TINY, **changes), tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoint.pt").exists() and not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_unknown_config_key():
+    with pytest.raises(ValueError, match="unknown TrainConfig keys"):
+        TrainConfig.from_dict({"learning_rate": 0.1})
+
+
+def test_presets_are_the_paper_settings():
+    cfg = TrainConfig.from_dict({"preset": "fs-cifar10-wrn28-10", "method_params": {"label_smoothing": 0.3}})
+    assert (cfg.model, cfg.batch_size, cfg.lr, cfg.epochs, cfg.milestones, cfg.momentum, cfg.weight_decay) == (
+        "wrn28_10", 60, 0.1, 200, [60, 90], 0.9, 2e-4)
+    assert cfg.method_params == dict(eps=8 / 255, steps=1, label_smoothing=0.3, reg=0.01,
+                                     perturbation="feature_scattering", matching="ot", solver="sinkhorn")
+    madry = TrainConfig.from_dict({"preset": "madry-cifar10-wrn28-10"})
+    assert (madry.epochs, madry.method_params["steps"], madry.method_params["step_size"]) == (100, 7, 2 / 255)
+    assert TrainConfig.from_dict({"preset": "fs-svhn-wrn28-10"}).lr == 0.01
+    assert {"fs-cifar100-wrn28-10", "madry-svhn-wrn28-10"} <= set(PRESETS)
+    for name in PRESETS:
+        TrainConfig.from_dict({"preset": name}).validate()
+    with pytest.raises(ValueError, match="unknown preset"):
+        TrainConfig.from_dict({"preset": "fs-imagenet"})
+
+
+def test_stratified_subset_is_balanced():
+    targets = torch.tensor([0] * 50 + [1] * 30 + [2] * 20)
+    idx = subset_indices(targets, 30, "stratified", 0)
+    assert torch.bincount(targets[idx]).tolist() == [10, 10, 10]
+    assert idx.tolist() == sorted(idx.tolist()) and idx[:1].tolist() == [0]
+    r = subset_indices(targets, 30, "random", 1)
+    assert len(set(r.tolist())) == 30 and torch.equal(r, subset_indices(targets, 30, "random", 1))
+
+
+def test_cli_with_yaml_and_overrides(tmp_path, capsys):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(dict(TINY, method="feature_scattering", method_params={"eps": 0.1})))
+    rc = cli(["train", "--config", str(cfg), "--run-dir", str(tmp_path / "run"), "--set", "method_params.eps=8/255",
+              "--set", "schedule=cosine", "--set", "num_train=100"])
+    assert rc == 0 and str(tmp_path / "run" / "model.pt") in capsys.readouterr().out
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    assert saved["method_params"]["eps"] == "8/255" and saved["schedule"] == "cosine" and saved["num_train"] == 100
+    rec = json.loads((tmp_path / "run" / "metrics.jsonl").read_text())
+    assert rec["train_images"] == 100 and "train_ot_distance_start" in rec
