@@ -1,0 +1,348 @@
+"""GOT: adversarial generalization with optimal transport (GOT paper, ICLR 2022 submission, Sec. 3.2, Eq. 2-6).
+
+GOT adds to an adversarial-training loss the Wasserstein distance between the *benign* and the *adversarial* joint
+distributions of (latent feature, prediction) on a mini-batch::
+
+    u_i = (z_i, h(z_i)),  z_i = g(x_i);   u^a_j = (z^a_j, h(z^a_j)),  z^a_j = g(x^a_j)
+    d(u_i, u^a_j) = lam * d_x(z_i, z^a_j) + d_y(h(z_i), h(z^a_j))                     (Sec. 3.2, below Eq. 2)
+
+approximated by the entropic semi-dual of Genevay et al. (2016) with a learned Kantorovich potential phi
+(a linear layer on the latent space, App. A.3)::
+
+    W = max_phi  E_u[phi(z)] - theta E_{u^a}[ log E_u[ M(y, y^a) exp((phi(z) - d(u, u^a)) / theta) ] ]   (Eq. 5, 6)
+
+with ``M = 1`` (standard variant "S", Eq. 5) or ``M = 1[y = y^a]`` (label matching "LM", Eq. 6). The potential is
+trained by its own optimiser (gradient *ascent*, inside :meth:`GOT.loss`); the classifier then *descends* on
+
+    GOT-PGD    (Eq. 3):  alpha * CE(f(x'), y) + w_clean * CE(f(x), y) + beta * W,  x' = PGD on CE    (Madry)
+    GOT-TRADES (Eq. 4):  alpha * KL(f(x) || f(x')) + w_clean * CE(f(x), y) + beta * W,  x' = PGD on KL (TRADES)
+
+The adversarial examples come from the *unchanged* PGD / TRADES inner maximisation: in Eq. 3-4 the ``sup`` covers
+only the CE (resp. KL) term, and Sec. 3.2 defines the adversary A independently of W ("Given an adversary A (e.g.
+PGD or TRADES) ..."), so W is not part of the attack objective. ``h(z)`` is the softmax of the logits (for the
+penultimate latent, h is the last linear layer; for a middle latent, h is the rest of the network).
+
+Choices the paper leaves open (also in the README):
+* potential optimiser: Adam, ``potential_lr = 1e-2``, ``potential_steps = 5`` ascent steps per batch on the detached
+  batch costs (cheap: a linear layer and one (B, B) matrix), potential kept across batches. See
+  :data:`POTENTIAL_DEFAULTS` for the measurement behind the choice.
+* the ascent runs *before* the classifier's value is computed, so the classifier descends on the freshly
+  maximised dual (envelope theorem: gradients flow through z, z^a and h, and through phi(z) with phi frozen).
+* clean and adversarial batches go through the model in two forward passes (as TRADES' official code does), so
+  BatchNorm statistics are not mixed.
+"""
+from __future__ import annotations
+
+import copy
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..attacks import ce_loss, model_mode, perturb
+from ..ot import KantorovichPotential, entropic_dual, joint_cost
+from .base import Defense, DefenseOutput, attack_params, check_choice, check_int, check_number, register_defense
+
+VARIANTS = ("pgd", "trades")
+D_X = {"cosine": "cosine", "l2": "euclidean", "sqeuclidean": "sqeuclidean"}
+D_Y = {"kl": "kl", "l1": "l1"}
+LATENTS = ("penultimate", "middle")
+
+#: Potential optimiser defaults (the paper gives none). Measured on a real MNIST batch of 128 (small_cnn after 40 clean
+#: steps, PGD-10 adversaries at eps 0.3, phi started at 0; entropic primal by Sinkhorn 0.353, S variant): Adam 1e-3 with
+#: 1 step per batch reaches only 0.26 after 6 batches; Adam 1e-2 with 5 steps gives 0.30 after one batch and 0.33-0.34
+#: after two (the best a linear phi reaches is ~0.342); Adam 1e-1 oscillates (first step drops the dual to -0.02).
+#: The potential is kept across batches, so it keeps tracking the slowly changing features. 5 steps on a (B, B) cost
+#: matrix and a linear layer cost far less than one forward pass of the model.
+POTENTIAL_DEFAULTS = dict(potential_lr=1e-2, potential_steps=5)
+
+
+class GOTDistance:
+    """The GOT regulariser ``W_theta(Q_d^h, Q_a^h)`` (Eq. 5, or Eq. 6 with ``label_matching``) and its potential.
+
+    Args:
+        theta: entropic parameter (> 0; GOT App. A.3: 0.1).
+        lam: weight of the latent cost d_x (> 0; GOT: 1.0).
+        d_x: latent cost, ``"cosine"`` (GOT default), ``"l2"`` (Euclidean distance) or ``"sqeuclidean"``.
+        d_y: cost on the simplex between predictions, ``"kl"`` (``KL(h(z_i) || h(z^a_j))``, GOT default) or ``"l1"``.
+        label_matching: restrict the inner expectation to equal-label pairs (Eq. 6).
+        potential_lr, potential_steps: Adam learning rate and ascent steps per call of :meth:`__call__`.
+    The potential (:class:`~ot_robust.ot.KantorovichPotential`, a linear layer) is created on the first call, when the
+    latent dimension is known, on the latent's device; :meth:`load_state_dict` may create it earlier.
+
+    Raises:
+        ValueError: theta, lam or potential_lr not > 0, potential_steps not an integer >= 1, unknown d_x / d_y.
+    """
+
+    def __init__(self, theta: float = 0.1, lam: float = 1.0, d_x: str = "cosine", d_y: str = "kl",
+                 label_matching: bool = False, potential_lr: float = POTENTIAL_DEFAULTS["potential_lr"],
+                 potential_steps: int = POTENTIAL_DEFAULTS["potential_steps"]):
+        self.theta = check_number("theta", theta, low_open=True)
+        self.lam = check_number("lam", lam, low_open=True)
+        if d_x not in D_X:
+            raise ValueError(f"d_x={d_x!r} is not a GOT latent cost; allowed: {sorted(D_X)}")
+        if d_y not in D_Y:
+            raise ValueError(f"d_y={d_y!r} is not a GOT prediction cost; allowed: {sorted(D_Y)}")
+        self.d_x, self.d_y = d_x, d_y
+        self.label_matching = bool(label_matching)
+        self.potential_lr = check_number("potential_lr", potential_lr, low_open=True)
+        self.potential_steps = check_int("potential_steps", potential_steps)
+        self.potential: KantorovichPotential | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self._pending_optimizer_state = None
+
+    # -- potential -------------------------------------------------------------------------------------------------
+    def build(self, in_dim: int, device=None) -> KantorovichPotential:
+        """Create (or move) the potential phi on ``in_dim``-dimensional latents and its Adam optimiser."""
+        if self.potential is None:
+            self.potential = KantorovichPotential(int(in_dim)).to(device)
+        elif self.potential.linear.in_features != in_dim:
+            raise ValueError(f"the potential was built for {self.potential.linear.in_features}-d latents, got "
+                             f"{in_dim}-d (latent layer changed?)")
+        self.potential.to(device)
+        if self.optimizer is None:
+            self.optimizer = torch.optim.Adam(self.potential.parameters(), lr=self.potential_lr)
+            if self._pending_optimizer_state is not None:
+                self.optimizer.load_state_dict(self._pending_optimizer_state)  # moves state to the param device
+                self._pending_optimizer_state = None
+        return self.potential
+
+    def cost(self, z: Tensor, z_adv: Tensor, p: Tensor, p_adv: Tensor) -> Tensor:
+        """``C_ij = lam d_x(z_i, z^a_j) + d_y(p_i, p^a_j)``: z (B, d), z_adv (B', d), p/p_adv probabilities (., K).
+
+        Returns (B, B'), computed in float32 (safe under autocast).
+        """
+        return joint_cost(z.float(), z_adv.float(), p.float(), p_adv.float(), self.lam, D_X[self.d_x], D_Y[self.d_y])
+
+    def dual(self, z: Tensor, C: Tensor, y: Tensor | None = None, y_adv: Tensor | None = None,
+             frozen: bool = False) -> Tensor:
+        """The semi-dual (Eq. 5, or Eq. 6 when ``label_matching``) at the current potential; scalar.
+
+        z (B, d) benign latents (phi acts on them); C (B, B') costs; y (B,), y_adv (B',) labels (needed for LM).
+        ``frozen`` evaluates phi with detached parameters (the classifier's view: no gradient reaches phi).
+        """
+        if self.potential is None:
+            raise RuntimeError("GOTDistance.dual called before the potential was built (call build or the object)")
+        if frozen:
+            params = {k: v.detach() for k, v in self.potential.named_parameters()}
+            phi = torch.func.functional_call(self.potential, params, (z.float(),))
+        else:
+            phi = self.potential(z.float())
+        labels = (y, y if y_adv is None else y_adv) if self.label_matching else (None, None)
+        if self.label_matching and y is None:
+            raise ValueError("label matching (GOT Eq. 6) needs the labels y")
+        return entropic_dual(phi, C, theta=self.theta, labels=labels[0], labels_adv=labels[1])
+
+    @torch.enable_grad()
+    def ascend(self, z: Tensor, C: Tensor, y: Tensor | None = None, y_adv: Tensor | None = None) -> float:
+        """``potential_steps`` Adam ascent steps on the dual w.r.t. phi only (inputs detached), keeping the best
+        iterate (so the ascent never lowers the dual: Adam's normalised steps can overshoot where the dual is flat).
+        Returns the dual before the first step. Under torch.distributed the gradients are averaged over processes."""
+        z, C = z.detach().float(), C.detach()
+        params = list(self.potential.parameters())
+        before = best = None
+        best_params = None
+        for step in range(self.potential_steps + 1):
+            obj = self.dual(z, C, y, y_adv)
+            value = float(obj.detach())
+            if before is None:
+                before = value
+            if best is None or value > best:
+                best, best_params = value, [p.detach().clone() for p in params]
+            if step == self.potential_steps:
+                break
+            grads = torch.autograd.grad(-obj, params)
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                world = torch.distributed.get_world_size()
+                for g in grads:
+                    torch.distributed.all_reduce(g)
+                    g.div_(world)
+            for p, g in zip(params, grads):
+                p.grad = g
+            self.optimizer.step()
+        with torch.no_grad():
+            for p, b in zip(params, best_params):
+                p.grad = None
+                p.copy_(b)
+        return before
+
+    def __call__(self, z: Tensor, z_adv: Tensor, logits: Tensor, logits_adv: Tensor,
+                y: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
+        """Maximise over phi (ascent steps), then return ``(W, logs)`` with W differentiable in the latents and
+        logits (phi frozen). z (B, d), z_adv (B, d), logits / logits_adv (B, K), y (B,) (required for LM).
+
+        logs: ``got_dual_before`` (dual at the incoming potential), ``got_w`` (after the ascent).
+        """
+        if z.dim() != 2 or z.shape != z_adv.shape:
+            raise ValueError(f"z and z_adv must both have shape (B, d), got {tuple(z.shape)} and {tuple(z_adv.shape)}")
+        if z.shape[0] < 2:
+            raise ValueError(f"GOT couples the batch through OT: batch size must be >= 2, got {z.shape[0]}")
+        self.build(z.shape[1], z.device)
+        C = self.cost(z, z_adv, logits.float().softmax(-1), logits_adv.float().softmax(-1))
+        before = self.ascend(z, C, y)
+        w = self.dual(z, C, y, frozen=True)
+        return w, {"got_dual_before": before, "got_w": float(w.detach())}
+
+    # -- state (potential weights + its optimiser) ---------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """``{"potential": weights or None, "optimizer": Adam state or None}``."""
+        return {"potential": None if self.potential is None else self.potential.state_dict(),
+                "optimizer": None if self.optimizer is None else self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+        """Restore :meth:`state_dict` output; builds the potential from the saved weight shape if needed."""
+        if state.get("potential") is not None:
+            weight = state["potential"]["linear.weight"]
+            if self.potential is None:
+                self.potential = KantorovichPotential(weight.shape[1]).to(weight.device)
+            self.potential.load_state_dict(state["potential"], strict=strict)
+        if state.get("optimizer") is not None:
+            opt_state = copy.deepcopy(state["optimizer"])  # never share (in-place updated) tensors with the source
+            if self.optimizer is not None:
+                self.optimizer.load_state_dict(opt_state)
+            else:
+                self._pending_optimizer_state = opt_state
+
+
+@contextmanager
+def _capture(module: nn.Module) -> Iterator[list]:
+    out: list = []
+    handle = module.register_forward_hook(lambda m, i, o: out.append(o))
+    try:
+        yield out
+    finally:
+        handle.remove()
+
+
+def latent_module(model: nn.Module, latent: str) -> nn.Module | None:
+    """The submodule whose output is the latent (None for ``"penultimate"`` / ``"middle"``, which the model returns
+    itself). Raises ValueError for a name that is not a submodule of ``model`` (listing a few valid names)."""
+    if latent in LATENTS:
+        return None
+    inner = getattr(model, "module", model)  # DDP / DataParallel wrappers
+    module = dict(inner.named_modules()).get(latent) if isinstance(latent, str) and latent else None
+    if module is None:
+        names = [n for n, _ in inner.named_modules() if n][:12]
+        raise ValueError(f"latent={latent!r} is neither one of {LATENTS} nor a submodule of "
+                         f"{type(inner).__name__}; its submodules include {names}")
+    return module
+
+
+def latent_forward(model: nn.Module, x: Tensor, latent: str = "penultimate") -> tuple[Tensor, Tensor]:
+    """``(logits (B, K), z (B, d))`` with z the latent of GOT's ablation Table 4.
+
+    latent: ``"penultimate"`` (input of the last linear layer, GOT default), ``"middle"`` (the model's middle stage,
+    ``model(x, return_features="middle")``), or the name of any submodule in ``model.named_modules()`` (its output,
+    flattened; e.g. ``"stages.1"`` = the last max-pool of ``cw_cnn``, GOT's "middle layer" of Table 4).
+    Raises ValueError for an unknown latent (see :func:`latent_module`).
+    """
+    module = latent_module(model, latent)
+    if module is None:
+        return model(x, return_features=True if latent == "penultimate" else "middle")
+    with _capture(module) as out:
+        logits = model(x)
+    return logits, out[-1].flatten(1)
+
+
+def _kl_clean_adv(logits: Tensor, logits_adv: Tensor) -> Tensor:
+    """Per-example ``KL(f(x) || f(x'))`` (TRADES' ``KLDivLoss(log_softmax(adv), softmax(clean))``), shape (B,)."""
+    return F.kl_div(F.log_softmax(logits_adv, 1), F.softmax(logits, 1), reduction="none").sum(1)
+
+
+class GOT(Defense):
+    """GOT-PGD / GOT-TRADES, standard (S) or label matching (LM): GOT Eq. 3-6 (see the module docstring).
+
+    Args:
+        variant: ``"pgd"`` (Eq. 3, CE inner maximisation, uniform random start) or ``"trades"`` (Eq. 4, KL inner
+            maximisation from ``x + 0.001 N(0, 1)``).
+        label_matching: False = GOT-*-S (Eq. 5), True = GOT-*-LM (Eq. 6).
+        eps, step_size, steps: the training adversary (L_inf, [0, 1] pixel scale). GOT App. A.3: MNIST 0.3 / 0.01 /
+            40; CIFAR-10/100, SVHN 8/255 / 2/255 / 20 (see :mod:`.got_presets`).
+        beta: weight of W (App. A.3: 10). alpha: weight of the adversarial term (1 for PGD, 6 for TRADES; None picks
+            these). clean_weight: weight of CE on clean images (1 in Eq. 3-4; the appendix drops it for GOT-PGD on
+            MNIST/CIFAR and uses 0.5 on SVHN: set by the presets).
+        theta, lam, d_x, d_y, potential_lr, potential_steps: see :class:`GOTDistance`.
+        latent: which layer is the latent space (see :func:`latent_forward`); the potential acts on it.
+    Raises:
+        ValueError: unknown variant, eps < 0, step_size <= 0, steps < 1, beta/alpha/clean_weight < 0 and the
+        :class:`GOTDistance` errors; a latent layer that the model does not have (first call of :meth:`loss`);
+        batch size < 2 (:meth:`validate`, the OT term couples the batch).
+    """
+
+    batch_coupled = True
+
+    def __init__(self, variant: str = "pgd", label_matching: bool = False, eps: float = 8 / 255,
+                 step_size: float = 2 / 255, steps: int = 10, beta: float = 10.0, alpha: float | None = None,
+                 clean_weight: float = 1.0, theta: float = 0.1, lam: float = 1.0, d_x: str = "cosine",
+                 d_y: str = "kl", latent: str = "penultimate",
+                 potential_lr: float = POTENTIAL_DEFAULTS["potential_lr"],
+                 potential_steps: int = POTENTIAL_DEFAULTS["potential_steps"]):
+        super().__init__()
+        self.variant = check_choice("variant", variant, VARIANTS)
+        self.eps, self.step_size, self.steps = attack_params(eps, step_size, steps)
+        self.beta = check_number("beta", beta)
+        self.alpha = check_number("alpha", (1.0 if variant == "pgd" else 6.0) if alpha is None else alpha)
+        self.clean_weight = check_number("clean_weight", clean_weight)
+        if not isinstance(latent, str) or not latent:
+            raise ValueError(f"latent={latent!r} must be {LATENTS} or a submodule name")
+        self.latent = latent
+        self.ot = GOTDistance(theta, lam, d_x, d_y, label_matching, potential_lr, potential_steps)
+        self._checked_model = None
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {} if self.ot.potential is None else {"potential": self.ot.potential}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {} if self.ot.optimizer is None else {"potential": self.ot.optimizer}
+
+    def state_dict(self) -> dict:
+        return {"ot": self.ot.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.ot.load_state_dict(state["ot"])
+
+    def attack(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        """The training adversary of Eq. 3 (PGD on CE) or Eq. 4 (TRADES: PGD on KL(f(x) || f(x'))); last iterate."""
+        if self.variant == "pgd":
+            return perturb(model, x, y, ce_loss, self.eps, self.step_size, self.steps, init="uniform",
+                           keep_best=False)
+        with torch.no_grad(), model_mode(model):
+            logits_clean = model(x).detach()
+        return perturb(model, x, None, lambda la, _: _kl_clean_adv(logits_clean, la), self.eps, self.step_size,
+                       self.steps, init="normal", init_std=0.001, keep_best=False)
+
+    def loss(self, model: nn.Module, x: Tensor, y: Tensor) -> DefenseOutput:
+        """GOT training loss (Eq. 3 or 4) for a batch x (B, C, H, W) in [0, 1], y (B,); also ascends the potential."""
+        if self._checked_model is not model:
+            latent_module(model, self.latent)
+            self._checked_model = model
+        x_adv = self.attack(model, x, y)
+        logits, z = latent_forward(model, x, self.latent)
+        logits_adv, z_adv = latent_forward(model, x_adv, self.latent)
+        w, logs = self.ot(z, z_adv, logits, logits_adv, y)
+        ce_clean = F.cross_entropy(logits, y)
+        if self.variant == "pgd":
+            adv = F.cross_entropy(logits_adv, y)
+        else:
+            adv = _kl_clean_adv(logits, logits_adv).mean()
+        loss = self.alpha * adv + self.clean_weight * ce_clean + self.beta * w
+        logs.update({"ce_clean": float(ce_clean.detach()),
+                     ("ce_adv" if self.variant == "pgd" else "kl_adv"): float(adv.detach())})
+        return DefenseOutput(loss=loss, logs=logs, logits_adv=logits_adv.detach())
+
+
+def _register(name: str, variant: str, label_matching: bool) -> type:
+    cls = type(name, (GOT,), {
+        "__doc__": f"GOT-{variant.upper()}-{'LM' if label_matching else 'S'}: :class:`GOT` with variant={variant!r}, "
+                   f"label_matching={label_matching}.",
+        "__init__": lambda self, **kw: GOT.__init__(self, variant=variant, label_matching=label_matching, **kw),
+    })
+    return register_defense(name)(cls)
+
+
+GOTPGDS = _register("got_pgd_s", "pgd", False)
+GOTPGDLM = _register("got_pgd_lm", "pgd", True)
+GOTTRADESS = _register("got_trades_s", "trades", False)
+GOTTRADESLM = _register("got_trades_lm", "trades", True)
