@@ -1,0 +1,131 @@
+"""Generate the OTJR notebooks ``32_tables_otjr`` and ``42_figures_otjr`` with nbformat (``--check``: exit 1 if stale).
+
+Same conventions as ``scripts/make_notebooks.py`` (title cell, a cell tagged ``parameters``, setup cell, thin cells
+calling :mod:`ot_robust.analysis.otjr_tables`). Parameters: ``profile``, ``runs_dir`` (``runs`` or
+``runs/<profile>``: both work), ``fig_dir`` (None = do not write files), and the pipeline's ``tables``/``figures``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_markdown_cell
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_notebooks import NB_DIR, PROFILE_NOTE, code, notebook  # noqa: E402
+
+PARAMS = '''profile = "quick"
+runs_dir = "runs"           # runs/ or runs/<profile>/
+fig_dir = None              # None: show only; else tables go to <fig_dir>/tables/, figures to <fig_dir>/
+profile_file = ""
+profile_sha256 = ""
+{extra}'''
+
+RESOLVE = """from ot_robust.analysis import otjr_tables as O
+from ot_robust.profiles import load_profile
+prof = load_profile(profile_file or profile)
+rd = Path(runs_dir) if Path(runs_dir).name == prof.name else Path(runs_dir) / prof.name
+wanted = json.loads(WANTED) if isinstance(WANTED, str) else (WANTED or DEFAULT)
+print(f"profile {prof.name}: runs in {rd}; {len(list(rd.glob('eval/*/eval.json')))} evaluated models")"""
+
+
+def tables_nb():
+    return notebook(
+        """# 32 - OTJR tables (Le, Tariq & Woo): paper numbers beside ours
+
+Regenerates OTJR Table 2 / Table 9 layout (Clean, PGD20, PGD100, L2-PGD, MIM, FGSM, CW, FAB, Square, SimBA,
+AutoAttack) for TRADES, ALP, PGD-AT, SAT, Random JR, SW and OTJR; Table 3 (TRADES vs OTJR inside AWP); Table 6
+(SAT + random JR vs OTJR); Table 7 (random vs optimal JR); Table 8 (lambda_J, lambda_SW, K); Table 10 (sanity: PGD
+steps and budgets); Table 11 (training time per epoch as ratios to standard training, from `metrics.jsonl`);
+Tables 5/12 (mean |grad_x CE| after 0-20 PGD iterations, computed here from the trained models). Paper rows with no
+model in the profile are listed as "not run in this profile". The paper's own tables are checked for internal
+consistency: its Table 7 (CIFAR-100) prints Optimal JR AutoAttack 24.14 above its PGD-20 of 11.20, impossible for
+a sound evaluation (AutoAttack starts with APGD-CE); the check flags it.
+
+""" + PROFILE_NOTE,
+        PARAMS.format(extra='tables = None               # JSON list of otjr_* table names (None: all)'),
+        [code(RESOLVE.replace("WANTED", "tables").replace("DEFAULT", "[s.name for s in O.TABLE_SPECS]")),
+         new_markdown_cell("## Accuracy tables (Tables 2, 3, 6, 7, 8, 9, 10)"),
+         code("""special = {"otjr_table10", "otjr_table11", "otjr_table12"}
+out_dir = Path(fig_dir) / "tables" if fig_dir else None
+built = {}
+for name in [n for n in wanted if n not in special]:
+    res = O.build_otjr_table(name, rd, prof)
+    built[name] = res
+    if out_dir:
+        res.write(out_dir)
+    display(Markdown(res.render("md")))"""),
+         new_markdown_cell("## The paper's own consistency (OTJR Table 7: AutoAttack above PGD-20)"),
+         code("""flags = pd.concat([O.paper_consistency(n) for n in ("otjr_table7", "otjr_table7_c100", "otjr_table2",
+                                                           "otjr_table6")], ignore_index=True)
+flagged = flags[flags["status"] != "pass"]
+flagged"""),
+         new_markdown_cell("## Table 10: sanity tests (accuracy vs PGD steps and vs budget)"),
+         code("""t10 = O.table10_sanity(rd) if "otjr_table10" in wanted else None
+t10"""),
+         new_markdown_cell("## Table 11: training time per epoch, ratio to standard training"),
+         code("""t11 = O.table11_training_time(rd, prof) if "otjr_table11" in wanted else None
+t11"""),
+         new_markdown_cell("## Tables 5 and 12: mean |grad_x CE| (x 1e-4) after 0, 1, 5, 10, 15, 20 PGD iterations"),
+         code("""t12 = O.table12_input_gradients(rd, prof, n_examples=100) if "otjr_table12" in wanted else None
+t12"""),
+         code("""if out_dir:
+    for name, df in (("otjr_table10", t10), ("otjr_table11", t11), ("otjr_table12", t12), ("otjr_paper_flags", flags)):
+        if df is not None:
+            steps.write_json(out_dir / f"{name}.json", json.loads(df.reset_index().to_json(orient="records")))
+            (out_dir / f"{name}.txt").write_text(df.to_string())""")])
+
+
+def figures_nb():
+    return notebook(
+        """# 42 - OTJR figures: Fig. 7 (training cross-entropy, SW vs SAT)
+
+OTJR Fig. 7 plots the training cross-entropy of WRN-34 trained with SW and with SAT on CIFAR-10/100 (SAT fails to
+converge on CIFAR-100 in 100 epochs). Ours: the per-epoch adversarial CE (`train_ce_adv` in `metrics.jsonl`) of
+the profile's `sw` and `sat` experiments; "not run in this profile" when they are absent.
+
+""" + PROFILE_NOTE,
+        PARAMS.format(extra='figures = None              # JSON list of figure names (otjr_fig7)'),
+        [code(RESOLVE.replace("WANTED", "figures").replace("DEFAULT", '["otjr_fig7"]')),
+         code("""fig, paths = O.fig7_ce_curves(rd, fig_dir, prof)
+print(paths or "figure not written (fig_dir is None or SW/SAT not run in this profile)")
+fig""")])
+
+
+NOTEBOOKS = {"32_tables_otjr": tables_nb, "42_figures_otjr": figures_nb}
+EXTRA_SETUP = "import pandas as pd\nfrom IPython.display import Markdown, display\n"
+
+
+def render(name: str) -> str:
+    nb = NOTEBOOKS[name]()
+    nb.cells[2].source = nb.cells[2].source + "\n" + EXTRA_SETUP.rstrip()
+    return nbformat.writes(nb, version=4) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 if a committed notebook differs from its generator")
+    ap.add_argument("--out", default=str(NB_DIR), help="output folder (default notebooks/)")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stale = []
+    for name in NOTEBOOKS:
+        text, path = render(name), out / f"{name}.ipynb"
+        if args.check:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(str(path))
+        else:
+            nbformat.validate(nbformat.reads(text, as_version=4))
+            path.write_text(text)
+            print(f"wrote {path}")
+    if stale:
+        print("stale notebooks (run python scripts/make_notebooks_otjr.py):", *stale, sep="\n  ")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
