@@ -6,11 +6,12 @@
 PYTHON   ?= $(shell command -v python3.11 || command -v python3)
 VENV     ?= .venv
 PROFILE  ?= quick
+JOBS     ?= 2
 PY        = $(VENV)/bin/python
 STAMP     = $(VENV)/.installed
 TORCHATTACKS = $(shell sed -n 's/^no_deps = \["\(torchattacks==[^"]*\)"\]/\1/p' pyproject.toml)
 
-.PHONY: reproduce test lab venv clean-venv
+.PHONY: reproduce reproduce-dry notebooks test lab venv clean-venv
 
 venv: $(STAMP)
 
@@ -24,7 +25,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 reproduce: $(STAMP)
-	$(PY) -m ot_robust reproduce --profile $(PROFILE)
+	$(PY) -m ot_robust reproduce --profile $(PROFILE) --jobs $(JOBS) $(ARGS)
+
+reproduce-dry: $(STAMP)
+	$(PY) -m ot_robust reproduce --profile $(PROFILE) --dry-run $(ARGS)
+
+# regenerate the numbered notebooks from their generators (tests/test_notebooks.py checks they are up to date)
+notebooks: $(STAMP)
+	for g in scripts/make_notebook*.py; do $(PY) $$g || exit 1; done
 
 test: $(STAMP)
 	$(PY) -m pytest -q

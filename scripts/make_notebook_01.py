@@ -3,12 +3,10 @@
 Run: ``.venv/bin/python scripts/make_notebook_01.py``; execute with papermill, e.g.
 ``.venv/bin/python -m papermill notebooks/01_ot_solvers.ipynb /tmp/01_out.ipynb -p profile smoke``.
 """
-from pathlib import Path
+import sys
 
-import nbformat as nbf
-
-md = nbf.v4.new_markdown_cell
-code = nbf.v4.new_code_cell
+from nbgen import build, code, main
+from nbgen import markdown as md
 
 cells = [
     md("# 01 - OT solvers\n\nThe optimal-transport computations behind the three papers, from `ot_robust.ot`: "
@@ -16,7 +14,7 @@ cells = [
        "Feature Scattering solver preset, and sliced-Wasserstein movement directions (OTJR Eq. 7-11, Fig. 5). "
        "Figures go to `figures/<profile>/` (PNG + PDF), numbers to `runs/<profile>/ot_solvers/results.json`."),
     code('profile = "quick"   # "smoke" (CI, seconds) or "quick"\nfig_dir = None      # None -> figures/<profile>/\n'
-         'seed = 0', metadata={"tags": ["parameters"]}),
+         'seed = 0', ["parameters"]),
     code("""import json
 from pathlib import Path
 
@@ -152,8 +150,7 @@ atomic_write_json(run_dir / "results.json", results)
 print("wrote", run_dir / "results.json", "and figures in", fig_dir)"""),
 ]
 
-nb = nbf.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                                "language": "python"}})
-out = Path(__file__).resolve().parents[1] / "notebooks" / "01_ot_solvers.ipynb"
-nbf.write(nb, out)
-print("wrote", out)
+NOTEBOOKS = {"01_ot_solvers": lambda: build(cells)}
+
+if __name__ == "__main__":
+    sys.exit(main(NOTEBOOKS, __file__, __doc__.split("\n\n")[0]))

@@ -7,15 +7,11 @@ anything the profile did not run is reported as "not run in this profile" instea
 """
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbgen import build, code, main, markdown
 
-ROOT = Path(__file__).resolve().parents[1]
-NB_DIR = ROOT / "notebooks"
 
 PARAMS = '''profile = "quick"
 profile_file = ""            # the profile YAML (default: the shipped one)
@@ -92,21 +88,8 @@ def save(df, name, caption):
 got_exps = [e for e in prof.methods if prof.methods[e]["method"].startswith("got_")]'''
 
 
-def code(src: str, tags: list[str] | None = None):
-    c = new_code_cell(src)
-    if tags:
-        c.metadata["tags"] = tags
-    return c
-
-
 def notebook(title_md: str, params: str, cells: list) -> nbformat.NotebookNode:
-    nb = new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ot-robust)", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    nb.cells = [new_markdown_cell(title_md), code(params, ["parameters"]), code(SETUP), code(SELECT)] + cells
-    for i, c in enumerate(nb.cells):  # stable ids so regenerating gives identical files
-        c["id"] = f"cell-{i:02d}"
-    return nb
+    return build([markdown(title_md), code(params, ["parameters"]), code(SETUP), code(SELECT)] + cells)
 
 
 def tables_nb():
@@ -121,11 +104,11 @@ checks and AutoAttack. Our rows: experiments of the profile chosen by their meth
 without a matching experiment reads "not run in this profile". The `quick` profile uses the bundled MNIST sample,
 a CPU model and few epochs: compare orderings and gaps, not absolute numbers.""",
                     PARAMS.format(extra='tables = "null"          # JSON list of table names; null: all'), [
-        new_markdown_cell("## Table 1: MNIST, PGD-AT / TRADES / MART and the four GOT variants"),
+        markdown("## Table 1: MNIST, PGD-AT / TRADES / MART and the four GOT variants"),
         code('''t1 = table("table1_mnist", lambda row: [e for e in prof.methods if GOT_ROW.get(prof.methods[e]["method"]) == row
                                         and (not e in got_exps or setting(e)[0] == DEFAULT)])
 save(t1, "got_table1", "GOT Table 1 (MNIST, CW CNN, eps 0.3, PGD-40, AA standard) beside ours; attack = our PGD column.")'''),
-        new_markdown_cell("## Table 4: latent layer (penultimate vs middle)"),
+        markdown("## Table 4: latent layer (penultimate vs middle)"),
         code('''def t4_rows(row):
     meth, layer = row.split(" / ")
     want = "penultimate" if layer.startswith("penultimate") else "middle"
@@ -133,14 +116,14 @@ save(t1, "got_table1", "GOT Table 1 (MNIST, CW CNN, eps 0.3, PGD-40, AA standard
             and (setting(e)[0]["latent"] == "penultimate") == (want == "penultimate")
             and {k: v for k, v in setting(e)[0].items() if k != "latent"} == {k: v for k, v in DEFAULT.items() if k != "latent"}]
 save(table("table4_latent_layer_mnist", t4_rows), "got_table4", "GOT Table 4: latent layer of the OT term.")'''),
-        new_markdown_cell("## Table 5: cost metrics d_x / d_y"),
+        markdown("## Table 5: cost metrics d_x / d_y"),
         code('''def t5_rows(row):
     meth, costs = row.split(" / ")
     dx, dy = {"COS": "cosine", "L2": "l2"}[costs.split("-")[0]], costs.split("-")[1].lower()
     return [e for e in got_exps if GOT_ROW[prof.methods[e]["method"]] == meth
             and setting(e)[0] == {**DEFAULT, "d_x": dx, "d_y": dy}]
 save(table("table5_cost_metrics_mnist", t5_rows), "got_table5", "GOT Table 5: d_x / d_y of the joint cost.")'''),
-        new_markdown_cell("""## Checking the paper: does robust accuracy plateau as eps grows (appendix Tables 6-8)?
+        markdown("""## Checking the paper: does robust accuracy plateau as eps grows (appendix Tables 6-8)?
 
 The paper's GOT rows stay exactly constant from eps = 0.4 to 0.7 on MNIST (e.g. 80.26%) while PGD-AT and TRADES
 fall to a few percent. A model cannot be robust at eps = 0.7 on MNIST (half the pixel range: the digit can be
@@ -220,32 +203,5 @@ else:
 NOTEBOOKS = {"31_tables_got": tables_nb, "41_figures_got": figures_nb}
 
 
-def render(name: str) -> str:
-    return nbformat.writes(NOTEBOOKS[name](), version=4) + "\n"
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--check", action="store_true", help="exit 1 if a committed notebook differs from its generator")
-    ap.add_argument("--out", default=str(NB_DIR), help="output folder (default notebooks/)")
-    args = ap.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stale = []
-    for name in NOTEBOOKS:
-        text, path = render(name), out / f"{name}.ipynb"
-        if args.check:
-            if not path.is_file() or path.read_text() != text:
-                stale.append(str(path))
-        else:
-            nbformat.validate(nbformat.reads(text, as_version=4))
-            path.write_text(text)
-            print(f"wrote {path}")
-    if stale:
-        print("stale notebooks (run python scripts/make_notebooks_got.py):", *stale, sep="\n  ")
-        return 1
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(NOTEBOOKS, __file__, __doc__.split("\n\n")[0]))

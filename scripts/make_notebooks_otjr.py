@@ -6,15 +6,10 @@ calling :mod:`ot_robust.analysis.otjr_tables`). Parameters: ``profile``, ``runs_
 """
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_markdown_cell
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_notebooks import NB_DIR, PROFILE_NOTE, code, notebook  # noqa: E402
+from make_notebooks import PROFILE_NOTE, notebook
+from nbgen import code, main, markdown
 
 PARAMS = '''profile = "quick"
 runs_dir = "runs"           # runs/ or runs/<profile>/
@@ -47,7 +42,7 @@ a sound evaluation (AutoAttack starts with APGD-CE); the check flags it.
 """ + PROFILE_NOTE,
         PARAMS.format(extra='tables = None               # JSON list of otjr_* table names (None: all)'),
         [code(RESOLVE.replace("WANTED", "tables").replace("DEFAULT", "[s.name for s in O.TABLE_SPECS]")),
-         new_markdown_cell("## Accuracy tables (Tables 2, 3, 6, 7, 8, 9, 10)"),
+         markdown("## Accuracy tables (Tables 2, 3, 6, 7, 8, 9, 10)"),
          code("""special = {"otjr_table10", "otjr_table11", "otjr_table12"}
 out_dir = Path(fig_dir) / "tables" if fig_dir else None
 built = {}
@@ -57,18 +52,18 @@ for name in [n for n in wanted if n not in special]:
     if out_dir:
         res.write(out_dir)
     display(Markdown(res.render("md")))"""),
-         new_markdown_cell("## The paper's own consistency (OTJR Table 7: AutoAttack above PGD-20)"),
+         markdown("## The paper's own consistency (OTJR Table 7: AutoAttack above PGD-20)"),
          code("""flags = pd.concat([O.paper_consistency(n) for n in ("otjr_table7", "otjr_table7_c100", "otjr_table2",
                                                            "otjr_table6")], ignore_index=True)
 flagged = flags[flags["status"] != "pass"]
 flagged"""),
-         new_markdown_cell("## Table 10: sanity tests (accuracy vs PGD steps and vs budget)"),
+         markdown("## Table 10: sanity tests (accuracy vs PGD steps and vs budget)"),
          code("""t10 = O.table10_sanity(rd) if "otjr_table10" in wanted else None
 t10"""),
-         new_markdown_cell("## Table 11: training time per epoch, ratio to standard training"),
+         markdown("## Table 11: training time per epoch, ratio to standard training"),
          code("""t11 = O.table11_training_time(rd, prof) if "otjr_table11" in wanted else None
 t11"""),
-         new_markdown_cell("## Tables 5 and 12: mean |grad_x CE| (x 1e-4) after 0, 1, 5, 10, 15, 20 PGD iterations"),
+         markdown("## Tables 5 and 12: mean |grad_x CE| (x 1e-4) after 0, 1, 5, 10, 15, 20 PGD iterations"),
          code("""t12 = O.table12_input_gradients(rd, prof, n_examples=100) if "otjr_table12" in wanted else None
 t12"""),
          code("""if out_dir:
@@ -94,38 +89,18 @@ print(paths or "figure not written (fig_dir is None or SW/SAT not run in this pr
 fig""")])
 
 
-NOTEBOOKS = {"32_tables_otjr": tables_nb, "42_figures_otjr": figures_nb}
 EXTRA_SETUP = "import pandas as pd\nfrom IPython.display import Markdown, display\n"
 
 
-def render(name: str) -> str:
-    nb = NOTEBOOKS[name]()
-    nb.cells[2].source = nb.cells[2].source + "\n" + EXTRA_SETUP.rstrip()
-    return nbformat.writes(nb, version=4) + "\n"
+def _with_extra_setup(builder):
+    def build_nb():
+        nb = builder()
+        nb.cells[2].source = nb.cells[2].source + "\n" + EXTRA_SETUP.rstrip()
+        return nb
+    return build_nb
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--check", action="store_true", help="exit 1 if a committed notebook differs from its generator")
-    ap.add_argument("--out", default=str(NB_DIR), help="output folder (default notebooks/)")
-    args = ap.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stale = []
-    for name in NOTEBOOKS:
-        text, path = render(name), out / f"{name}.ipynb"
-        if args.check:
-            if not path.is_file() or path.read_text() != text:
-                stale.append(str(path))
-        else:
-            nbformat.validate(nbformat.reads(text, as_version=4))
-            path.write_text(text)
-            print(f"wrote {path}")
-    if stale:
-        print("stale notebooks (run python scripts/make_notebooks_otjr.py):", *stale, sep="\n  ")
-        return 1
-    return 0
-
+NOTEBOOKS = {"32_tables_otjr": _with_extra_setup(tables_nb), "42_figures_otjr": _with_extra_setup(figures_nb)}
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(NOTEBOOKS, __file__, __doc__.split("\n\n")[0]))

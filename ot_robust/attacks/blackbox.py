@@ -21,18 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .loop import NORMS, check_images, model_mode, project_
+from .loop import check_attack_params, check_images, model_mode, project_
 from .whitebox import make_generator
-
-
-def _check(eps, norm="linf", **positive_ints):
-    if not (eps >= 0 and math.isfinite(eps)):
-        raise ValueError(f"eps={eps!r} must be a finite number >= 0 (on the [0, 1] pixel scale)")
-    if norm not in NORMS:
-        raise ValueError(f"norm={norm!r}; allowed: {NORMS}")
-    for k, v in positive_ints.items():
-        if int(v) != v or v < 1:
-            raise ValueError(f"{k}={v!r} must be an integer >= 1")
 
 
 def _true_prob(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,7 +86,7 @@ class SimBA:
     kind: ClassVar[str] = "black-box"
 
     def __post_init__(self):
-        _check(self.eps, self.norm, iters=self.iters)
+        check_attack_params(self.eps, self.norm, iters=self.iters)
         if self.basis not in ("pixel", "dct"):
             raise ValueError(f"basis={self.basis!r}; allowed: 'pixel', 'dct'")
         if self.step is not None and not self.step > 0:
@@ -178,7 +168,7 @@ class LocalSearch:
     kind: ClassVar[str] = "black-box"
 
     def __post_init__(self):
-        _check(self.eps, "linf", rounds=self.rounds, top=self.top, candidates=self.candidates)
+        check_attack_params(self.eps, "linf", rounds=self.rounds, top=self.top, candidates=self.candidates)
         if self.norm != "linf":
             raise ValueError(f"LocalSearch is Linf-bounded; norm={self.norm!r} not supported")
         if self.radius < 0 or not (0 < self.init_frac <= 1):

@@ -33,20 +33,10 @@ import torch
 import torchattacks
 from torch import nn
 
-from .loop import NORMS, check_images, model_mode, project_
+from .loop import check_attack_params, check_images, model_mode, project_
 from .whitebox import num_classes_of
 
 _TA_NORM = {"linf": "Linf", "l2": "L2"}
-
-
-def _check(eps, norm, **positive_ints):
-    if eps is not None and not (eps >= 0 and math.isfinite(eps)):
-        raise ValueError(f"eps={eps!r} must be a finite number >= 0 (on the [0, 1] pixel scale)")
-    if norm not in NORMS:
-        raise ValueError(f"norm={norm!r}; allowed: {NORMS}")
-    for k, v in positive_ints.items():
-        if int(v) != v or v < 1:
-            raise ValueError(f"{k}={v!r} must be an integer >= 1")
 
 
 @dataclass
@@ -89,7 +79,7 @@ class APGD(LibraryAttack):
     loss: str = "ce"
 
     def __post_init__(self):
-        _check(self.eps, self.norm, steps=self.steps, restarts=self.restarts)
+        check_attack_params(self.eps, self.norm, steps=self.steps, restarts=self.restarts)
         if self.eps is None:
             raise ValueError("APGD needs eps")
         if self.loss not in ("ce", "dlr"):
@@ -109,7 +99,7 @@ class APGDT(LibraryAttack):
     n_targets: int = 9
 
     def __post_init__(self):
-        _check(self.eps, self.norm, steps=self.steps, restarts=self.restarts, n_targets=self.n_targets)
+        check_attack_params(self.eps, self.norm, steps=self.steps, restarts=self.restarts, n_targets=self.n_targets)
         if self.eps is None:
             raise ValueError("APGD-T needs eps")
 
@@ -130,7 +120,7 @@ class FAB(LibraryAttack):
     n_targets: int = 9
 
     def __post_init__(self):
-        _check(self.eps, self.norm, steps=self.steps, restarts=self.restarts, n_targets=self.n_targets)
+        check_attack_params(self.eps, self.norm, steps=self.steps, restarts=self.restarts, n_targets=self.n_targets)
         if self.eps is None:
             raise ValueError("FAB needs eps")
 
@@ -152,7 +142,7 @@ class Square(LibraryAttack):
     kind: ClassVar[str] = "black-box"
 
     def __post_init__(self):
-        _check(self.eps, self.norm, queries=self.queries, restarts=self.restarts)
+        check_attack_params(self.eps, self.norm, queries=self.queries, restarts=self.restarts)
         if self.eps is None:
             raise ValueError("Square needs eps")
 
@@ -174,7 +164,7 @@ class SPSA(LibraryAttack):
     kind: ClassVar[str] = "black-box"
 
     def __post_init__(self):
-        _check(self.eps, self.norm, steps=self.steps, samples=self.samples, max_batch=self.max_batch)
+        check_attack_params(self.eps, self.norm, steps=self.steps, samples=self.samples, max_batch=self.max_batch)
         if self.eps is None or self.norm != "linf":
             raise ValueError("SPSA needs eps and norm='linf'")
 
@@ -194,7 +184,7 @@ class CWL2(LibraryAttack):
     lr: float = 0.01
 
     def __post_init__(self):
-        _check(self.eps, self.norm, steps=self.steps)
+        check_attack_params(self.eps, self.norm, steps=self.steps)
         if self.norm != "l2" or self.c <= 0 or self.kappa < 0 or self.lr <= 0:
             raise ValueError(f"C&W-L2 needs norm='l2', c > 0, kappa >= 0, lr > 0; got {self}")
 
@@ -211,7 +201,7 @@ class DeepFool(LibraryAttack):
     overshoot: float = 0.02
 
     def __post_init__(self):
-        _check(self.eps, self.norm, steps=self.steps)
+        check_attack_params(self.eps, self.norm, steps=self.steps)
         if self.overshoot < 0:
             raise ValueError(f"overshoot={self.overshoot!r} must be >= 0")
 
@@ -239,7 +229,7 @@ class AutoAttack:
     kind: ClassVar[str] = "autoattack"
 
     def __post_init__(self):
-        _check(self.eps, self.norm, apgd_steps=self.apgd_steps, fab_steps=self.fab_steps,
+        check_attack_params(self.eps, self.norm, apgd_steps=self.apgd_steps, fab_steps=self.fab_steps,
                n_targets=self.n_targets, queries=self.queries)
 
     def components(self) -> list[tuple[str, LibraryAttack]]:

@@ -38,6 +38,18 @@ def model_mode(model: nn.Module, eval_mode: bool = True) -> Iterator[None]:
             m.training = training
 
 
+def check_attack_params(eps, norm: str = "linf", **positive_ints) -> None:
+    """Validate an attack's budget and counts: ``eps`` finite >= 0 (or None: no budget, e.g. C&W-L2 / DeepFool),
+    ``norm`` in :data:`NORMS`, every keyword an integer >= 1. Raises ValueError naming the bad value."""
+    if eps is not None and not (eps >= 0 and math.isfinite(eps)):
+        raise ValueError(f"eps={eps!r} must be a finite number >= 0 (on the [0, 1] pixel scale)")
+    if norm not in NORMS:
+        raise ValueError(f"norm={norm!r}; allowed: {NORMS}")
+    for k, v in positive_ints.items():
+        if int(v) != v or v < 1:
+            raise ValueError(f"{k}={v!r} must be an integer >= 1")
+
+
 def check_images(x: torch.Tensor, name: str = "x") -> None:
     """Raise ValueError unless ``x`` is a floating tensor with values in [0, 1]."""
     if not torch.is_floating_point(x):

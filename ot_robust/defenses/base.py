@@ -104,9 +104,6 @@ def get_defense(name: str, **params) -> Defense:
     Raises:
         ValueError: unknown name (listing the valid ones) or an unknown / invalid parameter (message names it).
     """
-    from . import _load_all
-
-    _load_all()
     if name not in DEFENSES:
         raise ValueError(f"unknown defense/method {name!r}; valid names: {sorted(DEFENSES)}")
     try:

@@ -29,7 +29,6 @@ from torch import Tensor, nn
 
 from ..attacks import ce_loss, perturb
 from ..attacks.feature_scattering import MATCHINGS, SOLVERS, feature_matching_distance, feature_scatter
-from ..attacks.whitebox import num_classes_of
 from .base import Defense, DefenseOutput, check_choice, check_int, check_number, register_defense
 
 PERTURBATIONS = ("feature_scattering", "supervised", "random")
@@ -106,7 +105,7 @@ class FeatureScattering(Defense):
         seen: list[float] = []
         x_adv = self.perturb(model, x, y, callback=lambda r, t, d: seen.append(float(d.mean())))
         logits_adv = model(x_adv)
-        q = smooth_labels(y, num_classes_of(model, x), self.label_smoothing)
+        q = smooth_labels(y, logits_adv.shape[1], self.label_smoothing)
         loss = soft_cross_entropy(logits_adv, q)                                            # Eq. (7)
         logs = {"soft_ce_adv": float(loss.detach())}
         if seen and self.perturbation == "feature_scattering":

@@ -41,9 +41,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..attacks import ce_loss, model_mode, perturb
+from ..attacks import ce_loss, perturb
 from ..ot import KantorovichPotential, entropic_dual, joint_cost
 from .base import Defense, DefenseOutput, attack_params, check_choice, check_int, check_number, register_defense
+from .trades import kl_clean_adv, trades_perturb
 
 VARIANTS = ("pgd", "trades")
 D_X = {"cosine": "cosine", "l2": "euclidean", "sqeuclidean": "sqeuclidean"}
@@ -246,11 +247,6 @@ def latent_forward(model: nn.Module, x: Tensor, latent: str = "penultimate") -> 
     return logits, out[-1].flatten(1)
 
 
-def _kl_clean_adv(logits: Tensor, logits_adv: Tensor) -> Tensor:
-    """Per-example ``KL(f(x) || f(x'))`` (TRADES' ``KLDivLoss(log_softmax(adv), softmax(clean))``), shape (B,)."""
-    return F.kl_div(F.log_softmax(logits_adv, 1), F.softmax(logits, 1), reduction="none").sum(1)
-
-
 class GOT(Defense):
     """GOT-PGD / GOT-TRADES, standard (S) or label matching (LM): GOT Eq. 3-6 (see the module docstring).
 
@@ -308,10 +304,7 @@ class GOT(Defense):
         if self.variant == "pgd":
             return perturb(model, x, y, ce_loss, self.eps, self.step_size, self.steps, init="uniform",
                            keep_best=False)
-        with torch.no_grad(), model_mode(model):
-            logits_clean = model(x).detach()
-        return perturb(model, x, None, lambda la, _: _kl_clean_adv(logits_clean, la), self.eps, self.step_size,
-                       self.steps, init="normal", init_std=0.001, keep_best=False)
+        return trades_perturb(model, x, self.eps, self.step_size, self.steps)
 
     def loss(self, model: nn.Module, x: Tensor, y: Tensor) -> DefenseOutput:
         """GOT training loss (Eq. 3 or 4) for a batch x (B, C, H, W) in [0, 1], y (B,); also ascends the potential."""
@@ -326,7 +319,7 @@ class GOT(Defense):
         if self.variant == "pgd":
             adv = F.cross_entropy(logits_adv, y)
         else:
-            adv = _kl_clean_adv(logits, logits_adv).mean()
+            adv = kl_clean_adv(logits, logits_adv).mean()
         loss = self.alpha * adv + self.clean_weight * ce_clean + self.beta * w
         logs.update({"ce_clean": float(ce_clean.detach()),
                      ("ce_adv" if self.variant == "pgd" else "kl_adv"): float(adv.detach())})

@@ -21,6 +21,16 @@ def kl_clean_adv(logits: Tensor, logits_adv: Tensor) -> Tensor:
     return F.kl_div(F.log_softmax(logits_adv, 1), F.softmax(logits, 1), reduction="none").sum(1)
 
 
+def trades_perturb(model: nn.Module, x: Tensor, eps: float, step_size: float, steps: int,
+                   init_std: float = 0.001) -> Tensor:
+    """TRADES Alg. 1, inner loop: x' maximising ``KL(f(x) || f(x'))`` from ``x + init_std N(0, I)``, in eval mode
+    (clean logits from the eval-mode model, as TRADES' code); last iterate. Shapes as ``x`` (B, C, H, W) in [0, 1]."""
+    with torch.no_grad(), model_mode(model):
+        logits_clean = model(x)
+    return perturb(model, x, None, lambda la, _: kl_clean_adv(logits_clean, la), eps, step_size, steps,
+                   init="normal", init_std=init_std, keep_best=False)
+
+
 @register_defense("trades")
 class TRADES(Defense):
     """TRADES: ``CE(f(x), y) + beta * KL(f(x) || f(x'))`` with x' from KL-PGD (see the module docstring).
@@ -39,15 +49,12 @@ class TRADES(Defense):
         self.beta = check_number("beta", beta)
         self.init_std = check_number("init_std", init_std)
 
-    def attack(self, model: nn.Module, x: Tensor, logits_clean: Tensor) -> Tensor:
-        """TRADES Alg. 1, inner loop: maximise KL(f(x) || f(x')) from x + 0.001 N(0, I) (eval mode)."""
-        return perturb(model, x, None, lambda la, _: kl_clean_adv(logits_clean, la), self.eps, self.step_size,
-                       self.steps, init="normal", init_std=self.init_std, keep_best=False)
+    def attack(self, model: nn.Module, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """TRADES Alg. 1, inner loop (:func:`trades_perturb`); ``y`` is unused (the attack is label-free)."""
+        return trades_perturb(model, x, self.eps, self.step_size, self.steps, self.init_std)
 
     def loss(self, model: nn.Module, x: Tensor, y: Tensor) -> DefenseOutput:
-        with torch.no_grad(), model_mode(model):
-            logits_eval = model(x)
-        x_adv = self.attack(model, x, logits_eval)
+        x_adv = self.attack(model, x, y)
         logits = model(x)
         logits_adv = model(x_adv)
         ce = F.cross_entropy(logits, y)

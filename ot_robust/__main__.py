@@ -1,0 +1,79 @@
+"""Command line: ``python -m ot_robust reproduce|train|evaluate|profiles ...``.
+
+* ``reproduce --profile NAME [--force] [--only PATTERN] [--jobs N] [--dry-run] [--runs-dir DIR] [--fig-dir DIR]
+  [--max-batches N] [--kernel NAME]``: run a profile's plan (see :mod:`ot_robust.pipeline`); default profile ``quick``.
+* ``train ...`` -> :func:`ot_robust.train.cli`; ``evaluate ...`` -> :func:`ot_robust.evaluate.cli`.
+* ``profiles``: list the shipped profiles with their descriptions.
+
+Exit status: 0 on success, 1 when a pipeline step fails (the message names the executed notebook and the failing
+cell), 2 for bad arguments or an invalid profile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _reproduce_parser(sub) -> None:
+    from .profiles import DEFAULT_PROFILE
+
+    p = sub.add_parser("reproduce", help="run a profile's plan of notebooks with papermill",
+                       description="Train, evaluate and regenerate tables/figures of a profile with papermill.")
+    p.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile name or YAML path (default {DEFAULT_PROFILE})")
+    p.add_argument("--force", action="store_true", help="rerun selected steps even if up to date")
+    p.add_argument("--only", default=None, metavar="PATTERN",
+                   help="glob(s) on step names, comma-separated, e.g. 'train/*' or 'evaluate/pgd_at,tables/*'")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="independent steps run in parallel (default 1)")
+    p.add_argument("--dry-run", action="store_true", help="print one papermill command per step and exit")
+    p.add_argument("--runs-dir", default="runs", metavar="DIR", help="run outputs go to DIR/<profile> (default runs)")
+    p.add_argument("--fig-dir", default="figures", metavar="DIR",
+                   help="figures and tables go to DIR/<profile> (default figures)")
+    p.add_argument("--max-batches", type=int, default=None, metavar="N",
+                   help="stop every training run after N batches (one-batch check of the GPU profiles)")
+    p.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebooks' own, python3)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m ot_robust``; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("train", "evaluate"):  # delegate everything after the sub-command untouched
+        if argv[0] == "train":
+            from .train import cli
+        else:
+            from .evaluate import cli
+        return int(cli(argv[1:]) or 0)
+    parser = argparse.ArgumentParser(prog="python -m ot_robust", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _reproduce_parser(sub)
+    sub.add_parser("train", help="train one model (see `python -m ot_robust train --help`)")
+    sub.add_parser("evaluate", help="evaluate one model (see `python -m ot_robust evaluate --help`)")
+    sub.add_parser("profiles", help="list the shipped profiles")
+    args = parser.parse_args(argv)
+
+    from .pipeline import PipelineError, build_plan, run_plan
+    from .profiles import ProfileError, list_profiles, load_profile
+
+    if args.command == "profiles":
+        for name in list_profiles():
+            try:
+                desc = load_profile(name, check_registries=False).description
+            except ProfileError as e:
+                desc = f"INVALID: {e}"
+            print(f"{name:16s} {desc}")
+        return 0
+    try:
+        plan = build_plan(args.profile, runs_dir=args.runs_dir, fig_dir=args.fig_dir, max_batches=args.max_batches)
+        run_plan(plan, force=args.force, only=args.only, jobs=args.jobs, dry_run=args.dry_run, kernel=args.kernel,
+                 log=lambda s: print(s, flush=True))
+    except PipelineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except ValueError as e:  # ProfileError is a ValueError
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

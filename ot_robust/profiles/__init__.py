@@ -1,0 +1,288 @@
+"""Reproduction profiles: what ``python -m ot_robust reproduce --profile NAME`` trains, evaluates and renders.
+
+A profile is a YAML file in this folder (or any path ending in ``.yaml``). Schema (unknown keys are errors)::
+
+    name: quick                      # must equal the file stem
+    description: one line
+    dataset: mnist-sample            # a name accepted by ot_robust.data.get_dataset
+    data_root: null                  # optional; null = $OT_ROBUST_DATA or ./data
+    model: small_cnn                 # a name accepted by ot_robust.models.get_model
+    model_params: {}                 # extra keyword arguments of get_model
+    seed: 0
+    defaults: {epochs: 2, ...}       # TrainConfig fields shared by every method
+    methods:                         # one trained model per entry (the key is the experiment name)
+      pgd_at:
+        method: pgd_at               # a defense registered in ot_robust.defenses
+        label: Madry                 # display name (optional; default: the key)
+        params: {eps: 0.3, ...}      # keyword arguments of get_defense
+        train: {epochs: 3}           # TrainConfig overrides for this method (optional)
+        seed: 1                      # optional, overrides the profile seed
+        tables: {fs_table1: Madry}   # table name -> paper row this model stands for (optional)
+        curves: true                 # compute the accuracy-vs-epsilon/steps curves (FS Fig. 3)
+        transfer_from: {}            # black-box rows: paper row label -> source experiment
+    eval:
+      n_examples: 1000               # test examples per attack
+      batch_size: 250
+      attacks: {fgsm: "fgsm eps=0.3", pgd20: "pgd-linf eps=0.3 steps=20 step=0.0375"}   # column key -> spec
+      autoattack: {spec: "autoattack eps=0.3", n_examples: 100}                          # or null
+      curves: {epsilons: [...], steps: [...], eps: 0.3, n_examples: 200}                 # FS Fig. 3
+      loss_curves: {experiment: feature_scattering, restarts: 20, steps: 40, n_examples: 4}  # FS supp. Fig. 1
+    tables: [fs_table1, ...]         # names in ot_robust.tables.TABLES
+    figures: [fs_fig3, ...]          # names in ot_robust.plots.FIGURES
+    notebooks: [00_overview, 01_ot_solvers]   # stand-alone notebooks run with (profile, fig_dir)
+    analysis:                        # analysis figure notebooks (43-47) -> their papermill parameters
+      43_figures_tsne: {models: [standard, feature_scattering], n_examples: 150}
+
+Attack column keys follow the papers' tables (``clean`` is always measured): fgsm, pgd10, pgd20, pgd40, pgd100,
+cw10, cw20, cw40, cw100, ... Every epsilon is on the [0, 1] pixel scale.
+
+Raises:
+    ProfileError (a ValueError) naming the file, the key path and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROFILE_DIR = Path(__file__).resolve().parent
+DEFAULT_PROFILE = "quick"
+
+TOP_KEYS = {"name": str, "description": str, "dataset": str, "data_root": (str, type(None)), "model": str,
+            "model_params": dict, "seed": int, "defaults": dict, "methods": dict, "eval": dict, "tables": list,
+            "figures": list, "notebooks": list, "analysis": dict}
+REQUIRED_TOP = ("name", "description", "dataset", "model", "methods", "eval")
+METHOD_KEYS = {"method": str, "label": str, "params": dict, "train": dict, "seed": int, "tables": dict,
+               "curves": bool, "transfer_from": dict, "autoattack": bool}
+EVAL_KEYS = {"n_examples": int, "batch_size": int, "attacks": dict, "autoattack": (dict, type(None)),
+             "curves": (dict, type(None)), "loss_curves": (dict, type(None)), "sanity": bool}
+AUTOATTACK_KEYS = {"spec": str, "n_examples": int}
+CURVE_KEYS = {"epsilons": list, "steps": list, "eps": (int, float, str), "step_size": (int, float, str, type(None)),
+              "n_examples": int}
+LOSS_CURVE_KEYS = {"experiment": str, "restarts": int, "steps": int, "n_examples": int, "eps": (int, float, str),
+                   "step_size": (int, float, str)}
+NOTEBOOKS = ("00_overview", "01_ot_solvers")
+#: analysis notebooks (issue 9): each takes ``models`` (experiment names of this profile) and its own parameters
+ANALYSIS_NOTEBOOKS = ("43_figures_tsne", "44_figures_landscape", "45_figures_activations",
+                      "46_figures_decision_cells", "47_figures_toy")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+
+
+class ProfileError(ValueError):
+    """A profile file that does not follow the schema (the message names the file and the key path)."""
+
+
+@dataclass
+class Profile:
+    """A validated profile (see the module docstring for the meaning of each field)."""
+
+    name: str
+    description: str
+    dataset: str
+    model: str
+    methods: dict[str, dict[str, Any]]
+    eval: dict[str, Any]
+    data_root: str | None = None
+    model_params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    defaults: dict[str, Any] = field(default_factory=dict)
+    tables: list[str] = field(default_factory=list)
+    figures: list[str] = field(default_factory=list)
+    notebooks: list[str] = field(default_factory=list)
+    analysis: dict[str, dict[str, Any]] = field(default_factory=dict)
+    path: str | None = None
+
+    def label(self, experiment: str) -> str:
+        """Display name of an experiment (its ``label``, else the experiment key)."""
+        return self.methods[experiment].get("label", experiment)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def list_profiles() -> list[str]:
+    """Names of the profiles shipped in ``ot_robust/profiles/`` (sorted)."""
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def profile_path(name_or_path: str | Path) -> Path:
+    """The YAML file of a profile given by name (``quick``) or by path (``my.yaml``).
+
+    Raises:
+        ProfileError: if no such profile exists (the message lists the shipped ones).
+    """
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml"):
+        if not p.is_file():
+            raise ProfileError(f"profile file {str(p)!r} does not exist")
+        return p
+    cand = PROFILE_DIR / f"{name_or_path}.yaml"
+    if not cand.is_file():
+        raise ProfileError(f"unknown profile {str(name_or_path)!r}; available: {', '.join(list_profiles())} "
+                           "(or pass a path to a .yaml file)")
+    return cand
+
+
+def load_profile(name_or_path: str | Path = DEFAULT_PROFILE, check_registries: bool = True) -> Profile:
+    """Load and validate a profile.
+
+    Args:
+        name_or_path: a shipped profile name or a path to a YAML file.
+        check_registries: also check dataset, model, defense names, attack specs, table and figure names against the
+            package's registries (those modules that exist; skipped for a module that is not importable).
+
+    Raises:
+        ProfileError: unknown or missing keys, wrong types, bad names (the message names file and key path).
+    """
+    path = profile_path(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ProfileError(f"{path}: not valid YAML: {e}") from None
+    return validate_profile(raw, source=str(path), check_registries=check_registries,
+                            expected_name=path.stem if path.parent == PROFILE_DIR else None)
+
+
+def _check_keys(obj: Any, schema: dict[str, Any], where: str, src: str, required: tuple[str, ...] = ()) -> None:
+    if not isinstance(obj, dict):
+        raise ProfileError(f"{src}: {where} must be a mapping, got {type(obj).__name__}")
+    unknown = sorted(set(obj) - set(schema))
+    if unknown:
+        raise ProfileError(f"{src}: unknown key(s) {unknown} in {where}; allowed: {sorted(schema)}")
+    missing = [k for k in required if k not in obj]
+    if missing:
+        raise ProfileError(f"{src}: missing required key(s) {missing} in {where}")
+    for k, typ in schema.items():
+        if k in obj and not isinstance(obj[k], typ) or (k in obj and typ is int and isinstance(obj[k], bool)):
+            allowed = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
+            raise ProfileError(f"{src}: {where}.{k} must be {allowed}, got {obj[k]!r}")
+
+
+def validate_profile(raw: Any, source: str = "<profile>", check_registries: bool = True,
+                     expected_name: str | None = None) -> Profile:
+    """Validate a profile given as a parsed mapping and return a :class:`Profile` (see :func:`load_profile`)."""
+    src = source
+    _check_keys(raw, TOP_KEYS, "the profile", src, REQUIRED_TOP)
+    raw = copy.deepcopy(raw)
+    if not _NAME_RE.match(raw["name"]):
+        raise ProfileError(f"{src}: name {raw['name']!r} must be lower-case letters, digits, '-' or '_'")
+    if expected_name is not None and raw["name"] != expected_name:
+        raise ProfileError(f"{src}: name {raw['name']!r} must equal the file name {expected_name!r}")
+    if not raw["methods"]:
+        raise ProfileError(f"{src}: methods is empty; give at least one method to train")
+    for exp, m in raw["methods"].items():
+        where = f"methods.{exp}"
+        if not isinstance(exp, str) or not _NAME_RE.match(exp):
+            raise ProfileError(f"{src}: experiment name {exp!r} must be lower-case letters, digits, '-' or '_'")
+        _check_keys(m, METHOD_KEYS, where, src, ("method",))
+        for row_src, other in m.get("transfer_from", {}).items():
+            if other not in raw["methods"]:
+                raise ProfileError(f"{src}: {where}.transfer_from.{row_src} names unknown experiment {other!r}; "
+                                   f"experiments: {sorted(raw['methods'])}")
+    ev = raw["eval"]
+    _check_keys(ev, EVAL_KEYS, "eval", src, ("attacks", "n_examples"))
+    for key in ev["attacks"]:
+        if not isinstance(key, str) or not _NAME_RE.match(key) or key == "clean":
+            raise ProfileError(f"{src}: eval.attacks key {key!r} must be a column name like pgd20 ('clean' is implicit)")
+        if not isinstance(ev["attacks"][key], str):
+            raise ProfileError(f"{src}: eval.attacks.{key} must be an attack spec string, got {ev['attacks'][key]!r}")
+    if ev.get("autoattack") is not None:
+        _check_keys(ev["autoattack"], AUTOATTACK_KEYS, "eval.autoattack", src, ("spec",))
+    if ev.get("curves") is not None:
+        _check_keys(ev["curves"], CURVE_KEYS, "eval.curves", src, ("epsilons", "steps", "eps"))
+    if ev.get("loss_curves") is not None:
+        lc = ev["loss_curves"]
+        _check_keys(lc, LOSS_CURVE_KEYS, "eval.loss_curves", src, ("experiment", "eps"))
+        if lc["experiment"] not in raw["methods"]:
+            raise ProfileError(f"{src}: eval.loss_curves.experiment {lc['experiment']!r} is not one of the methods "
+                               f"{sorted(raw['methods'])}")
+    for nb in raw.get("notebooks", []):
+        if nb not in NOTEBOOKS:
+            raise ProfileError(f"{src}: notebooks entry {nb!r} unknown; allowed: {list(NOTEBOOKS)}")
+    for nb, params in raw.get("analysis", {}).items():
+        if nb not in ANALYSIS_NOTEBOOKS:
+            raise ProfileError(f"{src}: analysis entry {nb!r} unknown; allowed: {list(ANALYSIS_NOTEBOOKS)}")
+        if not isinstance(params, dict):
+            raise ProfileError(f"{src}: analysis.{nb} must be a mapping of notebook parameters, got {params!r}")
+        bad = [m for m in params.get("models", []) if m not in raw["methods"]]
+        if bad:
+            raise ProfileError(f"{src}: analysis.{nb}.models names unknown experiment(s) {bad}; "
+                               f"experiments: {sorted(raw['methods'])}")
+    prof = Profile(**raw, path=source)
+    if check_registries:
+        _check_registries(prof, src)
+    return prof
+
+
+def _check_registries(p: Profile, src: str) -> None:
+    """Check names against the package registries that exist (dataset, model, defenses, attacks, tables, figures)."""
+    from .. import data, models
+
+    try:
+        data.dataset_info(p.dataset)
+    except ValueError as e:
+        raise ProfileError(f"{src}: dataset {p.dataset!r}: {e}") from None
+    names = getattr(models, "MODELS", None)
+    if names is not None and p.model not in names:
+        raise ProfileError(f"{src}: model {p.model!r} unknown; allowed: {sorted(names)}")
+    from .. import plots, tables
+    from ..pipeline import FIGURE_NOTEBOOKS, TABLE_NOTEBOOKS
+
+    def known(name: str, registry: dict, notebooks: dict) -> bool:
+        # FS names are checked here; other papers' names (got_*, otjr_*) are checked by their own notebooks
+        paper = name.split("_", 1)[0]
+        return name in registry or (paper != "fs" and paper in notebooks)
+
+    for t in p.tables:
+        if not known(t, tables.TABLES, TABLE_NOTEBOOKS):
+            raise ProfileError(f"{src}: tables entry {t!r} unknown; allowed: {sorted(tables.TABLES)} or "
+                               f"a name starting with {sorted(k + '_' for k in TABLE_NOTEBOOKS if k != 'fs')}")
+    for exp, m in p.methods.items():
+        for t in m.get("tables", {}):
+            if not known(t, tables.TABLES, TABLE_NOTEBOOKS):
+                raise ProfileError(f"{src}: methods.{exp}.tables key {t!r} unknown; allowed: {sorted(tables.TABLES)}")
+    for f in p.figures:
+        if not known(f, plots.FIGURES, FIGURE_NOTEBOOKS):
+            raise ProfileError(f"{src}: figures entry {f!r} unknown; allowed: {sorted(plots.FIGURES)} or "
+                               f"a name starting with {sorted(k + '_' for k in FIGURE_NOTEBOOKS if k != 'fs')}")
+    try:  # the trainer and defenses may not exist yet in a partial checkout: check only what is importable
+        from ..defenses import DEFENSES
+    except ImportError:
+        DEFENSES = None
+    if DEFENSES is not None:
+        for exp, m in p.methods.items():
+            if m["method"] not in DEFENSES:
+                raise ProfileError(f"{src}: methods.{exp}.method {m['method']!r} unknown; allowed: {sorted(DEFENSES)}")
+    try:
+        from ..train import TrainConfig
+    except ImportError:
+        try:
+            from ..training.config import TrainConfig
+        except ImportError:
+            TrainConfig = None
+    if TrainConfig is not None:
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        for where, d in [("defaults", p.defaults)] + [(f"methods.{e}.train", m.get("train", {}))
+                                                       for e, m in p.methods.items()]:
+            bad = sorted(set(d) - fields)
+            if bad:
+                raise ProfileError(f"{src}: unknown TrainConfig field(s) {bad} in {where}; allowed: {sorted(fields)}")
+    try:
+        from ..attacks import make_attack
+    except ImportError:
+        make_attack = None
+    if make_attack is not None:
+        specs = dict(p.eval["attacks"])
+        if p.eval.get("autoattack"):
+            specs["autoattack"] = p.eval["autoattack"]["spec"]
+        for key, spec in specs.items():
+            try:
+                make_attack(spec)
+            except ValueError as e:
+                raise ProfileError(f"{src}: eval attack {key!r}: {e}") from None

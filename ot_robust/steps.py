@@ -1,0 +1,275 @@
+"""What each pipeline notebook does, as functions (the notebooks stay thin and the tests can call the same code).
+
+* :func:`run_train` - ``10_train``: TrainConfig from the profile's settings, ``train(config, run_dir)``.
+* :func:`run_evaluate` - ``20_evaluate``: attack suite + AutoAttack + sanity checks + curves -> ``eval.json``.
+* :func:`run_tables` - ``30_tables_*``: paper tables with our numbers (:mod:`ot_robust.tables`).
+* :func:`run_figures` - ``40_figures_*``: figures (:mod:`ot_robust.plots`).
+
+Structured parameters arrive as JSON strings (papermill ``-p``) or as Python objects; both are accepted.
+Accuracies are in percent; epsilons on the [0, 1] pixel scale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from .utils import atomic_write_json, provenance
+
+def _obj(v: Any) -> Any:
+    """A parameter value: JSON text -> Python object; anything else unchanged."""
+    return json.loads(v) if isinstance(v, str) else v
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Atomically write ``obj`` as JSON (creates folders); returns the path."""
+    atomic_write_json(path, obj)
+    return Path(path)
+
+
+def train_config(*, method: str, method_params: Any, dataset: str, data_root: str | None, model: str,
+                 model_params: Any, seed: int, train_params: Any = None, max_batches: int | None = None):
+    """Build an :class:`ot_robust.train.TrainConfig` from a pipeline step's parameters.
+
+    ``train_params`` (dict or JSON) holds further TrainConfig fields (epochs, batch_size, lr, ...). ``max_batches``
+    (the one-batch check of the GPU profiles) trains ``max_batches * batch_size`` examples for one epoch. Progress
+    bars are off unless ``train_params`` turns them on (papermill logs stay readable).
+
+    Raises:
+        ValueError: unknown TrainConfig field, or a value TrainConfig.validate rejects (checked before training).
+    """
+    from .train import TrainConfig
+
+    kw = {"progress": False, **dict(_obj(train_params) or {})}
+    kw.update(method=method, method_params=dict(_obj(method_params) or {}), dataset=dataset, model=model,
+              model_params=dict(_obj(model_params) or {}), seed=seed, data_root=data_root)
+    if max_batches is not None:
+        kw.update(epochs=1, num_train=int(max_batches) * int(kw.get("batch_size", 128)))
+    cfg = TrainConfig.from_dict(kw)
+    cfg.validate()
+    return cfg
+
+
+def run_train(*, profile: str, experiment: str, method: str, method_params: Any, dataset: str, data_root: str | None,
+              model: str, model_params: Any, train_params: Any, seed: int, max_batches: int | None,
+              run_dir: str | Path) -> dict[str, Any]:
+    """Train one model into ``run_dir`` and write ``train_summary.json`` (last metrics, provenance); returns it."""
+    from .train import train
+
+    cfg = train_config(method=method, method_params=method_params, dataset=dataset, data_root=data_root, model=model,
+                       model_params=model_params, seed=seed, max_batches=max_batches, train_params=train_params)
+    run_dir = Path(run_dir)
+    try:
+        train(cfg, run_dir)  # resumes an interrupted run with the same configuration
+    except ValueError as e:
+        if "different configuration" not in str(e):
+            raise
+        print(f"{run_dir} holds a run with other settings ({e}); starting afresh")
+        train(cfg, run_dir, resume=False)
+    metrics = _read_jsonl(run_dir / "metrics.jsonl")
+    summary = {"profile": profile, "experiment": experiment, "method": method, "config": dataclasses.asdict(cfg),
+               "last_metrics": metrics[-1] if metrics else {}, "n_metric_records": len(metrics),
+               "provenance": provenance(profile=profile, experiment=experiment)}
+    write_json(run_dir / "train_summary.json", summary)
+    return summary
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_training(run_dir: str | Path):
+    """Plot every numeric series of ``metrics.jsonl`` against its step/epoch (for the notebook; not saved)."""
+    import pandas as pd
+
+    from .plots import figure
+
+    rows = _read_jsonl(Path(run_dir) / "metrics.jsonl")
+    if not rows:
+        return None
+    df = pd.DataFrame(rows)
+    x = next((c for c in ("step", "epoch") if c in df), None)
+    num = [c for c in df.select_dtypes("number").columns if c not in ("step", "epoch", "time", "seconds")]
+    fig, axes = figure(ncols=max(1, min(len(num), 4)))
+    for ax, col in zip(axes.ravel(), num[:4]):
+        d = df[[col] + ([x] if x else [])].dropna()
+        ax.plot(d[x] if x else range(len(d)), d[col])
+        ax.set_title(col)
+        ax.set_xlabel(x or "record")
+    fig.tight_layout()
+    return fig
+
+
+def _accuracy_by_spec(report: Any, specs: list[str]) -> dict[str, float]:
+    """``{spec: accuracy %}`` plus ``{"clean": %}`` from an EvalReport's table (columns attack, spec, accuracy, ...);
+    for an attack with restarts the first row (per-example worst case over the runs) is used."""
+    out: dict[str, float] = {}
+    for _, r in report.table.iterrows():
+        key = "clean" if r["attack"] == "clean" else str(r["spec"])
+        if key in specs + ["clean"] and key not in out:
+            out[key] = float(r["accuracy"])
+    return out
+
+
+def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_dir: str | Path, out_dir: str | Path,
+                 dataset: str, data_root: str | None, attacks: Any, n_examples: int, batch_size: int = 250,
+                 sanity: bool = True, autoattack: Any = None, curves: Any = None, loss_curves: Any = None,
+                 transfer_from: Any = None, seed: int = 0) -> dict[str, Any]:
+    """Evaluate the model of ``run_dir`` and write ``out_dir/eval.json`` (+ ``curves.json``, ``loss_curves.json``).
+
+    ``attacks``: ``{column: spec}`` (e.g. ``{"pgd20": "pgd-linf eps=0.1 steps=20 step=0.0125"}``); ``clean`` is always
+    measured. ``autoattack``: ``{"spec", "n_examples"}`` or None. ``curves``: ``{"epsilons", "steps", "eps",
+    "step_size"?, "n_examples"?}`` (FS Fig. 3) or None. ``loss_curves``: ``{"restarts", "steps", "eps", "step_size",
+    "n_examples"}`` (FS supp. Fig. 1) or None. ``transfer_from``: ``{paper row: source run_dir}`` - every white-box
+    column is re-run as a transfer attack crafted on that source model (FS Sec. 5.3).
+
+    eval.json: ``{"accuracy": {column: %}, "autoattack": % | None, "worst_case": %, "sanity": [...],
+    "transfer": {row: {column: %}}, "report": EvalReport.to_dict(), "n_examples", "profile", "experiment",
+    "label", "method", "attacks", "provenance"}``.
+    """
+    from .data import get_dataset
+    from .evaluate import evaluate
+    from .train import load_model
+
+    specs = dict(_obj(attacks))
+    aa, curves, loss_curves, transfer_from = (_obj(autoattack), _obj(curves), _obj(loss_curves),
+                                              _obj(transfer_from) or {})
+    out_dir = Path(out_dir)
+    model = load_model(run_dir)
+    test = get_dataset(dataset, "test", root=data_root)
+    report = evaluate(model, test, list(specs.values()), n_examples=n_examples, seed=seed, batch_size=batch_size,
+                      sanity=sanity, progress=False)
+    by_spec = _accuracy_by_spec(report, list(specs.values()))
+    accuracy = {"clean": by_spec.get("clean")}
+    accuracy.update({key: by_spec.get(spec) for key, spec in specs.items()})
+    result: dict[str, Any] = {
+        "profile": profile, "experiment": experiment, "label": label, "method": method, "run_dir": str(run_dir),
+        "dataset": dataset, "n_examples": n_examples, "attacks": specs, "accuracy": accuracy,
+        "worst_case": float(report.worst_case), "sanity": list(report.sanity), "report": report.to_dict(),
+        "autoattack": None, "transfer": {}}
+    if aa:
+        aa_rep = evaluate(model, test, [aa["spec"]], n_examples=aa.get("n_examples", n_examples), seed=seed,
+                          batch_size=batch_size, sanity=False, progress=False)
+        result["autoattack"] = _accuracy_by_spec(aa_rep, [aa["spec"]]).get(aa["spec"])
+        result["autoattack_n_examples"] = aa.get("n_examples", n_examples)
+        result["autoattack_report"] = aa_rep.to_dict()
+    for row, src in transfer_from.items():
+        tspecs = {k: f"transfer source={src} via={s}" for k, s in specs.items() if not s.startswith("fgsm")}
+        rep = evaluate(model, test, list(tspecs.values()), n_examples=n_examples, seed=seed, batch_size=batch_size,
+                       sanity=False, progress=False)
+        acc = _accuracy_by_spec(rep, list(tspecs.values()))
+        result["transfer"][row] = {k: acc.get(s) for k, s in tspecs.items()}
+    if curves:
+        result["curves"] = write_json(out_dir / "curves.json", _curves(model, test, curves, seed, batch_size)).name
+    if loss_curves:
+        result["loss_curves"] = write_json(out_dir / "loss_curves.json",
+                                           _loss_curves(model, test, loss_curves, seed)).name
+    result["provenance"] = provenance(profile=profile, experiment=experiment)
+    write_json(out_dir / "eval.json", result)
+    return result
+
+
+def _curves(model, test, c: dict[str, Any], seed: int, batch_size: int) -> dict[str, Any]:
+    """FS Fig. 3 data: accuracy under PGD-20 vs epsilon (step 2.5 eps / 20) and vs iterations at ``c["eps"]``."""
+    from .data import as_tensors
+    from .evaluate import accuracy_vs_epsilon, accuracy_vs_steps
+    from .utils import parse_number
+
+    n = c.get("n_examples", 200)
+    x, y = as_tensors(test, n)
+    eps = parse_number(c["eps"])
+    epsilons = [parse_number(e) for e in c["epsilons"]]
+    steps_list = [int(s) for s in c["steps"]]
+    step = parse_number(c["step_size"]) if c.get("step_size") is not None else 2.5 * eps / max(steps_list)
+    vs_eps = accuracy_vs_epsilon(model, x, y, epsilons, steps=20, batch_size=batch_size, seed=seed)
+    vs_steps = accuracy_vs_steps(model, x, y, eps, steps_list, step, batch_size=batch_size, seed=seed)
+    return {"vs_epsilon": {"x": epsilons, "accuracy": [float(v) for v in vs_eps["accuracy"]], "steps": 20},
+            "vs_steps": {"x": steps_list, "accuracy": [float(v) for v in vs_steps["accuracy"]], "eps": eps,
+                         "step_size": step},
+            "n_examples": len(x)}
+
+
+def _loss_curves(model, test, c: dict[str, Any], seed: int) -> dict[str, Any]:
+    """FS supplement Fig. 1 data: the PGD cross-entropy per iteration for ``restarts`` random starts (mean over
+    ``n_examples`` test images), as a restarts x (steps + 1) list."""
+    from .data import as_tensors
+    from .evaluate import pgd_loss_curves
+    from .utils import parse_number
+
+    eps = parse_number(c["eps"])
+    steps = int(c.get("steps", 20))
+    step = parse_number(c["step_size"]) if c.get("step_size") is not None else 2.5 * eps / steps
+    x, y = as_tensors(test, int(c.get("n_examples", 1)))
+    df = pgd_loss_curves(model, x, y, n_starts=int(c.get("restarts", 20)), steps=steps, eps=eps, step_size=step,
+                         seed=seed)
+    wide = df.pivot(index="start", columns="iteration", values="loss").sort_index()
+    return {"loss": wide.to_numpy().tolist(), "loss_name": "cross-entropy", "eps": eps, "step_size": step,
+            "restarts": int(wide.shape[0]), "n_examples": len(x)}
+
+
+def sanity_frame(result: dict[str, Any]):
+    """The sanity checks of an eval result as a DataFrame (check, status, numbers)."""
+    import pandas as pd
+
+    return pd.DataFrame(result.get("sanity") or [])
+
+
+def run_tables(*, profile: Any, runs_dir: str | Path, fig_dir: str | Path, tables: Any) -> dict[str, list[Path]]:
+    """Build the ``tables`` (JSON list or list of names) of ``profile`` into ``<fig_dir>/tables/``; also writes
+    ``<runs_dir>/tables/<first table's paper>/tables.json`` listing them."""
+    from .profiles import Profile, load_profile
+    from .tables import build_tables
+
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    names = list(_obj(tables))
+    written = build_tables(prof, runs_dir, Path(fig_dir) / "tables", names)
+    paper = names[0].split("_", 1)[0] if names else "none"
+    write_json(Path(runs_dir) / "tables" / paper / "tables.json", {k: [str(p) for p in v] for k, v in written.items()})
+    return written
+
+
+def show_tables(written: dict[str, list[Path]]):
+    """Display the Markdown versions of the written tables (in a notebook)."""
+    from IPython.display import Markdown, display
+
+    for paths in written.values():
+        md = next(p for p in paths if p.suffix == ".md")
+        display(Markdown(md.read_text()))
+
+
+def run_figures(*, profile: Any, runs_dir: str | Path, fig_dir: str | Path, figures: Any) -> dict[str, list[str]]:
+    """Render the ``figures`` (JSON list or list of names, keys of ``ot_robust.plots.FIGURES``) into ``fig_dir``;
+    also writes ``<runs_dir>/figures/<paper>/figures.json``."""
+    from .plots import FIGURES
+    from .profiles import Profile, load_profile
+
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    labels = {exp: prof.label(exp) for exp in prof.methods}
+    names = list(_obj(figures))
+    written = {n: [str(p) for p in FIGURES[n](runs_dir, fig_dir, labels)] for n in names}
+    paper = names[0].split("_", 1)[0] if names else "none"
+    write_json(Path(runs_dir) / "figures" / paper / "figures.json", written)
+    return written
+
+
+def show_figures(written: dict[str, list[str]]):
+    """Display the PNG of each written figure (in a notebook)."""
+    from IPython.display import Image, display
+
+    for paths in written.values():
+        display(Image(filename=next(p for p in paths if p.endswith(".png"))))
+
+
+def describe_plan(profile: str, runs_dir: str = "runs", fig_dir: str = "figures"):
+    """The plan of ``profile`` as a DataFrame: step, notebook, dependencies, up to date?, papermill command."""
+    import pandas as pd
+
+    from .pipeline import build_plan, is_done, papermill_command
+
+    plan = build_plan(profile, runs_dir=runs_dir, fig_dir=fig_dir)
+    return pd.DataFrame([{"step": s.name, "notebook": s.notebook, "deps": ", ".join(s.deps),
+                          "up_to_date": is_done(s, plan.root), "command": papermill_command(s)} for s in plan.steps])

@@ -1,0 +1,289 @@
+"""Paper tables with our numbers beside the paper's, as Markdown, CSV and LaTeX.
+
+The paper numbers come from ``ot_robust/assets/paper_tables.yaml`` (a copy of the project's transcription of the
+papers' tables, see ``assets/paper_tables.source.json``); ours come from the ``eval.json`` files that
+``notebooks/20_evaluate.ipynb`` writes under ``runs/<profile>/eval/<experiment>/``.
+
+Every table has the index (row, source): the paper's row, then ours for the model of the profile that stands for
+that row (``methods.<exp>.tables: {<table>: <paper row>}`` in the profile), then our rows the paper does not have.
+Extra columns the papers did not have: ``AA`` (AutoAttack accuracy), ``worst`` (worst case over our attacks) and
+``sanity`` (the gradient-masking checks of :func:`ot_robust.evaluate.evaluate`: ``pass`` or the flagged checks).
+Accuracies are in percent; a blank cell is "not reported" (paper) or "not measured in this profile" (ours).
+
+Table kinds:
+* ``rows``: paper rows x metric columns (FS Tables 1, 2, 3, supplement Tables 1-4, random-targeted baseline).
+* ``blocks``: columns ``<dataset>_<metric>`` (FS Table 4) are split into one row per (row, dataset).
+* ``sweep``: columns are settings (batch size, label smoothing) and every cell is one metric (PGD100): each of our
+  models names its row and column (``{row: Proposed, column: bs60}``).
+* ``transfer``: rows are black-box source models (FS Sec. 5.3); ours come from ``eval.json["transfer"]``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from .utils import PACKAGE_ROOT
+
+PAPER_TABLES_PATH = PACKAGE_ROOT / "assets" / "paper_tables.yaml"
+EXTRA_COLUMNS = ("AA", "worst", "sanity")
+FORMATS = ("md", "csv", "tex")
+_PRETTY = {"clean": "Clean", "fgsm": "FGSM", "aa": "AA", "local_search": "LocalSearch", "spsa": "SPSA"}
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One paper table: ``paper``/``key`` locate it in paper_tables.yaml; ``kind`` see the module docstring;
+    ``metric`` is the cell metric of a ``sweep`` table (with ``fallback`` metrics tried in order when a profile did
+    not measure it, the substitution being named in the caption)."""
+
+    name: str
+    paper: str
+    key: str
+    title: str
+    kind: str = "rows"
+    metric: str | None = None
+    fallback: tuple[str, ...] = field(default_factory=tuple)
+
+
+TABLES: dict[str, TableSpec] = {t.name: t for t in [
+    TableSpec("fs_table1", "fs", "table1_cifar10_whitebox", "FS Table 1: white-box accuracy vs attack iterations"),
+    TableSpec("fs_table2a", "fs", "table2a_svhn_whitebox", "FS Table 2(a): SVHN white-box"),
+    TableSpec("fs_table2b", "fs", "table2b_cifar100_whitebox", "FS Table 2(b): CIFAR-100 white-box"),
+    TableSpec("fs_table3a", "fs", "table3a_perturbation_scheme", "FS Table 3(a): perturbation scheme ablation"),
+    TableSpec("fs_table3b", "fs", "table3b_matching_scheme", "FS Table 3(b): matching scheme ablation"),
+    TableSpec("fs_table4", "fs", "table4_ot_solvers", "FS Table 4: OT solvers", kind="blocks"),
+    TableSpec("fs_blackbox", "fs", "sec5_3_blackbox_cifar10", "FS Sec. 5.3: black-box (transfer) attacks",
+              kind="transfer"),
+    TableSpec("fs_supp_table1", "fs", "supp_table1_stronger_whitebox",
+              "FS supplement Table 1: stronger white-box attacks (min over 5 random starts)"),
+    TableSpec("fs_supp_gradient_free", "fs", "supp_gradient_free", "FS supplement Sec. 2.2: gradient-free attacks"),
+    TableSpec("fs_supp_table2", "fs", "supp_table2_label_smoothing", "FS supplement Table 2: label smoothing"),
+    TableSpec("fs_supp_table3", "fs", "supp_table3_sinkhorn_tau", "FS supplement Table 3: Sinkhorn tau"),
+    TableSpec("fs_supp_table4", "fs", "supp_table4_ipot_beta", "FS supplement Table 4: IPOT beta"),
+    TableSpec("fs_rebuttal_batch_size", "fs", "rebuttal_batch_size_pgd100", "FS rebuttal: training batch size (PGD100)",
+              kind="sweep", metric="pgd100", fallback=("pgd40", "pgd20")),
+    TableSpec("fs_rebuttal_label_smoothing", "fs", "rebuttal_label_smoothing_pgd100",
+              "FS rebuttal: label smoothing (PGD100)", kind="sweep", metric="pgd100", fallback=("pgd40", "pgd20")),
+    TableSpec("fs_rebuttal_random_targeted", "fs", "rebuttal_random_targeted",
+              "FS rebuttal: random-targeted adversarial training baseline"),
+]}
+
+
+def register_table(spec: TableSpec) -> TableSpec:
+    """Add a table (GOT, OTJR, ...) to :data:`TABLES`. Raises ValueError if the name exists or is not in the YAML."""
+    if spec.name in TABLES:
+        raise ValueError(f"table {spec.name!r} already registered")
+    paper_table(spec.paper, spec.key)
+    TABLES[spec.name] = spec
+    return spec
+
+
+@lru_cache(maxsize=4)
+def load_paper_tables(path: str | Path = PAPER_TABLES_PATH) -> dict[str, Any]:
+    """The parsed paper_tables.yaml: ``{paper: {table_key: {source, setting, columns, rows, note?, issues?}}}``."""
+    return yaml.safe_load(Path(path).read_text())
+
+
+def paper_table(paper: str, key: str) -> dict[str, Any]:
+    """One paper table. Raises ValueError naming the paper/key and listing what exists."""
+    tables = load_paper_tables()
+    if paper not in tables:
+        raise ValueError(f"unknown paper {paper!r}; allowed: {sorted(tables)}")
+    if key not in tables[paper]:
+        raise ValueError(f"unknown table {key!r} of paper {paper!r}; allowed: {sorted(tables[paper])}")
+    return tables[paper][key]
+
+
+def load_evals(runs_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """``{experiment: eval.json content}`` for every ``<runs_dir>/eval/<experiment>/eval.json``."""
+    out = {}
+    for p in sorted(Path(runs_dir).glob("eval/*/eval.json")):
+        out[p.parent.name] = json.loads(p.read_text())
+    return out
+
+
+def _pretty(col: str) -> str:
+    if col in _PRETTY:
+        return _PRETTY[col]
+    for pre in ("pgd", "cw"):
+        if col.startswith(pre) and col[len(pre):].isdigit():
+            return pre.upper() + col[len(pre):]
+    return col
+
+
+def _sanity_text(ev: dict[str, Any]) -> str:
+    checks = ev.get("sanity") or []
+    if not checks:
+        return ""
+    flagged = [c.get("check", "?") for c in checks if c.get("status") != "pass"]
+    return "pass" if not flagged else "flag: " + ", ".join(flagged)
+
+
+def _ours(ev: dict[str, Any], columns: list[str]) -> dict[str, Any]:
+    acc = ev.get("accuracy", {})
+    row = {c: acc.get(c) for c in columns}
+    row.update(AA=ev.get("autoattack"), worst=ev.get("worst_case"), sanity=_sanity_text(ev))
+    return row
+
+
+def _table_entry(exp_cfg: dict[str, Any], name: str) -> Any:
+    return (exp_cfg.get("tables") or {}).get(name)
+
+
+@dataclass
+class TableResult:
+    """A built table: ``frame`` indexed by (row, source), with a caption and the spec it came from."""
+
+    spec: TableSpec
+    frame: pd.DataFrame
+    caption: str
+
+    def render(self, fmt: str) -> str:
+        """The table as ``md`` (Markdown with the caption above), ``csv`` or ``tex`` (LaTeX table with caption)."""
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown table format {fmt!r}; allowed: {list(FORMATS)}")
+        df = self.frame.reset_index()
+        if fmt == "csv":
+            return df.to_csv(index=False, float_format="%.2f")
+        cells = [[_fmt_cell(v) for v in row] for row in df.itertuples(index=False)]
+        if fmt == "md":
+            head = "| " + " | ".join(map(str, df.columns)) + " |"
+            sep = "|" + "|".join("---" if i < 2 else "---:" for i in range(len(df.columns))) + "|"
+            body = ["| " + " | ".join(r) + " |" for r in cells]
+            return f"**{self.spec.title}.** {self.caption}\n\n" + "\n".join([head, sep] + body) + "\n"
+        esc = lambda s: str(s).replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")  # noqa: E731
+        lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(self.spec.title)}. {esc(self.caption)}}}",
+                 rf"\label{{tab:{self.spec.name}}}", r"\begin{tabular}{ll" + "r" * (len(df.columns) - 2) + "}",
+                 r"\toprule", " & ".join(esc(c) for c in df.columns) + r" \\", r"\midrule"]
+        lines += [" & ".join(esc(c) for c in r) + r" \\" for r in cells]
+        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+        return "\n".join(lines) + "\n"
+
+    def write(self, out_dir: str | Path) -> list[Path]:
+        """Write ``<name>.md``, ``<name>.csv``, ``<name>.tex`` into ``out_dir``; returns the paths."""
+        from .utils import atomic_write_bytes
+
+        paths = []
+        for fmt in FORMATS:
+            p = Path(out_dir) / f"{self.spec.name}.{fmt}"
+            atomic_write_bytes(p, self.render(fmt).encode())
+            paths.append(p)
+        return paths
+
+
+def _fmt_cell(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, float):
+        return f"{v:.1f}"
+    return str(v)
+
+
+def _caption(spec: TableSpec, pt: dict[str, Any], profile: Any, evals: dict[str, dict], note: str = "") -> str:
+    ev0 = next(iter(evals.values()), {})
+    n = ev0.get("n_examples", (profile.eval or {}).get("n_examples") if profile else None)
+    aa = (profile.eval.get("autoattack") or {}) if profile else {}
+    ours = (f"Ours: profile `{profile.name}` ({profile.dataset}, {profile.model}; {profile.description.rstrip('.')}; "
+            f"n={n} test examples" + (f", AutoAttack on n={aa.get('n_examples')}" if aa else "") + ")."
+            if profile else "")
+    return (f"Paper: {pt['setting']} ({pt['source']}). {ours} "
+            f"Accuracy in %; blank = not reported / not measured. AA, worst and sanity are our additions "
+            f"(AutoAttack, worst case over our attacks, gradient-masking checks).{(' ' + note) if note else ''}").strip()
+
+
+def build_table(name: str, evals: dict[str, dict[str, Any]], profile: Any = None) -> TableResult:
+    """Build table ``name`` (a key of :data:`TABLES`) from our ``evals`` ({experiment: eval.json}) and the paper.
+
+    ``profile`` (a :class:`ot_robust.profiles.Profile`, optional) says which experiment stands for which paper row
+    (``methods.<exp>.tables``) and is named in the caption; without it only the paper rows are shown.
+
+    Raises:
+        ValueError: unknown table name.
+    """
+    if name not in TABLES:
+        raise ValueError(f"unknown table {name!r}; allowed: {sorted(TABLES)}")
+    spec = TABLES[name]
+    pt = paper_table(spec.paper, spec.key)
+    ours_src = f"ours ({profile.name})" if profile else "ours"
+    mapping = {}  # experiment -> table entry
+    if profile is not None:
+        for exp, cfg in profile.methods.items():
+            entry = _table_entry(cfg, name)
+            if entry is not None and exp in evals:
+                mapping[exp] = entry
+    note = ""
+    records: list[tuple[tuple[str, str], dict[str, Any]]] = []
+    cols = list(pt["columns"])
+    if spec.kind in ("rows", "transfer"):
+        if spec.kind == "transfer":
+            ours_rows = {}
+            for exp in mapping:
+                for src_row, accs in (evals[exp].get("transfer") or {}).items():
+                    ours_rows.setdefault(src_row, []).append({c: accs.get(c) for c in cols})
+        else:
+            ours_rows = {}
+            for exp, entry in mapping.items():
+                ours_rows.setdefault(str(entry), []).append(_ours(evals[exp], cols))
+        for label in list(pt["rows"]) + [r for r in ours_rows if r not in pt["rows"]]:
+            if label in pt["rows"]:
+                records.append(((label, "paper"), dict(zip(cols, pt["rows"][label]))))
+            for r in ours_rows.get(label, []):
+                records.append(((label, ours_src), r))
+        columns = [_pretty(c) for c in cols] + (list(EXTRA_COLUMNS) if spec.kind == "rows" else [])
+        rename = {c: _pretty(c) for c in cols}
+    elif spec.kind == "blocks":
+        datasets = list(dict.fromkeys(c.split("_", 1)[0] for c in cols))
+        metrics = list(dict.fromkeys(c.split("_", 1)[1] for c in cols))
+        dataset = profile.dataset if profile else "ours"
+        for label, vals in pt["rows"].items():
+            d = dict(zip(cols, vals))
+            for ds in datasets:
+                records.append(((label, f"paper ({ds})"), {m: d.get(f"{ds}_{m}") for m in metrics}))
+            for exp, entry in mapping.items():
+                if entry == label:
+                    records.append(((label, f"{ours_src[:-1]}, {dataset})"), _ours(evals[exp], metrics)))
+        columns = [_pretty(m) for m in metrics] + list(EXTRA_COLUMNS)
+        rename = {m: _pretty(m) for m in metrics}
+    elif spec.kind == "sweep":
+        metric = spec.metric
+        have = {m for exp in mapping for m, v in evals[exp].get("accuracy", {}).items() if v is not None}
+        if mapping and metric not in have:
+            sub = next((m for m in spec.fallback if m in have), None)
+            note = (f"Our cells use {_pretty(sub)} because this profile did not run {_pretty(metric)}."
+                    if sub else f"This profile did not run {_pretty(metric)}.")
+            metric = sub
+        for label, vals in pt["rows"].items():
+            records.append(((label, "paper"), dict(zip(cols, vals))))
+            ours = {}
+            for exp, entry in mapping.items():
+                if isinstance(entry, dict) and entry.get("row") == label and entry.get("column") in cols:
+                    ours[entry["column"]] = evals[exp].get("accuracy", {}).get(metric) if metric else None
+            if ours:
+                records.append(((label, ours_src), ours))
+        columns = cols
+        rename = {}
+    else:  # pragma: no cover - specs are fixed above
+        raise ValueError(f"unknown table kind {spec.kind!r}")
+    index = pd.MultiIndex.from_tuples([k for k, _ in records], names=["row", "source"])
+    frame = pd.DataFrame([r for _, r in records], index=index).rename(columns=rename)
+    frame = frame.reindex(columns=columns)
+    for c in frame.columns:
+        if c != "sanity":
+            frame[c] = pd.to_numeric(frame[c], errors="coerce")
+    return TableResult(spec, frame, _caption(spec, pt, profile, evals, note))
+
+
+def build_tables(profile: Any, runs_dir: str | Path, out_dir: str | Path, names: list[str] | None = None
+                 ) -> dict[str, list[Path]]:
+    """Build and write every table of ``profile`` (or ``names``) from ``<runs_dir>/eval/*/eval.json`` into
+    ``out_dir`` (Markdown, CSV, LaTeX); returns ``{table: [paths]}``."""
+    evals = load_evals(runs_dir)
+    return {n: build_table(n, evals, profile).write(out_dir) for n in (names or profile.tables)}

@@ -1,0 +1,211 @@
+"""The reproduction pipeline: profile validation, plans and dry runs, hashing/skip logic on a trivial notebook, and
+the `smoke` profile end to end through papermill (asserting on the JSON the notebooks wrote)."""
+
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from nbformat.v4 import new_code_cell, new_notebook
+
+from ot_robust import pipeline
+from ot_robust.pipeline import DONE_FILE, Plan, PipelineError, Step, build_plan, is_done, run_plan
+from ot_robust.profiles import PROFILE_DIR, ProfileError, list_profiles, load_profile, validate_profile
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------------------------- profiles
+def test_shipped_profiles_are_valid():
+    assert {"smoke", "quick", "mnist", "cifar10-paper", "cifar100-paper", "svhn-paper"} <= set(list_profiles())
+    for name in list_profiles():
+        p = load_profile(name)
+        assert p.name == name and p.methods and p.eval["attacks"]
+
+
+def _raw(**changes):
+    raw = yaml.safe_load((PROFILE_DIR / "smoke.yaml").read_text())
+    for path, value in changes.items():
+        *parents, last = path.split(".")
+        d = raw
+        for k in parents:
+            d = d[k]
+        d[last] = value
+    return raw
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"epochz": 1}, r"unknown key\(s\) \['epochz'\] in the profile; allowed: \["),
+    ({"methods.pgd_at.parms": {}}, r"unknown key\(s\) \['parms'\] in methods.pgd_at"),
+    ({"eval.n_examples": "many"}, r"eval.n_examples must be int, got 'many'"),
+    ({"dataset": "cifar11"}, r"dataset 'cifar11'"),
+    ({"methods.pgd_at.method": "pgd_att"}, r"methods.pgd_at.method 'pgd_att' unknown; allowed: \[.*'pgd_at'"),
+    ({"defaults.epoch": 1}, r"unknown TrainConfig field\(s\) \['epoch'\] in defaults"),
+    ({"eval.attacks.pgd10": "pgd-linf eps=0.1 stepz=3"}, r"eval attack 'pgd10': unknown key 'stepz'"),
+    ({"tables": ["fs_table99"]}, r"tables entry 'fs_table99' unknown"),
+    ({"figures": ["fig_nope"]}, r"figures entry 'fig_nope' unknown"),
+    ({"eval.loss_curves.experiment": "nobody"}, r"loss_curves.experiment 'nobody' is not one of the methods"),
+])
+def test_profile_errors_name_the_key_and_the_allowed_values(changes, message):
+    with pytest.raises(ProfileError, match=message):
+        validate_profile(_raw(**changes), source="smoke.yaml")
+
+
+def test_missing_keys_and_unknown_profile():
+    raw = _raw()
+    del raw["methods"]
+    with pytest.raises(ProfileError, match=r"missing required key\(s\) \['methods'\]"):
+        validate_profile(raw)
+    with pytest.raises(ProfileError, match="unknown profile 'nope'; available: .*quick"):
+        load_profile("nope")
+    assert isinstance(ProfileError("x"), ValueError)
+
+
+# ----------------------------------------------------------------------------------------------- plans
+def test_quick_plan_order_and_dry_run(capsys):
+    plan = build_plan("quick", runs_dir="runs", fig_dir="figures", root=REPO)
+    names = [s.name for s in plan.steps]
+    pos = {n: i for i, n in enumerate(names)}
+    for s in plan.steps:  # dependency order
+        assert all(pos[d] < pos[s.name] for d in s.deps)
+    assert plan["evaluate/feature_scattering"].deps == ["train/feature_scattering", "train/standard",
+                                                         "train/feature_scattering_siamese"]
+    assert set(plan["tables/fs"].deps) == {n for n in names if n.startswith("evaluate/")}
+    assert plan["train/pgd_at"].output == "runs/quick/notebooks/10_train.pgd_at.ipynb"
+    status = run_plan(plan, dry_run=True)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == len(plan.steps) and set(status.values()) == {"printed"}
+    argv = shlex.split(lines[names.index("train/pgd_at")])
+    assert argv[:3] == ["papermill", "notebooks/10_train.ipynb", "runs/quick/notebooks/10_train.pgd_at.ipynb"]
+    params = {argv[i + 1]: argv[i + 2] for i in range(3, len(argv), 3) if argv[i] in ("-p", "-r")}
+    assert params["method"] == "pgd_at" and json.loads(params["method_params"])["steps"] == 3
+    assert params["max_batches"] == "None" and params["run_dir"] == "runs/quick/train/pgd_at"
+    ev = shlex.split(lines[names.index("evaluate/feature_scattering")])
+    assert ev[ev.index("label") - 1] == "-p" and ev[ev.index("label") + 1] == "Proposed"
+
+
+def test_paper_profiles_dry_run_and_one_batch_commands(capsys):
+    from ot_robust.__main__ import main
+
+    for prof in ("cifar10-paper", "cifar100-paper", "svhn-paper", "mnist"):
+        assert main(["reproduce", "--profile", prof, "--dry-run", "--only", "train/*", "--max-batches", "1"]) == 0
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert lines and all(line.startswith("papermill notebooks/10_train.ipynb") for line in lines)
+        assert all("-p max_batches 1" in line for line in lines)
+    assert main(["reproduce", "--profile", "nope", "--dry-run"]) == 2
+    assert "unknown profile 'nope'" in capsys.readouterr().err
+    out = subprocess.run([sys.executable, "-m", "ot_robust", "reproduce", "--profile", "cifar10-paper", "--dry-run"],
+                         cwd=REPO, capture_output=True, text=True)  # the real entry point
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1].startswith("papermill notebooks/40_figures_fs.ipynb")
+
+
+def test_generated_notebooks_are_up_to_date_and_tagged():
+    out = subprocess.run([sys.executable, "scripts/make_notebooks.py", "--check"], cwd=REPO, capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stdout
+    for p in (REPO / "notebooks").glob("[0-9]*.ipynb"):
+        nb = nbformat.read(p, as_version=4)
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, p
+
+
+# ----------------------------------------------------------------------------------------------- hashing, skipping
+def _fake_notebook(path: Path, body: str) -> None:
+    nb = new_notebook(cells=[new_code_cell("x = 1\nout = 'out.txt'", metadata={"tags": ["parameters"]}, id="p"),
+                             new_code_cell(body, id="body")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def _fake_plan(root: Path, x_a=1, body_b="open(out, 'w').write(str(x))") -> Plan:
+    (root / "nb").mkdir(exist_ok=True)
+    _fake_notebook(root / "nb" / "a.ipynb", "open(out, 'w').write(str(x))")
+    _fake_notebook(root / "nb" / "b.ipynb", body_b)
+    steps = [Step("a", "nb/a.ipynb", "runs/nb/a.ipynb", {"x": x_a, "out": "runs/a/out.txt"}, "runs/a",
+                  ["runs/a/out.txt"]),
+             Step("b", "nb/b.ipynb", "runs/nb/b.ipynb", {"x": 2, "out": "runs/b/out.txt"}, "runs/b",
+                  ["runs/b/out.txt"], ["a"])]
+    plan = Plan(load_profile("smoke"), steps, root, "runs", "figs")
+    pipeline.compute_hashes(plan)
+    return plan
+
+
+def test_hash_skip_force_only_and_failure(tmp_path):
+    plan = _fake_plan(tmp_path)
+    assert run_plan(plan, log=lambda s: None) == {"a": "ran", "b": "ran"}
+    assert (tmp_path / "runs/b/out.txt").read_text() == "2" and (tmp_path / "runs/nb/b.ipynb").is_file()
+    done = json.loads((tmp_path / "runs/a" / DONE_FILE).read_text())
+    assert done["hash"] == plan["a"].hash and done["params"] == {"x": 1, "out": "runs/a/out.txt"}
+    assert run_plan(plan, log=lambda s: None) == {"a": "skipped", "b": "skipped"}
+
+    changed = _fake_plan(tmp_path, x_a=5)  # a's parameter changes a's hash and, through it, b's
+    assert changed["a"].hash != plan["a"].hash and changed["b"].hash != plan["b"].hash
+    assert not is_done(changed["a"], tmp_path) and not is_done(changed["b"], tmp_path)
+    edited = _fake_plan(tmp_path, body_b="open(out, 'w').write(str(x * 10))")  # notebook content is hashed too
+    assert edited["a"].hash == plan["a"].hash and edited["b"].hash != plan["b"].hash
+    plan = _fake_plan(tmp_path)
+    (tmp_path / "runs/b/out.txt").unlink()  # a missing output means "not done" even with a matching hash
+    assert is_done(plan["a"], tmp_path) and not is_done(plan["b"], tmp_path)
+    with pytest.raises(PipelineError, match=r"step b needs \['a'\]"):  # --only on a stale upstream
+        run_plan(changed, only="b", log=lambda s: None)
+
+    # --force --only b reruns b alone; b fails in its second cell: the error names the notebook and the cell,
+    # and a's .done.json stays.
+    failing = _fake_plan(tmp_path, body_b="raise RuntimeError('boom in b')")
+    with pytest.raises(PipelineError) as ei:
+        run_plan(failing, force=True, only="b", jobs=2, log=lambda s: None)
+    msg = str(ei.value)
+    assert "step b failed in cell 2 of the executed notebook" in msg  # index 1 + papermill's injected cell and "RuntimeError: boom in b" in msg
+    assert str(tmp_path / "runs/nb/b.ipynb") in msg and "raise RuntimeError('boom in b')" in msg
+    assert ei.value.notebook == str(tmp_path / "runs/nb/b.ipynb") and ei.value.cell["ename"] == "RuntimeError"
+    assert is_done(failing["a"], tmp_path)
+    with pytest.raises(ValueError, match="matches no step"):
+        run_plan(failing, only="zzz*", log=lambda s: None)
+
+
+# ----------------------------------------------------------------------------------------------- smoke, end to end
+@pytest.mark.slow
+def test_smoke_profile_end_to_end(tmp_path):
+    """Every smoke notebook through papermill; then assert on the JSON they wrote; a rerun skips everything."""
+    plan = build_plan("smoke", runs_dir=tmp_path / "runs", fig_dir=tmp_path / "figures", root=REPO)
+    status = run_plan(plan, jobs=2, log=lambda s: None)
+    assert set(status.values()) == {"ran"}
+    runs = tmp_path / "runs" / "smoke"
+    ev = {e: json.loads((runs / "eval" / e / "eval.json").read_text())
+          for e in ("standard", "pgd_at", "feature_scattering")}
+    std, pgd = ev["standard"]["accuracy"], ev["pgd_at"]["accuracy"]
+    assert std["clean"] > 50 and std["pgd10"] < std["clean"] - 25  # the standard model collapses under PGD
+    assert pgd["pgd10"] > std["pgd10"] + 10  # PGD-AT holds up far better
+    for e in ev.values():
+        acc = e["accuracy"]
+        assert acc["pgd10"] <= acc["fgsm"] + 5 and acc["pgd10"] <= acc["clean"]
+        assert e["worst_case"] <= min(v for v in acc.values() if v is not None) + 1e-6
+        assert e["sanity"] and {c["status"] for c in e["sanity"]} <= {"pass", "flag"}
+    curves = json.loads((runs / "eval/standard/curves.json").read_text())
+    assert curves["vs_epsilon"]["x"][0] == 0.0 and curves["vs_epsilon"]["accuracy"][0] > curves["vs_epsilon"]["accuracy"][-1]
+    loss = json.loads((runs / "eval/feature_scattering/loss_curves.json").read_text())["loss"]
+    assert len(loss) == 5 and all(len(r) >= 10 for r in loss)
+    t1 = (tmp_path / "figures/smoke/tables/fs_table1.md").read_text()
+    assert "| Madry | paper |" in t1 and "| Madry | ours (smoke) |" in t1
+    for name in ("fs_fig3_accuracy_vs_eps_steps", "fs_supp_fig1_pgd_loss_random_starts"):
+        for ext in ("png", "pdf"):
+            assert (tmp_path / f"figures/smoke/{name}.{ext}").stat().st_size > 1000
+    assert (runs / "notebooks/20_evaluate.pgd_at.ipynb").is_file()
+    for e in ("got_trades_lm", "otjr"):  # GOT and OTJR models are trained and evaluated like the others
+        acc = json.loads((runs / "eval" / e / "eval.json").read_text())["accuracy"]
+        assert 10 < acc["clean"] <= 100 and acc["pgd10"] <= acc["clean"]
+    for table, row in (("got_table1", "GOT-TRADES-LM"), ("otjr_table2", "OTJR")):
+        md = (tmp_path / f"figures/smoke/tables/{table}.md").read_text()
+        assert row in md and "smoke" in md
+    figs = {p.name for p in (tmp_path / "figures/smoke").glob("*.png")}
+    for prefix in ("fs_supp_fig2_tsne", "fs_fig4_loss_landscape", "otjr_fig2_activation", "otjr_fig4_gradient",
+                   "otjr_supp_fig9_decision_cells", "fs_fig2_toy"):  # every analysis notebook (43-47) drew its figure
+        assert any(f.startswith(prefix) for f in figs), (prefix, sorted(figs))
+    again = run_plan(build_plan("smoke", runs_dir=tmp_path / "runs", fig_dir=tmp_path / "figures", root=REPO),
+                     log=lambda s: None)
+    assert set(again.values()) == {"skipped"}

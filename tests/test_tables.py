@@ -1,0 +1,90 @@
+"""Paper tables: the bundled copy of paper_tables.yaml, and the layout of our tables (paper beside ours)."""
+
+import hashlib
+import json
+
+import pandas as pd
+import pytest
+
+from ot_robust import tables
+from ot_robust.profiles import load_profile
+
+
+def _eval(acc, aa=None, sanity=("pass", "pass"), transfer=None):
+    """An eval.json as notebooks/20_evaluate.ipynb writes it (the fields tables.py reads)."""
+    return {"accuracy": acc, "autoattack": aa, "worst_case": min(v for v in acc.values() if v is not None),
+            "sanity": [{"check": f"c{i}", "status": s} for i, s in enumerate(sanity)], "n_examples": 200,
+            "transfer": transfer or {}}
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    return load_profile("smoke")
+
+
+def test_bundled_paper_tables_match_their_recorded_source():
+    src = json.loads((tables.PAPER_TABLES_PATH.parent / "paper_tables.source.json").read_text())
+    assert hashlib.sha256(tables.PAPER_TABLES_PATH.read_bytes()).hexdigest() == src["sha256"]
+    t1 = tables.paper_table("fs", "table1_cifar10_whitebox")
+    assert t1["columns"] == ["clean", "fgsm", "pgd10", "pgd20", "pgd40", "pgd100", "cw10", "cw20", "cw40", "cw100"]
+    assert t1["rows"]["Madry"][3] == 44.9 and t1["rows"]["Proposed"][3] == 70.5
+    for spec in tables.TABLES.values():  # every registered table exists in the YAML
+        assert tables.paper_table(spec.paper, spec.key)["rows"]
+
+
+def test_table1_puts_ours_beside_the_paper_with_extra_columns(smoke):
+    evals = {"standard": _eval({"clean": 98.0, "fgsm": 40.0, "pgd10": 3.0, "cw10": 2.5}),
+             "pgd_at": _eval({"clean": 95.0, "fgsm": 80.0, "pgd10": 70.0, "cw10": 69.0}, aa=66.5,
+                             sanity=("pass", "flag"))}
+    res = tables.build_table("fs_table1", evals, smoke)
+    df = res.frame
+    assert list(df.columns[:4]) == ["Clean", "FGSM", "PGD10", "PGD20"] and list(df.columns[-3:]) == ["AA", "worst", "sanity"]
+    assert df.loc[("Madry", "paper"), "PGD20"] == 44.9
+    ours = df.loc[("Madry", "ours (smoke)")]
+    assert ours["PGD10"] == 70.0 and ours["AA"] == 66.5 and ours["sanity"] == "flag: c1"
+    assert pd.isna(ours["PGD100"])  # not measured in this profile: blank, never invented
+    assert df.loc[("Standard", "ours (smoke)"), "sanity"] == "pass"
+    rows = list(df.index)
+    assert rows.index(("Madry", "paper")) + 1 == rows.index(("Madry", "ours (smoke)"))
+    assert ("Proposed", "ours (smoke)") not in rows  # no eval.json for it: no row
+    assert "`smoke`" in res.caption and "CIFAR-10" in res.caption
+    md, csv, tex = res.render("md"), res.render("csv"), res.render("tex")
+    assert "| Madry | ours (smoke) | 95.0 | 80.0 | 70.0 |" in md
+    assert "Madry,paper,85.70,54.90,45.10,44.90" in csv
+    assert r"\begin{tabular}" in tex and r"\caption{FS Table 1" in tex
+    with pytest.raises(ValueError, match="unknown table format"):
+        res.render("html")
+
+
+def test_blocks_sweep_and_transfer_tables(smoke):
+    fs = _eval({"clean": 97.0, "pgd20": 60.0, "pgd40": 55.0}, transfer={"Undefended": {"pgd20": 90.0},
+                                                                        "Siamese": {"pgd20": 80.0}})
+    prof = load_profile("smoke")
+    prof.methods["feature_scattering"]["tables"].update(
+        fs_rebuttal_batch_size={"row": "Proposed", "column": "bs60"}, fs_blackbox="Proposed")
+    t4 = tables.build_table("fs_table4", {"feature_scattering": fs}, prof).frame
+    assert t4.loc[("IPOT", "paper (svhn)"), "Clean"] == 96.0
+    assert t4.loc[("Sinkhorn", "ours (smoke, mnist-sample)"), "PGD20"] == 60.0
+    sw = tables.build_table("fs_rebuttal_batch_size", {"feature_scattering": fs}, prof)
+    assert sw.frame.loc[("Proposed", "ours (smoke)"), "bs60"] == 55.0  # PGD100 not run -> PGD40, said in caption
+    assert "PGD40 because this profile did not run PGD100" in sw.caption
+    bb = tables.build_table("fs_blackbox", {"feature_scattering": fs}, prof).frame
+    assert bb.loc[("Undefended", "paper"), "PGD20"] == 89.0 and bb.loc[("Siamese", "ours (smoke)"), "PGD20"] == 80.0
+
+
+def test_build_tables_reads_eval_json_and_writes_three_formats(tmp_path, smoke):
+    d = tmp_path / "runs" / "eval" / "pgd_at"
+    d.mkdir(parents=True)
+    (d / "eval.json").write_text(json.dumps(_eval({"clean": 91.0, "pgd10": 61.0})))
+    out = tables.build_tables(smoke, tmp_path / "runs", tmp_path / "tables", ["fs_table1"])
+    assert sorted(p.suffix for p in out["fs_table1"]) == [".csv", ".md", ".tex"]
+    assert "61.0" in (tmp_path / "tables" / "fs_table1.md").read_text()
+
+
+def test_unknown_names_raise():
+    with pytest.raises(ValueError, match="unknown table 'fs_table9'"):
+        tables.build_table("fs_table9", {})
+    with pytest.raises(ValueError, match="unknown table 'nope' of paper 'fs'"):
+        tables.paper_table("fs", "nope")
+    with pytest.raises(ValueError, match="already registered"):
+        tables.register_table(tables.TABLES["fs_table1"])
