@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from ._checks import check_choice, check_int, check_positive
-from .sinkhorn import GRADS, OTResult, _LSE, _prepare, _safe_log, row_error
+from .sinkhorn import GRADS, OTResult, _LSE, log_domain_setup, row_error
 
 
 def ipot(C: Tensor, a: Optional[Tensor] = None, b: Optional[Tensor] = None, beta: float = 1.0,
@@ -40,14 +40,8 @@ def ipot(C: Tensor, a: Optional[Tensor] = None, b: Optional[Tensor] = None, beta
     check_int("max_iter", max_iter)
     check_int("inner_iter", inner_iter)
     check_int("check_every", check_every)
-    C, a, b = _prepare(C, a, b)
-    loga, logb = _safe_log(a), _safe_log(b)
-    track = grad == "unrolled" and torch.is_grad_enabled() and (C.requires_grad or a.requires_grad
-                                                                 or b.requires_grad)
+    C, a, b, loga, logb, track, K = log_domain_setup(C, a, b, grad, beta)
     with torch.set_grad_enabled(track):
-        K = (C if track else C.detach()) / -beta
-        if not track:
-            loga, logb = loga.detach(), logb.detach()
         log_t = torch.zeros_like(K)                    # T^(1) = 1 1^T
         log_r = logb.clone()                           # r = 1/n 1 (= b for uniform marginals)
         n_iter = 0

@@ -58,6 +58,21 @@ def _prepare(C, a, b):
     return C, a, b
 
 
+def log_domain_setup(C, a, b, grad: str, scale: float):
+    """Shared prologue of the log-domain solvers (Sinkhorn, IPOT): validated ``C, a, b``, their logs ``loga, logb``,
+    ``track`` (autograd follows the iterations: ``grad="unrolled"`` and an input requires grad) and the log-kernel
+    ``K = -C / scale``, detached (with the logs) when not tracked."""
+    C, a, b = _prepare(C, a, b)
+    loga, logb = _safe_log(a), _safe_log(b)
+    track = grad == "unrolled" and torch.is_grad_enabled() and (C.requires_grad or a.requires_grad
+                                                                 or b.requires_grad)
+    with torch.set_grad_enabled(track):
+        K = (C if track else C.detach()) / -scale
+    if not track:
+        loga, logb = loga.detach(), logb.detach()
+    return C, a, b, loga, logb, track, K
+
+
 def _safe_log(w: Tensor) -> Tensor:
     """log of a marginal; zero mass -> a very negative finite number (those rows/cols carry no mass)."""
     return torch.log(w.clamp_min(torch.finfo(w.dtype).tiny))
@@ -138,14 +153,8 @@ def sinkhorn(C: Tensor, a: Optional[Tensor] = None, b: Optional[Tensor] = None, 
     check_int("max_iter", max_iter)
     check_int("check_every", check_every)
     tol = float(tol)
-    C, a, b = _prepare(C, a, b)
-    loga, logb = _safe_log(a), _safe_log(b)
-    track = grad == "unrolled" and torch.is_grad_enabled() and (C.requires_grad or a.requires_grad
-                                                                 or b.requires_grad)
+    C, a, b, loga, logb, track, K = log_domain_setup(C, a, b, grad, reg)
     with torch.set_grad_enabled(track):
-        K = (C if track else C.detach()) / -reg
-        if not track:
-            loga, logb = loga.detach(), logb.detach()
         lse = _LSE(K, inplace=not track)
         u = torch.zeros_like(loga)          # u = f / reg = log l  (Alg. 1 row scaling, log form)
         v = torch.zeros_like(logb)          # v = g / reg = log r
