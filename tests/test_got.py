@@ -169,3 +169,52 @@ def test_presets_build_the_four_defenses():
     assert (t.alpha, t.steps, t.eps) == (6.0, 20, 8 / 255)
     with pytest.raises(ValueError, match="dataset"):
         got_preset("imagenet")
+
+
+@pytest.mark.parametrize("w_gradient", ["adversarial", "both"])
+def test_w_gradient_side(mnist, w_gradient):
+    """``w_gradient="adversarial"`` (default) treats the benign latents and predictions as the target (no gradient
+    reaches them; GOT Sec. 3.2 / Fig. 1: W moves the adversarial distribution); ``"both"`` is Eq. 3-4 read literally."""
+    x, x2 = mnist[0][:32], mnist[0][32:64]
+    y = mnist[1][:32]
+    torch.manual_seed(0)
+    model = get_model("small_cnn", dataset="mnist")
+    reg = GOTDistance(label_matching=True, gradient=w_gradient)
+    logits, z = (t.detach().requires_grad_(True) for t in latent_forward(model, x))
+    logits_a, z_a = (t.detach().requires_grad_(True) for t in latent_forward(model, x2))
+    w, _ = reg(z, z_a, logits, logits_a, y)
+    gz, gl, gza, gla = torch.autograd.grad(w, (z, logits, z_a, logits_a), allow_unused=True)
+    assert gza.abs().sum() > 0 and gla.abs().sum() > 0
+    if w_gradient == "adversarial":
+        assert gz is None and gl is None
+    else:
+        assert gz.abs().sum() > 0 and gl.abs().sum() > 0
+
+
+def test_beta_warmup_schedule_and_resume(mnist):
+    """W's weight: 0 during warm-up (the loss is then the base TRADES loss), a linear ramp, then beta; the step
+    counter counts training steps only and survives state_dict (resume)."""
+    d = get_defense("got_trades_lm", eps=0.3, step_size=0.1, steps=1, beta=10.0, warmup_steps=2, ramp_steps=4)
+    assert [d.beta_at(s) for s in range(8)] == [0.0, 0.0, 2.5, 5.0, 7.5, 10.0, 10.0, 10.0]
+    assert get_defense("got_pgd_s").beta_at(0) == 10.0
+    x, y = mnist[0][:32], mnist[1][:32]
+    torch.manual_seed(0)
+    model = get_model("small_cnn", dataset="mnist")
+    out = d.loss(model, x, y)
+    logs = out.logs
+    assert logs["got_beta"] == 0.0 and d.step == 1
+    assert float(out.loss) == pytest.approx(6.0 * logs["kl_adv"] + logs["ce_clean"], rel=1e-5)
+    model.eval()
+    d.loss(model, x, y)  # evaluation-mode calls do not advance the schedule
+    assert d.step == 1
+    d2 = get_defense("got_trades_lm", eps=0.3, step_size=0.1, steps=1, beta=10.0, warmup_steps=2, ramp_steps=4)
+    d2.load_state_dict(d.state_dict())
+    assert d2.step == 1
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"w_gradient": "clean"}, "gradient"), ({"warmup_steps": -1}, "warmup_steps"), ({"ramp_steps": 1.5}, "ramp_steps"),
+])
+def test_bad_schedule_settings_raise(params, match):
+    with pytest.raises(ValueError, match=match):
+        GOT(**params)

@@ -50,6 +50,7 @@ VARIANTS = ("pgd", "trades")
 D_X = {"cosine": "cosine", "l2": "euclidean", "sqeuclidean": "sqeuclidean"}
 D_Y = {"kl": "kl", "l1": "l1"}
 LATENTS = ("penultimate", "middle")
+GRADIENTS = ("adversarial", "both")
 
 #: Potential optimiser defaults (the paper gives none). Measured on a real MNIST batch of 128 (small_cnn after 40 clean
 #: steps, PGD-10 adversaries at eps 0.3, phi started at 0; entropic primal by Sinkhorn 0.353, S variant): Adam 1e-3 with
@@ -70,16 +71,22 @@ class GOTDistance:
         d_y: cost on the simplex between predictions, ``"kl"`` (``KL(h(z_i) || h(z^a_j))``, GOT default) or ``"l1"``.
         label_matching: restrict the inner expectation to equal-label pairs (Eq. 6).
         potential_lr, potential_steps: Adam learning rate and ascent steps per call of :meth:`__call__`.
+        gradient: which side of W the classifier descends on. ``"adversarial"`` (default): the benign (z, h(z)) are
+            the target, detached, and W moves the adversarial joint distribution toward them (GOT Sec. 3.2 and Fig. 1:
+            W "push[es] the adversarial distribution toward the benign data distribution"); ``"both"``: Eq. 3-4 read
+            literally, gradients reach both batches (measured: collapses to a constant prediction at CPU scale, see
+            the README).
     The potential (:class:`~ot_robust.ot.KantorovichPotential`, a linear layer) is created on the first call, when the
     latent dimension is known, on the latent's device; :meth:`load_state_dict` may create it earlier.
 
     Raises:
-        ValueError: theta, lam or potential_lr not > 0, potential_steps not an integer >= 1, unknown d_x / d_y.
+        ValueError: theta, lam or potential_lr not > 0, potential_steps not an integer >= 1, unknown d_x / d_y or
+        gradient.
     """
 
     def __init__(self, theta: float = 0.1, lam: float = 1.0, d_x: str = "cosine", d_y: str = "kl",
                  label_matching: bool = False, potential_lr: float = POTENTIAL_DEFAULTS["potential_lr"],
-                 potential_steps: int = POTENTIAL_DEFAULTS["potential_steps"]):
+                 potential_steps: int = POTENTIAL_DEFAULTS["potential_steps"], gradient: str = "adversarial"):
         self.theta = check_number("theta", theta, low_open=True)
         self.lam = check_number("lam", lam, low_open=True)
         if d_x not in D_X:
@@ -90,6 +97,7 @@ class GOTDistance:
         self.label_matching = bool(label_matching)
         self.potential_lr = check_number("potential_lr", potential_lr, low_open=True)
         self.potential_steps = check_int("potential_steps", potential_steps)
+        self.gradient = check_choice("gradient", gradient, GRADIENTS)
         self.potential: KantorovichPotential | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self._pending_optimizer_state = None
@@ -181,6 +189,8 @@ class GOTDistance:
         if z.shape[0] < 2:
             raise ValueError(f"GOT couples the batch through OT: batch size must be >= 2, got {z.shape[0]}")
         self.build(z.shape[1], z.device)
+        if self.gradient == "adversarial":
+            z, logits = z.detach(), logits.detach()
         C = self.cost(z, z_adv, logits.float().softmax(-1), logits_adv.float().softmax(-1))
         before = self.ascend(z, C, y)
         w = self.dual(z, C, y, frozen=True)
@@ -261,8 +271,14 @@ class GOT(Defense):
             MNIST/CIFAR and uses 0.5 on SVHN: set by the presets).
         theta, lam, d_x, d_y, potential_lr, potential_steps: see :class:`GOTDistance`.
         latent: which layer is the latent space (see :func:`latent_forward`); the potential acts on it.
+        w_gradient: ``"adversarial"`` (default; benign side of W detached) or ``"both"`` (see :class:`GOTDistance`).
+        warmup_steps, ramp_steps: W's weight is 0 for the first ``warmup_steps`` training steps, then rises linearly
+            to ``beta`` over ``ramp_steps`` (:meth:`beta_at`; both 0 = beta from the start, as in the paper). Our
+            addition for short CPU runs: from a random initialisation W (weight 10) is minimised by collapsing the
+            features before the classifier has learnt anything (README, GOT section).
     Raises:
-        ValueError: unknown variant, eps < 0, step_size <= 0, steps < 1, beta/alpha/clean_weight < 0 and the
+        ValueError: unknown variant, eps < 0, step_size <= 0, steps < 1, beta/alpha/clean_weight < 0,
+        warmup_steps/ramp_steps not integers >= 0, and the
         :class:`GOTDistance` errors; a latent layer that the model does not have (first call of :meth:`loss`);
         batch size < 2 (:meth:`validate`, the OT term couples the batch).
     """
@@ -274,7 +290,8 @@ class GOT(Defense):
                  clean_weight: float = 1.0, theta: float = 0.1, lam: float = 1.0, d_x: str = "cosine",
                  d_y: str = "kl", latent: str = "penultimate",
                  potential_lr: float = POTENTIAL_DEFAULTS["potential_lr"],
-                 potential_steps: int = POTENTIAL_DEFAULTS["potential_steps"]):
+                 potential_steps: int = POTENTIAL_DEFAULTS["potential_steps"], w_gradient: str = "adversarial",
+                 warmup_steps: int = 0, ramp_steps: int = 0):
         super().__init__()
         self.variant = check_choice("variant", variant, VARIANTS)
         self.eps, self.step_size, self.steps = attack_params(eps, step_size, steps)
@@ -284,8 +301,20 @@ class GOT(Defense):
         if not isinstance(latent, str) or not latent:
             raise ValueError(f"latent={latent!r} must be {LATENTS} or a submodule name")
         self.latent = latent
-        self.ot = GOTDistance(theta, lam, d_x, d_y, label_matching, potential_lr, potential_steps)
+        self.ot = GOTDistance(theta, lam, d_x, d_y, label_matching, potential_lr, potential_steps, w_gradient)
+        self.warmup_steps = check_int("warmup_steps", warmup_steps, low=0)
+        self.ramp_steps = check_int("ramp_steps", ramp_steps, low=0)
+        self.step = 0  # training steps taken (calls of loss() with the model in train mode); saved in state_dict
         self._checked_model = None
+
+    def beta_at(self, step: int) -> float:
+        """The weight of W at training step ``step``: 0 for the first ``warmup_steps`` steps (the base PGD-AT /
+        TRADES loss alone), then rising linearly to ``beta`` over ``ramp_steps`` steps, then ``beta``."""
+        if step < self.warmup_steps:
+            return 0.0
+        if self.ramp_steps == 0:
+            return self.beta
+        return self.beta * min(1.0, (step - self.warmup_steps + 1) / self.ramp_steps)
 
     def modules(self) -> dict[str, nn.Module]:
         return {} if self.ot.potential is None else {"potential": self.ot.potential}
@@ -294,10 +323,11 @@ class GOT(Defense):
         return {} if self.ot.optimizer is None else {"potential": self.ot.optimizer}
 
     def state_dict(self) -> dict:
-        return {"ot": self.ot.state_dict()}
+        return {"ot": self.ot.state_dict(), "step": self.step}
 
     def load_state_dict(self, state: dict) -> None:
         self.ot.load_state_dict(state["ot"])
+        self.step = int(state.get("step", 0))
 
     def attack(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
         """The training adversary of Eq. 3 (PGD on CE) or Eq. 4 (TRADES: PGD on KL(f(x) || f(x'))); last iterate."""
@@ -320,8 +350,11 @@ class GOT(Defense):
             adv = F.cross_entropy(logits_adv, y)
         else:
             adv = kl_clean_adv(logits, logits_adv).mean()
-        loss = self.alpha * adv + self.clean_weight * ce_clean + self.beta * w
-        logs.update({"ce_clean": float(ce_clean.detach()),
+        beta = self.beta_at(self.step)
+        if model.training:
+            self.step += 1
+        loss = self.alpha * adv + self.clean_weight * ce_clean + beta * w
+        logs.update({"ce_clean": float(ce_clean.detach()), "got_beta": beta,
                      ("ce_adv" if self.variant == "pgd" else "kl_adv"): float(adv.detach())})
         return DefenseOutput(loss=loss, logs=logs, logits_adv=logits_adv.detach())
 
