@@ -51,6 +51,8 @@ class TableSpec:
     kind: str = "rows"
     metric: str | None = None
     fallback: tuple[str, ...] = field(default_factory=tuple)
+    #: paper column -> our eval key, where the paper names them differently (GOT: nat -> clean, pgd -> pgd20)
+    aliases: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
 
 TABLES: dict[str, TableSpec] = {t.name: t for t in [
@@ -74,6 +76,9 @@ TABLES: dict[str, TableSpec] = {t.name: t for t in [
               "FS rebuttal: label smoothing (PGD100)", kind="sweep", metric="pgd100", fallback=("pgd40", "pgd20")),
     TableSpec("fs_rebuttal_random_targeted", "fs", "rebuttal_random_targeted",
               "FS rebuttal: random-targeted adversarial training baseline"),
+    # GOT Table 2 spans three datasets (one profile each); Tables 1, 4, 5 are built by notebook 31 itself
+    TableSpec("got_table2", "got", "table2_resnet18", "GOT Table 2: ResNet-18, Nat / PGD-20 / AA", kind="blocks",
+              aliases=(("nat", "clean"), ("pgd", "pgd20"), ("aa", "autoattack"))),
 ]}
 
 
@@ -127,10 +132,27 @@ def _sanity_text(ev: dict[str, Any]) -> str:
     return "pass" if not flagged else "flag: " + ", ".join(flagged)
 
 
-def _ours(ev: dict[str, Any], columns: list[str]) -> dict[str, Any]:
+#: column prefixes of tables whose models are wrapped in a training scheme (OTJR Table 3: "awp_clean" is the clean
+#: accuracy of the model trained inside AWP; the profile maps only such models to those rows)
+WRAPPER_PREFIXES = ("awp_",)
+
+
+def _ours(ev: dict[str, Any], columns: list[str], aliases: tuple[tuple[str, str], ...] = (),
+          extras: tuple[str, ...] = EXTRA_COLUMNS) -> dict[str, Any]:
+    """Our values for ``columns`` (+ the ``extras`` of :data:`EXTRA_COLUMNS` that the paper does not have)."""
     acc = ev.get("accuracy", {})
-    row = {c: acc.get(c) for c in columns}
-    row.update(AA=ev.get("autoattack"), worst=ev.get("worst_case"), sanity=_sanity_text(ev))
+    alias = dict(aliases)
+
+    def value(c: str):
+        base = next((c[len(p):] for p in WRAPPER_PREFIXES if c.startswith(p)), c)
+        base = alias.get(base, base)
+        if base in acc:
+            return acc[base]
+        return ev.get("autoattack") if base == "autoattack" else None
+
+    row = {c: value(c) for c in columns}
+    extra = {"AA": ev.get("autoattack"), "worst": ev.get("worst_case"), "sanity": _sanity_text(ev)}
+    row.update({k: v for k, v in extra.items() if k in extras})
     return row
 
 
@@ -231,7 +253,7 @@ def build_table(name: str, evals: dict[str, dict[str, Any]], profile: Any = None
         else:
             ours_rows = {}
             for exp, entry in mapping.items():
-                ours_rows.setdefault(str(entry), []).append(_ours(evals[exp], cols))
+                ours_rows.setdefault(str(entry), []).append(_ours(evals[exp], cols, spec.aliases))
         for label in list(pt["rows"]) + [r for r in ours_rows if r not in pt["rows"]]:
             if label in pt["rows"]:
                 records.append(((label, "paper"), dict(zip(cols, pt["rows"][label]))))
@@ -243,14 +265,16 @@ def build_table(name: str, evals: dict[str, dict[str, Any]], profile: Any = None
         datasets = list(dict.fromkeys(c.split("_", 1)[0] for c in cols))
         metrics = list(dict.fromkeys(c.split("_", 1)[1] for c in cols))
         dataset = profile.dataset if profile else "ours"
+        extras = tuple(c for c in EXTRA_COLUMNS if c not in {_pretty(m) for m in metrics})  # GOT: "aa" is AA
         for label, vals in pt["rows"].items():
             d = dict(zip(cols, vals))
             for ds in datasets:
                 records.append(((label, f"paper ({ds})"), {m: d.get(f"{ds}_{m}") for m in metrics}))
             for exp, entry in mapping.items():
                 if entry == label:
-                    records.append(((label, f"{ours_src[:-1]}, {dataset})"), _ours(evals[exp], metrics)))
-        columns = [_pretty(m) for m in metrics] + list(EXTRA_COLUMNS)
+                    records.append(((label, f"{ours_src[:-1]}, {dataset})"),
+                                    _ours(evals[exp], metrics, spec.aliases, extras)))
+        columns = [_pretty(m) for m in metrics] + list(extras)
         rename = {m: _pretty(m) for m in metrics}
     elif spec.kind == "sweep":
         metric = spec.metric

@@ -108,6 +108,15 @@ a CPU model and few epochs: compare orderings and gaps, not absolute numbers."""
         code('''t1 = table("table1_mnist", lambda row: [e for e in prof.methods if GOT_ROW.get(prof.methods[e]["method"]) == row
                                         and (not e in got_exps or setting(e)[0] == DEFAULT)])
 save(t1, "got_table1", "GOT Table 1 (MNIST, CW CNN, eps 0.3, PGD-40, AA standard) beside ours; attack = our PGD column.")'''),
+        markdown("""## Table 2: ResNet-18 on CIFAR-10 / CIFAR-100 / SVHN (Nat / PGD-20 / AA)
+
+One profile per dataset (`got-cifar10-paper`, `got-cifar100-paper`, `got-svhn-paper` on GPUs; `got-cifar10-cpu` here,
+a small CNN on the lossy JPEG copy of CIFAR-10): each fills its own dataset's rows, the experiments naming their
+paper row in `methods.<exp>.tables.got_table2`."""),
+        code('''from ot_robust.tables import build_table
+t2 = build_table("got_table2", evals, prof)
+t2.write(out / "tables")
+display(Markdown(t2.render("md")))'''),
         markdown("## Table 4: latent layer (penultimate vs middle)"),
         code('''def t4_rows(row):
     meth, layer = row.split(" / ")

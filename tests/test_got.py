@@ -165,6 +165,7 @@ def test_presets_build_the_four_defenses():
     d = get_defense(p["method"], **p["params"])
     assert (p["method"], p["model"], d.eps, d.step_size, d.steps, d.alpha, d.clean_weight, d.beta, d.ot.theta) == (
         "got_pgd_lm", "cw_cnn", 0.3, 0.01, 40, 1.0, 0.0, 10.0, 0.1)
+    assert (d.warmup_steps, d.ot.gradient) == (60000 // 128, "adversarial")  # our additions: one epoch, W one-sided
     t = get_defense(**{"name": "got_trades_s", **got_preset("cifar10", "trades", False)["params"]})
     assert (t.alpha, t.steps, t.eps) == (6.0, 20, 8 / 255)
     with pytest.raises(ValueError, match="dataset"):

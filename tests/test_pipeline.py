@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # ----------------------------------------------------------------------------------------------- profiles
 def test_shipped_profiles_are_valid():
-    assert {"smoke", "quick", "mnist", "cifar10-paper", "cifar100-paper", "svhn-paper"} <= set(list_profiles())
+    assert {"smoke", "quick", "ablations", "mnist", "cifar10-paper", "cifar100-paper", "svhn-paper"} <= set(list_profiles())
     for name in list_profiles():
         p = load_profile(name)
         assert p.name == name and p.methods and p.eval["attacks"]
@@ -91,7 +91,8 @@ def test_quick_plan_order_and_dry_run(capsys):
 def test_paper_profiles_dry_run_and_one_batch_commands(capsys):
     from ot_robust.__main__ import main
 
-    for prof in ("cifar10-paper", "cifar100-paper", "svhn-paper", "mnist"):
+    for prof in ("cifar10-paper", "cifar100-paper", "svhn-paper", "mnist", "got-cifar10-paper", "got-cifar100-paper",
+                 "got-svhn-paper"):
         assert main(["reproduce", "--profile", prof, "--dry-run", "--only", "train/*", "--max-batches", "1"]) == 0
         lines = capsys.readouterr().out.strip().splitlines()
         assert lines and all(line.startswith("papermill notebooks/10_train.ipynb") for line in lines)

@@ -88,3 +88,23 @@ def test_unknown_names_raise():
         tables.paper_table("fs", "nope")
     with pytest.raises(ValueError, match="already registered"):
         tables.register_table(tables.TABLES["fs_table1"])
+
+
+def test_got_table2_aliases_and_awp_columns():
+    """GOT Table 2 names our columns differently (nat = clean, pgd = PGD-20, aa = AutoAttack) and is filled per
+    dataset by its profile; OTJR Table 3's awp_* columns read the AWP-trained model's own clean / AutoAttack."""
+    prof = load_profile("got-cifar10-cpu")
+    evals = {"got_trades_lm": _eval({"clean": 50.0, "pgd20": 30.0, "fgsm": 35.0}, aa=25.0)}
+    df = tables.build_table("got_table2", evals, prof).frame
+    ours = df.loc[("GOT-TRADES-LM", "ours (got-cifar10-cpu, cifar10-jpeg)")]
+    assert list(df.columns) == ["nat", "pgd", "AA", "worst", "sanity"]
+    assert (ours["nat"], ours["pgd"], ours["AA"], ours["worst"]) == (50.0, 30.0, 25.0, 30.0)
+    assert df.loc[("GOT-TRADES-LM", "paper (svhn)")].notna().any()
+    assert ("PGD-AT", "ours (got-cifar10-cpu, cifar10-jpeg)") not in list(df.index)  # not evaluated: no row
+    from ot_robust.analysis import otjr_tables  # registers the OTJR tables
+
+    abl = load_profile("ablations")
+    t3 = tables.build_table("otjr_table3", {"awp_otjr": _eval({"clean": 80.0, "pgd20": 40.0}, aa=33.0)}, abl).frame
+    row = t3.loc[("OTJR", "ours (ablations)")]
+    assert row.iloc[0] == 80.0 and row.iloc[1] == 33.0 and pd.isna(row.iloc[2])  # awp_clean, awp_aa; no LBGAT run
+    assert otjr_tables is not None

@@ -27,7 +27,17 @@ Choices the paper leaves open (also in the README):
   batch costs (cheap: a linear layer and one (B, B) matrix), potential kept across batches. See
   :data:`POTENTIAL_DEFAULTS` for the measurement behind the choice.
 * the ascent runs *before* the classifier's value is computed, so the classifier descends on the freshly
-  maximised dual (envelope theorem: gradients flow through z, z^a and h, and through phi(z) with phi frozen).
+  maximised dual (envelope theorem) with phi frozen.
+* which side of W the classifier descends on (``w_gradient``): by default only the *adversarial* side; the benign
+  (z, h(z)) are the target, detached. Sec. 3.2 describes W as "pushing the adversarial distribution toward the benign
+  data distribution" and Fig. 1 moves the adversarial points to the benign clusters; Eq. 3-4 as printed would also
+  differentiate the benign side (``w_gradient="both"``). Measured on the MNIST sample (CW CNN, eps 0.3): with
+  ``"both"`` W is minimised by collapsing every feature and prediction to one point (all costs 0, W = its floor
+  ``theta log C`` for LM), and the classifier collapses to a constant prediction even after a warm-up epoch.
+* a warm-up (``warmup_steps``, ``ramp_steps``; 0 in the paper): at a random initialisation every latent cost is
+  small, the entropic plan is nearly uniform and W ~ the mean pairwise cost, whose gradient is 20-30x the CE's in
+  every conv layer: W then collapses the features before CE has taught anything, with either ``w_gradient``.
+  Training the base loss for one epoch first (then beta = 10) avoids it in our CPU runs.
 * clean and adversarial batches go through the model in two forward passes (as TRADES' official code does), so
   BatchNorm statistics are not mixed.
 """
