@@ -205,7 +205,7 @@ def _fmt_cell(v: Any) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
     if isinstance(v, float):
-        return f"{v:.1f}"
+        return f"{v:.1f}" if v == 0 or abs(v) >= 0.1 else f"{v:.2g}"  # accuracies; small weights (lambda_J 0.002)
     return str(v)
 
 
@@ -259,7 +259,9 @@ def build_table(name: str, evals: dict[str, dict[str, Any]], profile: Any = None
                 records.append(((label, "paper"), dict(zip(cols, pt["rows"][label]))))
             for r in ours_rows.get(label, []):
                 records.append(((label, ours_src), r))
-        columns = [_pretty(c) for c in cols] + (list(EXTRA_COLUMNS) if spec.kind == "rows" else [])
+        # the paper's own AutoAttack column makes our extra AA column redundant
+        extras = tuple(c for c in EXTRA_COLUMNS if not (c == "AA" and "autoattack" in cols))
+        columns = [_pretty(c) for c in cols] + (list(extras) if spec.kind == "rows" else [])
         rename = {c: _pretty(c) for c in cols}
     elif spec.kind == "blocks":
         datasets = list(dict.fromkeys(c.split("_", 1)[0] for c in cols))

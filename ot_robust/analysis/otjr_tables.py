@@ -67,6 +67,7 @@ def load_runs(runs_dir: str | Path) -> dict[str, dict[str, Any]]:
         if acc.get("autoattack") is None:
             acc["autoattack"] = ev.get("autoattack")
         cfg = _read_json(runs_dir / "train" / exp / "config.json") or {}
+        cfg = cfg.get("config", cfg)  # the trainer nests the TrainConfig fields under "config"
         params = cfg.get("method_params") or {}
         params = params.get("inner_params", params) if str(cfg.get("method", "")).startswith("awp") else params
         for col, key in HYPER.items():
