@@ -240,10 +240,35 @@ def load_mnist_sample(split: str = "train", augment: bool = False, verify: bool 
                               _INFO["mnist-sample"], augment)
 
 
+def dataset_targets(dataset: Dataset) -> torch.Tensor | None:
+    """The labels of a dataset as a long tensor, from its ``targets`` / ``labels`` attribute (None if it has neither)."""
+    t = getattr(dataset, "targets", None)
+    if t is None:
+        t = getattr(dataset, "labels", None)
+    return None if t is None else torch.as_tensor(t, dtype=torch.long)
+
+
+def first_n_indices(dataset: Dataset, n: int) -> Sequence[int]:
+    """The ``n`` examples an evaluation subset takes: the first ``n`` in dataset order, except for a dataset sorted
+    by class (the ImageFolder layout of ``cifar10-jpeg`` / ``imagefolder:``, where the first ``n`` are one class):
+    then the first ``n`` of a round-robin over the classes (dataset order inside each class), so every class is
+    represented. Deterministic; unsorted datasets (MNIST, CIFAR pickles, SVHN) keep the plain first ``n``."""
+    n = min(n, len(dataset))
+    t = dataset_targets(dataset)
+    if t is None or len(t) < 2 or not bool((t[1:] >= t[:-1]).all()) or t[0] == t[-1]:
+        return range(n)
+    order = torch.argsort(t, stable=True)
+    starts = torch.searchsorted(t[order], t[order], right=False)
+    rank = torch.empty(len(t), dtype=torch.long)
+    rank[order] = torch.arange(len(t)) - starts                    # rank of each example within its class
+    return torch.argsort(rank * len(t) + torch.arange(len(t)))[:n].tolist()
+
+
 def as_tensors(dataset: Dataset, n: int | None = None, indices: Sequence[int] | None = None):
-    """The first ``n`` items (or the given ``indices``) of a dataset as ``(x (n, C, H, W), y (n,))`` tensors."""
+    """The first ``n`` items (see :func:`first_n_indices`; class-sorted datasets are interleaved by class) or the
+    given ``indices`` of a dataset as ``(x (n, C, H, W), y (n,))`` tensors."""
     if indices is None:
-        indices = range(len(dataset) if n is None else min(n, len(dataset)))
+        indices = range(len(dataset)) if n is None else first_n_indices(dataset, n)
     if isinstance(dataset, TensorImageDataset) and not dataset.augment:
         idx = torch.as_tensor(list(indices), dtype=torch.long)
         return dataset.images[idx].float().div_(255), dataset.targets[idx]

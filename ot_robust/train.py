@@ -59,12 +59,10 @@ def subset_indices(targets: torch.Tensor, n: int, how: str, seed: int) -> torch.
 
 
 def _targets(ds) -> torch.Tensor:
-    t = getattr(ds, "targets", None)
-    if t is None:
-        t = getattr(ds, "labels", None)
-    if t is None:
-        t = [ds[i][1] for i in range(len(ds))]
-    return torch.as_tensor(t, dtype=torch.long)
+    from .data import dataset_targets
+
+    t = dataset_targets(ds)
+    return t if t is not None else torch.tensor([ds[i][1] for i in range(len(ds))], dtype=torch.long)
 
 
 class Trainer:

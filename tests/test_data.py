@@ -111,3 +111,16 @@ def test_env_variable_sets_root(monkeypatch, tmp_path, data_root):
         get_dataset("mnist", "test")
     monkeypatch.setenv("OT_ROBUST_DATA", str(data_root))
     assert len(get_dataset("mnist", "test")) == 10000
+
+
+def test_evaluation_subsets_of_class_sorted_data_cover_every_class():
+    """The first n of an ImageFolder-layout dataset (sorted by class) are interleaved by class, so an evaluation on
+    300 JPEG CIFAR-10 images is not an evaluation on 300 airplanes; unsorted datasets keep their first n."""
+    from ot_robust.data import as_tensors, first_n_indices, get_dataset, load_mnist_sample
+
+    jpeg = get_dataset("cifar10-jpeg", "test")
+    _, y = as_tensors(jpeg, 300)
+    assert torch.bincount(y, minlength=10).tolist() == [30] * 10
+    assert y[:10].tolist() == list(range(10))
+    sample = load_mnist_sample("test")
+    assert list(first_n_indices(sample, 7)) == list(range(7))
