@@ -257,11 +257,19 @@ def first_n_indices(dataset: Dataset, n: int) -> Sequence[int]:
     t = dataset_targets(dataset)
     if t is None or len(t) < 2 or not bool((t[1:] >= t[:-1]).all()) or t[0] == t[-1]:
         return range(n)
-    order = torch.argsort(t, stable=True)
-    starts = torch.searchsorted(t[order], t[order], right=False)
-    rank = torch.empty(len(t), dtype=torch.long)
-    rank[order] = torch.arange(len(t)) - starts                    # rank of each example within its class
-    return torch.argsort(rank * len(t) + torch.arange(len(t)))[:n].tolist()
+    return class_round_robin(t)[:n].tolist()
+
+
+def class_round_robin(targets: torch.Tensor) -> torch.Tensor:
+    """All indices ordered round-robin over the classes (one example of each class in turn, dataset order inside a
+    class): the first ``n`` of it are a class-balanced subset. ``targets`` (N,) int; returns (N,) long."""
+    N = len(targets)
+    order = torch.argsort(targets, stable=True)
+    sorted_t = targets[order]
+    starts = torch.searchsorted(sorted_t, sorted_t, right=False)
+    rank = torch.empty(N, dtype=torch.long)
+    rank[order] = torch.arange(N) - starts                    # rank of each example within its class
+    return torch.argsort(rank * N + torch.arange(N))           # round-robin over classes, dataset order inside
 
 
 def as_tensors(dataset: Dataset, n: int | None = None, indices: Sequence[int] | None = None):

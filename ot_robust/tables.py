@@ -146,9 +146,8 @@ def _ours(ev: dict[str, Any], columns: list[str], aliases: tuple[tuple[str, str]
     def value(c: str):
         base = next((c[len(p):] for p in WRAPPER_PREFIXES if c.startswith(p)), c)
         base = alias.get(base, base)
-        if base in acc:
-            return acc[base]
-        return ev.get("autoattack") if base == "autoattack" else None
+        v = acc.get(base)
+        return ev.get("autoattack") if v is None and base == "autoattack" else v
 
     row = {c: value(c) for c in columns}
     extra = {"AA": ev.get("autoattack"), "worst": ev.get("worst_case"), "sanity": _sanity_text(ev)}

@@ -49,13 +49,9 @@ def subset_indices(targets: torch.Tensor, n: int, how: str, seed: int) -> torch.
         return torch.arange(n)
     if how == "random":
         return torch.randperm(N, generator=torch.Generator().manual_seed(seed))[:n].sort().values
-    order = torch.argsort(targets, stable=True)
-    sorted_t = targets[order]
-    starts = torch.searchsorted(sorted_t, sorted_t, right=False)
-    rank = torch.empty(N, dtype=torch.long)
-    rank[order] = torch.arange(N) - starts                    # rank of each example within its class
-    key = rank * N + torch.arange(N)                           # round-robin over classes, dataset order inside
-    return torch.argsort(key)[:n].sort().values
+    from .data import class_round_robin
+
+    return class_round_robin(targets)[:n].sort().values
 
 
 def _targets(ds) -> torch.Tensor:

@@ -42,7 +42,7 @@ for _spec in TABLE_SPECS:
 
 #: table -> builder for the tables that are not plain accuracy rows
 NOT_RUN = "not run in this profile"
-ALIASES = {"cw": ("cw", "cw20", "cw-linf"), "autoattack": (), "l2_pgd": ("l2_pgd", "pgd_l2", "l2pgd")}
+ALIASES = {"cw": ("cw", "cw20", "cw-linf"), "l2_pgd": ("l2_pgd", "pgd_l2", "l2pgd")}
 HYPER = {"lambda_J": "lambda_j", "lambda_SW": "lambda_sw", "K": "n_slices"}
 
 
@@ -55,8 +55,9 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def load_runs(runs_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """``{exp: eval.json}`` with OTJR column aliases filled: ``cw`` <- cw20, ``autoattack`` <- the AA accuracy, the
-    Table 8 hyper-parameters <- the experiment's ``config.json`` method_params, Table 3 AWP columns."""
+    """``{exp: eval.json}`` with OTJR column aliases filled: ``cw`` <- cw20, ``l2_pgd``, and the Table 8
+    hyper-parameters <- the experiment's ``config.json`` method_params (``autoattack`` and Table 3's ``awp_*``
+    columns are read by :func:`ot_robust.tables.build_table` itself)."""
     runs_dir = Path(runs_dir)
     evals = T.load_evals(runs_dir)
     for exp, ev in evals.items():
@@ -64,15 +65,12 @@ def load_runs(runs_dir: str | Path) -> dict[str, dict[str, Any]]:
         for col, names in ALIASES.items():
             if acc.get(col) is None:
                 acc[col] = next((acc[n] for n in names if acc.get(n) is not None), None)
-        if acc.get("autoattack") is None:
-            acc["autoattack"] = ev.get("autoattack")
         cfg = _read_json(runs_dir / "train" / exp / "config.json") or {}
         cfg = cfg.get("config", cfg)  # the trainer nests the TrainConfig fields under "config"
         params = cfg.get("method_params") or {}
         params = params.get("inner_params", params) if str(cfg.get("method", "")).startswith("awp") else params
         for col, key in HYPER.items():
             acc.setdefault(col, params.get(key))
-        acc.update(awp_clean=acc.get("clean"), awp_autoattack=acc.get("autoattack"))
     return evals
 
 
