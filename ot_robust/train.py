@@ -54,6 +54,17 @@ def subset_indices(targets: torch.Tensor, n: int, how: str, seed: int) -> torch.
     return class_round_robin(targets)[:n].sort().values
 
 
+def backward(loss: torch.Tensor, params) -> None:
+    """``loss.backward()`` restricted to ``params`` (the tensors an optimizer steps): the same gradients for them,
+    nothing accumulated elsewhere, and autograd skips the work only other leaves need, e.g. the first layer's input
+    gradient when a defense's clean inputs require grad (OTJR's Jacobian penalty). Raises ``ValueError`` when no
+    parameter requires grad."""
+    inputs = [p for p in params if p.requires_grad]
+    if not inputs:
+        raise ValueError("no parameter requires grad: nothing to train")
+    torch.autograd.backward(loss, inputs=inputs)
+
+
 def _targets(ds) -> torch.Tensor:
     from .data import dataset_targets
 
@@ -190,7 +201,7 @@ class Trainer:
             with autocast:
                 out = self.defense.loss(self.model, x, y)
             self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(out.loss).backward()
+            backward(self.scaler.scale(out.loss), params)
             self.dist.all_reduce_grads(params)
             self.scaler.step(self.optimizer)
             self.scaler.update()

@@ -10,6 +10,7 @@ from ot_robust.models import get_model
 
 ATTACK = dict(eps=0.1, step_size=0.05, steps=2)  # short attack: these tests check the losses, not robustness
 NAMES = ["random_jr", "optimal_jr", "sw", "otjr", "sat", "sat_jr"]
+OTJR_FIXED = {"random_jr": dict(ce_on="clean", projection="random", lambda_sw=0.0)}
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,34 @@ def test_otjr_sw_term_decreases_during_training(batch):
     assert sum(sw[-2:]) / 2 < 0.5 * sum(sw[:2]) / 2, sw
 
 
+@pytest.mark.parametrize("name, model_name", [("otjr", "small_cnn"), ("random_jr", "cw_cnn"), ("sat_jr", "small_cnn")])
+def test_finite_difference_jr_gradient_matches_double_backprop(name, model_name, batch):
+    """jr_gradient='finite_difference' trains the same model: same loss terms, same parameter gradient (ReLU
+    networks without BatchNorm; the CW CNN has dropout and max-pooling), without double backprop."""
+    x, y = batch
+    grads, logs = [], []
+    # lambda_J large enough that the penalty's share of the gradient is visible (the small CNNs start smooth)
+    for jr_gradient, lambda_j in (("double_backward", 0.0), ("double_backward", 100.0), ("finite_difference", 100.0)):
+        torch.manual_seed(0)
+        model = get_model(model_name, dataset="mnist-sample").train()
+        if lambda_j:
+            defense = get_defense(name, **_params(name), lambda_j=lambda_j, jr_gradient=jr_gradient)
+        else:  # the same loss without the penalty
+            defense = get_defense("sat", **ATTACK) if name == "sat_jr" else \
+                get_defense("otjr", **_params(name), **OTJR_FIXED.get(name, {}), lambda_j=0.0)
+        torch.manual_seed(1)  # same attack start and dropout masks
+        out = defense.loss(model, x, y)
+        out.loss.backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+        logs.append(out.logs)
+    assert defense.needs_double_backprop is False
+    assert logs[2] == pytest.approx(logs[1], rel=1e-5)
+    jr_part = grads[1] - grads[0]  # the Jacobian penalty's share of the gradient, by double backprop
+    assert float(jr_part.norm()) > 0.05 * float(grads[1].norm())
+    # exact up to float32 rounding of the difference (~1e-3 at the default step; float64: tests/test_linearize.py)
+    assert float((grads[2] - grads[1]).norm() / jr_part.norm()) < 1e-2
+
+
 def test_random_jr_needs_no_attack_and_optimal_jr_uses_sw_directions(batch, monkeypatch):
     x, y = batch
     import ot_robust.defenses.otjr as otjr_mod
@@ -114,6 +143,7 @@ def test_random_jr_needs_no_attack_and_optimal_jr_uses_sw_directions(batch, monk
     ("awp_trades", dict(gamma=-5e-3), "gamma"),
     ("awp", dict(inner="nope"), "nope"),
     ("otjr", dict(bogus=1), "bogus"),
+    ("otjr", dict(jr_gradient="forward"), "jr_gradient"),
 ])
 def test_bad_settings_raise_clear_errors(name, params, match):
     with pytest.raises(ValueError, match=match):

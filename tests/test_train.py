@@ -104,3 +104,18 @@ def test_cli_with_yaml_and_overrides(tmp_path, capsys):
     assert saved["method_params"]["eps"] == "8/255" and saved["schedule"] == "cosine" and saved["num_train"] == 100
     rec = json.loads((tmp_path / "run" / "metrics.jsonl").read_text())
     assert rec["train_images"] == 100 and "train_ot_distance_start" in rec
+
+
+def test_backward_fills_only_the_given_parameters_with_the_full_gradients():
+    from ot_robust.train import backward
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    x = torch.randn(5, 4, requires_grad=True)  # e.g. a defense's clean inputs for an input-gradient penalty
+    (g_full,) = torch.autograd.grad(net(x).pow(2).sum(), [net[0].weight])
+    backward(net(x).pow(2).sum(), net.parameters())
+    assert torch.allclose(net[0].weight.grad, g_full)
+    assert x.grad is None  # not computed
+    frozen = torch.nn.Linear(2, 2).requires_grad_(False)
+    with pytest.raises(ValueError, match="requires grad"):
+        backward(frozen(torch.randn(1, 2)).sum() + x.sum(), frozen.parameters())

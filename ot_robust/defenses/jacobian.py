@@ -15,10 +15,14 @@ class additionally halves it; neither the OTJR code nor this module does, so OTJ
 Optimal JR (OTJR Eq. 12) replaces the random ``v`` by the per-example optimal movement direction ``Delta_i`` of the
 sliced-Wasserstein step (OTJR Eq. 10-11), treated as a constant; the same ``C / B`` scale is applied, exactly as in
 the OTJR authors' code, which passes ``Delta`` through the same estimator.
+
+:func:`jacobian_frobenius_fd` is an opt-in variant without double backprop (OTJR's
+``jr_gradient="finite_difference"``): same value; parameter gradient from one more forward on the network's frozen
+linear piece, exact for ReLU networks without BatchNorm.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -45,6 +49,29 @@ def random_unit_vectors(n_proj: int, batch: int, dim: int, generator: Optional[t
     return v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
+def _projection_vectors(z: Tensor, n_proj: int, projections: Optional[Tensor],
+                        generator: Optional[torch.Generator]) -> Tensor:
+    """The ``(P, B, C)`` projections: random unit vectors, or the given ones (detached, shape-checked)."""
+    B, C = z.shape
+    if projections is None:
+        return random_unit_vectors(n_proj, B, C, generator=generator, device=z.device, dtype=z.dtype)
+    v = projections.detach().to(device=z.device, dtype=z.dtype)
+    if v.dim() == 2:
+        v = v.unsqueeze(0)
+    if v.dim() != 3 or tuple(v.shape[1:]) != (B, C):
+        raise ValueError(f"projections must have shape (B, C) = {(B, C)} or (P, B, C), got {tuple(projections.shape)}")
+    return v
+
+
+def _check_io(x: Tensor, z: Tensor) -> None:
+    if z.dim() != 2:
+        raise ValueError(f"z must have shape (B, C), got {tuple(z.shape)}")
+    if x.shape[0] != z.shape[0]:
+        raise ValueError(f"x has batch size {x.shape[0]} but z has {z.shape[0]}")
+    if not x.requires_grad:
+        raise ValueError("x must require grad (call x.requires_grad_() before computing z = model(x))")
+
+
 def jacobian_frobenius(x: Tensor, z: Tensor, n_proj: int = 1, projections: Optional[Tensor] = None,
                        generator: Optional[torch.Generator] = None, create_graph: bool = True) -> Tensor:
     """Estimate of the batch-mean squared Frobenius norm ``mean_i ||J(x_i)||_F^2`` (OTJR Eq. 3-5 / Eq. 12).
@@ -67,23 +94,51 @@ def jacobian_frobenius(x: Tensor, z: Tensor, n_proj: int = 1, projections: Optio
     Raises:
         ValueError: ``z`` not 2-D, batch sizes differ, bad ``n_proj`` or ``projections`` shape, ``x`` without grad.
     """
-    if z.dim() != 2:
-        raise ValueError(f"z must have shape (B, C), got {tuple(z.shape)}")
+    _check_io(x, z)
     B, C = z.shape
-    if x.shape[0] != B:
-        raise ValueError(f"x has batch size {x.shape[0]} but z has {B}")
-    if not x.requires_grad:
-        raise ValueError("x must require grad (call x.requires_grad_() before computing z = model(x))")
-    if projections is None:
-        v = random_unit_vectors(n_proj, B, C, generator=generator, device=z.device, dtype=z.dtype)
-    else:
-        v = projections.detach().to(device=z.device, dtype=z.dtype)
-        if v.dim() == 2:
-            v = v.unsqueeze(0)
-        if v.dim() != 3 or tuple(v.shape[1:]) != (B, C):
-            raise ValueError(f"projections must have shape (B, C) = {(B, C)} or (P, B, C), got {tuple(projections.shape)}")
+    v = _projection_vectors(z, n_proj, projections, generator)
     total = z.new_zeros(())
     for k in range(v.shape[0]):  # loop over projections only (n_proj = 1 in training); each is one VJP
         (jv,) = torch.autograd.grad(z, x, grad_outputs=v[k], retain_graph=True, create_graph=create_graph)
         total = total + jv.pow(2).sum()
+    return total * (C / (v.shape[0] * B))
+
+
+def jacobian_frobenius_fd(x: Tensor, z: Tensor, replay: Callable[[Tensor], Tensor], n_proj: int = 1,
+                          projections: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
+                          h: float = 1e-2) -> Tensor:
+    """:func:`jacobian_frobenius` without double backprop: the same value, the parameter gradient by a difference.
+
+    With ``g = J^T v`` (one first-order VJP, no graph kept) the parameter gradient of ``||g||^2`` is
+    ``2 d/dtheta [v^T J g]`` (``g`` held fixed), and ``J g = (replay(x + t g) - z) / t`` where ``replay`` evaluates
+    the network on the linear piece of ``x`` (:func:`.linearize.pattern_forward`: ReLU masks and max-pool indices
+    frozen). For ReLU networks without BatchNorm this is the exact double-backprop gradient (up to rounding, for
+    any ``t``); with BatchNorm in train mode (smooth) it is exact to O(t). A plain difference without the frozen
+    pattern would be wrong: gradients jump at activation boundaries (``scripts/jr_finite_difference.py``). One step
+    ``t`` for the whole batch (BatchNorm's coupling of examples is differentiated too), chosen so that the examples
+    move ``h`` in l2 (root mean square of ``t ||g_i||``). The returned tensor's value is the exact estimate.
+
+    Args:
+        x, z, n_proj, projections, generator: as for :func:`jacobian_frobenius` (``x`` requires grad).
+        replay: the second output of :func:`.linearize.pattern_forward` for the call that produced ``z``.
+        h: difference step, l2 distance on the input scale (> 0; [0, 1] pixels for images).
+    Returns:
+        scalar tensor: value ``C / (P B) sum_{k,i} ||v_{k,i}^T J(x_i)||^2``, parameter gradient as described.
+    Raises:
+        ValueError: as :func:`jacobian_frobenius`, or ``h <= 0``.
+    """
+    if not h > 0:
+        raise ValueError(f"h (finite-difference step) must be > 0, got {h!r}")
+    _check_io(x, z)
+    B, C = z.shape
+    v = _projection_vectors(z, n_proj, projections, generator)
+    total = z.new_zeros(())
+    for k in range(v.shape[0]):
+        (g,) = torch.autograd.grad(z, x, grad_outputs=v[k], retain_graph=True)
+        rms = g.flatten(1).pow(2).sum(1).mean().sqrt()
+        if float(rms) == 0.0:  # locally constant network: value 0, gradient 0
+            continue
+        t = h / rms
+        surrogate = 2.0 * (v[k] * (replay(x.detach() + t * g) - z)).sum() / t  # d/dtheta: 2 d(v^T J g)/dtheta
+        total = total + g.pow(2).sum() + (surrogate - surrogate.detach())
     return total * (C / (v.shape[0] * B))

@@ -35,11 +35,13 @@ from ..attacks import perturb
 from ..attacks.losses import ce_loss
 from ..ot import sliced_wasserstein
 from .base import Defense, DefenseOutput, attack_params, check_choice, check_int, check_number, register_defense
-from .jacobian import jacobian_frobenius
+from .jacobian import jacobian_frobenius, jacobian_frobenius_fd
+from .linearize import pattern_forward
 
 CE_ON = ("adv", "clean")
 PROJECTIONS = ("random", "optimal")
 INITS = ("normal", "uniform")
+JR_GRADIENTS = ("double_backward", "finite_difference")
 
 
 class OTJR(Defense):
@@ -55,9 +57,15 @@ class OTJR(Defense):
         n_proj: random projections per example for ``projection="random"`` (>= 1; Hoffman/OTJR: 1).
         eps, step_size, steps: L_inf PGD training attack on the [0, 1] scale (OTJR: 8/255, 2/255, 10).
         init: PGD start, ``"normal"`` (``x + 0.001 N(0,1)``, the authors' code) or ``"uniform"`` (Madry).
+        jr_gradient: how the Jacobian penalty is differentiated w.r.t. the parameters: ``"double_backward"``
+            (default; autograd through the VJP, as Hoffman et al. and the OTJR code) or ``"finite_difference"``
+            (same penalty value; gradient from one forward on the network's frozen linear piece,
+            :func:`~ot_robust.defenses.jacobian.jacobian_frobenius_fd`: exact for ReLU networks without BatchNorm,
+            to O(1e-3) relative with it; faster for wide networks, see ``benchmarks/bench_otjr.py``).
     Raises:
-        ValueError: an unknown ``ce_on``/``projection``/``init``, a negative weight, K < 1, n_proj < 1, eps < 0,
-            step_size <= 0, steps < 1, or a combination with nothing to train on (see :meth:`validate`).
+        ValueError: an unknown ``ce_on``/``projection``/``init``/``jr_gradient``, a negative weight, K < 1,
+            n_proj < 1, eps < 0, step_size <= 0, steps < 1, or a combination with nothing to train on
+            (see :meth:`validate`).
     """
 
     #: name of the alignment term in the logs
@@ -65,8 +73,10 @@ class OTJR(Defense):
 
     def __init__(self, ce_on: str = "adv", lambda_j: float = 0.002, projection: str = "optimal",
                  lambda_sw: float = 64.0, n_slices: int = 32, n_proj: int = 1, eps: float = 8 / 255,
-                 step_size: float = 2 / 255, steps: int = 10, init: str = "normal"):
+                 step_size: float = 2 / 255, steps: int = 10, init: str = "normal",
+                 jr_gradient: str = "double_backward"):
         super().__init__()
+        self.jr_gradient = check_choice("jr_gradient", jr_gradient, JR_GRADIENTS)
         self.ce_on = check_choice("ce_on", ce_on, CE_ON)
         self.projection = check_choice("projection", projection, PROJECTIONS)
         self.init = check_choice("init", init, INITS)
@@ -92,7 +102,7 @@ class OTJR(Defense):
 
     @property
     def needs_double_backprop(self) -> bool:  # the Jacobian penalty is differentiated w.r.t. the parameters
-        return self.lambda_j > 0
+        return self.lambda_j > 0 and self.jr_gradient == "double_backward"
 
     @property
     def batch_coupled(self) -> bool:  # the alignment term compares the batch's two logit clouds (base: batch >= 2)
@@ -117,7 +127,8 @@ class OTJR(Defense):
         ``ce_adv`` or ``ce_clean``, ``sw`` (or ``sinkhorn``), ``jr`` (batch mean of the ||J||_F^2 estimate), ``loss``."""
         need_clean = self.ce_on == "clean" or self.lambda_j > 0 or self.lambda_sw > 0 or self.uses_optimal_directions
         xc = x.detach().requires_grad_(self.lambda_j > 0)
-        z = model(xc) if need_clean else None
+        fd = self.lambda_j > 0 and self.jr_gradient == "finite_difference"
+        z, replay = pattern_forward(model, xc) if fd else (model(xc) if need_clean else None, None)
         z_adv = model(x_adv) if x_adv is not None else None
         ce = F.cross_entropy(z_adv if self.ce_on == "adv" else z, y)
         loss, logs = ce, {f"ce_{self.ce_on}": float(ce.detach())}
@@ -131,7 +142,8 @@ class OTJR(Defense):
                 _, directions = self.alignment(z_adv, z)
         if self.lambda_j > 0:
             proj = directions.detach() if self.uses_optimal_directions else None
-            jr = jacobian_frobenius(xc, z, n_proj=self.n_proj, projections=proj)
+            jr = jacobian_frobenius_fd(xc, z, replay, n_proj=self.n_proj, projections=proj) if fd else \
+                jacobian_frobenius(xc, z, n_proj=self.n_proj, projections=proj)
             loss = loss + self.lambda_j * jr
             logs["jr"] = float(jr.detach())
         logs["loss"] = float(loss.detach())
@@ -144,7 +156,8 @@ class OTJR(Defense):
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(ce_on={self.ce_on!r}, lambda_j={self.lambda_j:g}, projection="
                 f"{self.projection!r}, lambda_{self.align_name}={self.lambda_sw:g}, n_slices={self.n_slices}, "
-                f"eps={self.eps:.4g}, step_size={self.step_size:.4g}, steps={self.steps})")
+                f"eps={self.eps:.4g}, step_size={self.step_size:.4g}, steps={self.steps}"
+                + (f", jr_gradient={self.jr_gradient!r})" if self.jr_gradient != "double_backward" else ")"))
 
 
 #: The four OTJR-paper configurations: name -> (fixed settings, defaults of the free parameters).

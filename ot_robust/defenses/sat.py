@@ -31,7 +31,7 @@ class SAT(OTJR):
         max_iter: Sinkhorn iterations per OT problem (>= 1; 50).
         lambda_j: weight of the random-projection Jacobian penalty on the clean logits (>= 0; SAT: 0, SAT + JR: 0.002,
             OTJR's CIFAR-10 value, since the paper gives none for Table 6).
-        n_proj, eps, step_size, steps, init: as for :class:`~ot_robust.defenses.otjr.OTJR`.
+        n_proj, eps, step_size, steps, init, jr_gradient: as for :class:`~ot_robust.defenses.otjr.OTJR`.
     Raises:
         ValueError: negative weights, reg <= 0, max_iter < 1, bad attack parameters.
     """
@@ -41,9 +41,9 @@ class SAT(OTJR):
 
     def __init__(self, lambda_ot: float = 1.0, reg: float = 1.0, max_iter: int = 50, lambda_j: float = 0.0,
                  n_proj: int = 1, eps: float = 8 / 255, step_size: float = 2 / 255, steps: int = 10,
-                 init: str = "normal"):
+                 init: str = "normal", jr_gradient: str = "double_backward"):
         super().__init__(ce_on="adv", lambda_j=lambda_j, projection="random", lambda_sw=lambda_ot, n_proj=n_proj,
-                         eps=eps, step_size=step_size, steps=steps, init=init)
+                         eps=eps, step_size=step_size, steps=steps, init=init, jr_gradient=jr_gradient)
         self.reg = check_number("reg", reg, low_open=True)
         self.max_iter = check_int("max_iter", max_iter)
 
