@@ -2,8 +2,6 @@
 curves, and the CLI (with a stand-in for the trainer's load_model)."""
 
 import json
-import sys
-import types
 
 import pytest
 import torch
@@ -97,17 +95,15 @@ def test_curves(data):
     assert last > first
 
 
-def test_cli_with_stub_loader(data, tmp_path, monkeypatch, capsys):
-    x, y = data
+def test_cli_evaluates_a_trained_run_with_the_dataset_from_its_config(tmp_path, capsys):
+    from ot_robust.train import train
+
     run = tmp_path / "run"
-    run.mkdir()
-    (run / "config.json").write_text(json.dumps({"dataset": "mnist-sample"}))
-    stub = types.ModuleType("ot_robust.train")  # stand-in until the trainer's module exists
-    stub.load_model = lambda run_dir, device=None: trained_model()
-    monkeypatch.setitem(sys.modules, "ot_robust.train", stub)
+    train(dict(dataset="mnist-sample", model="small_cnn", method="standard", epochs=1, num_train=200,
+               batch_size=50, eval_n=20, eval_steps=1, progress=False), run)
     out = tmp_path / "eval.json"
     assert cli(["--run", str(run), "--attacks", "fgsm eps=0.1; pgd eps=0.1 steps=3", "--n", "16",
-                "--out", str(out), "--no-sanity", "--no-progress"]) == 0
+                "--out", str(out), "--no-sanity", "--no-progress"]) == 0  # no --dataset: read from config.json
     rep = json.loads(out.read_text())
     assert [r["attack"] for r in rep["table"]] == ["clean", "fgsm", "pgd-linf", "worst case (all attacks)"]
     assert "worst case" in capsys.readouterr().out

@@ -115,3 +115,12 @@ def test_replay_of_another_shape_raises_and_bad_step_raises():
         replay(torch.randn(6, 1, 10, 10, dtype=torch.float64))
     with pytest.raises(ValueError, match="h"):
         jacobian_frobenius_fd(xc, z, replay, projections=v, h=0.0)
+
+
+def test_half_precision_is_refused():
+    net, x, v = _setup()
+    net, x, v = net.half(), x.half(), v.half()
+    xc = x.clone().requires_grad_(True)
+    z, replay = pattern_forward(net, xc)
+    with pytest.raises(ValueError, match="float16"):
+        jacobian_frobenius_fd(xc, z, replay, projections=v)

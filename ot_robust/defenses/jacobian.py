@@ -125,11 +125,16 @@ def jacobian_frobenius_fd(x: Tensor, z: Tensor, replay: Callable[[Tensor], Tenso
     Returns:
         scalar tensor: value ``C / (P B) sum_{k,i} ||v_{k,i}^T J(x_i)||^2``, parameter gradient as described.
     Raises:
-        ValueError: as :func:`jacobian_frobenius`, or ``h <= 0``.
+        ValueError: as :func:`jacobian_frobenius`, ``h <= 0``, or half-precision logits / autocast (the difference
+            would drown in rounding).
     """
     if not h > 0:
         raise ValueError(f"h (finite-difference step) must be > 0, got {h!r}")
     _check_io(x, z)
+    if z.dtype in (torch.float16, torch.bfloat16) or torch.is_autocast_enabled(z.device.type):
+        raise ValueError(f"the finite difference needs float32 or float64 logits, got {z.dtype} "
+                         f"(autocast {'on' if torch.is_autocast_enabled(z.device.type) else 'off'}); "
+                         "use jr_gradient='double_backward' with AMP")
     B, C = z.shape
     v = _projection_vectors(z, n_proj, projections, generator)
     total = z.new_zeros(())
