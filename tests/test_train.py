@@ -57,6 +57,9 @@ def test_run_directory_and_load_model(tmp_path):
     (dict(milestones=[5, 3]), "milestones"),
     (dict(lr=0), "lr"),
     (dict(eval_eps=-1), "eval_eps"),
+    (dict(method="otjr", amp=True, method_params=dict(jr_gradient="finite_difference")), "amp"),
+    (dict(method="awp_otjr", amp=True, method_params=dict(inner_params=dict(jr_gradient="finite_difference"))),
+     "amp"),
 ])
 def test_bad_config_fails_before_training(tmp_path, changes, match):
     with pytest.raises(ValueError, match=match):

@@ -76,6 +76,10 @@ class AWP(Defense):
         return self.inner.needs_double_backprop
 
     @property
+    def supports_amp(self) -> bool:
+        return self.inner.supports_amp
+
+    @property
     def batch_coupled(self) -> bool:
         return self.inner.batch_coupled
 

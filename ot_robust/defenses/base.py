@@ -7,8 +7,8 @@ A defense turns a clean batch into the scalar training loss (its inner maximisat
 
 The Trainer never knows which method it runs: it asks :meth:`Defense.validate` before training, adds the
 parameters of :meth:`Defense.modules` to nothing (they are trained by :meth:`Defense.optimizers`, owned by the
-defense), checkpoints :meth:`Defense.state_dict`, and uses ``needs_double_backprop`` only to refuse AMP/unsupported
-combinations early.
+defense), checkpoints :meth:`Defense.state_dict`, and refuses ``amp=True`` at configuration time for a defense
+whose ``supports_amp`` is False.
 """
 from __future__ import annotations
 
@@ -43,9 +43,11 @@ class Defense:
         needs_double_backprop: the loss contains input gradients that must be differentiated again (OTJR).
         batch_coupled: the loss or its inner maximisation couples the examples of a batch (OT methods); the Trainer
             then refuses ``batch_size < 2`` (via :meth:`validate`) and, under DDP, the defense decides how to couple.
+        supports_amp: the loss is sound under float16 autocast (False: OTJR's finite-difference Jacobian gradient).
     """
 
     needs_double_backprop: bool = False
+    supports_amp: bool = True
     batch_coupled: bool = False
     name: str = "defense"
 

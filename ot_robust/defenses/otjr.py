@@ -105,6 +105,10 @@ class OTJR(Defense):
         return self.lambda_j > 0 and self.jr_gradient == "double_backward"
 
     @property
+    def supports_amp(self) -> bool:  # a finite difference drowns in float16 rounding
+        return not (self.lambda_j > 0 and self.jr_gradient == "finite_difference")
+
+    @property
     def batch_coupled(self) -> bool:  # the alignment term compares the batch's two logit clouds (base: batch >= 2)
         return self.lambda_sw > 0 or self.uses_optimal_directions
 

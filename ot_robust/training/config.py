@@ -168,6 +168,9 @@ class TrainConfig:
                   for k, v in self.method_params.items()}
         defense = get_defense(self.method, **params)
         defense.validate(self.batch_size)
+        if self.amp and not defense.supports_amp:
+            raise ValueError(f"amp=True is not supported by {self.method} with {params}: use amp=False "
+                             "(or jr_gradient='double_backward' for the OTJR family)")
         return defense
 
 
