@@ -3,8 +3,8 @@
 Target: <= 1.25x. Both ways of differentiating the Jacobian penalty are timed: the exact double backprop (the
 default, as the reference code) and ``jr_gradient="finite_difference"`` (the frozen-linear-piece difference, see
 ``ot_robust.defenses.jacobian.jacobian_frobenius_fd``; its gradient error is printed by
-``scripts/jr_finite_difference.py``). One training step = attack + loss + backward + optimizer step. The two methods are timed in
-alternation (interleaved rounds, after warm-up) so machine load affects both alike; the ratio of medians is printed
+``scripts/jr_finite_difference.py``). One training step = attack + loss + backward + optimizer step. The methods
+are timed in alternation (interleaved rounds, after warm-up) so machine load affects both alike; the ratio of medians is printed
 for wall-clock and for process CPU time (the latter is robust to other processes on a shared machine).
 
     python benchmarks/bench_otjr.py                       # small_cnn, MNIST sample, batch 128
@@ -56,10 +56,10 @@ def main(argv=None) -> int:
     x = torch.rand(args.batch, info.channels, info.size, info.size, device=device)
     y = torch.randint(0, info.num_classes, (args.batch,), device=device)
     attack = dict(eps=8 / 255, step_size=2 / 255, steps=10)
-    k = 32 if info.num_classes <= 10 else 128
+    n_slices = 32 if info.num_classes <= 10 else 128
     methods = {"pgd_at": get_defense("pgd_at", **attack),
-               "otjr": get_defense("otjr", **attack, n_slices=k),
-               "otjr_fd": get_defense("otjr", **attack, n_slices=k, jr_gradient="finite_difference")}
+               "otjr": get_defense("otjr", **attack, n_slices=n_slices),
+               "otjr_fd": get_defense("otjr", **attack, n_slices=n_slices, jr_gradient="finite_difference")}
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     steps = {k: step_timer(model, d, x, y, opt) for k, d in methods.items()}
     for s in steps.values():  # warm-up

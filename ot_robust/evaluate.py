@@ -280,9 +280,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
     dataset = a.dataset
     if dataset is None:
         cfg = json.loads((run / "config.json").read_text())
-        dataset = cfg.get("dataset") or cfg.get("config", {}).get("dataset")
-        if isinstance(dataset, dict):  # the Trainer's config.json: {"name": ..., "exact": ..., "note": ...}
-            dataset = dataset.get("name")
+        dataset = cfg.get("config", cfg).get("dataset")  # the trainer nests the TrainConfig fields under "config"
         if not dataset:
             raise ValueError(f"{run / 'config.json'} names no dataset; pass --dataset")
     specs = [s.strip() for s in a.attacks.split(";") if s.strip()]

@@ -131,10 +131,10 @@ def jacobian_frobenius_fd(x: Tensor, z: Tensor, replay: Callable[[Tensor], Tenso
     if not h > 0:
         raise ValueError(f"h (finite-difference step) must be > 0, got {h!r}")
     _check_io(x, z)
-    if z.dtype in (torch.float16, torch.bfloat16) or torch.is_autocast_enabled(z.device.type):
+    autocast = torch.is_autocast_enabled(z.device.type)
+    if z.dtype in (torch.float16, torch.bfloat16) or autocast:
         raise ValueError(f"the finite difference needs float32 or float64 logits, got {z.dtype} "
-                         f"(autocast {'on' if torch.is_autocast_enabled(z.device.type) else 'off'}); "
-                         "use jr_gradient='double_backward' with AMP")
+                         f"(autocast {'on' if autocast else 'off'}); use jr_gradient='double_backward' with AMP")
     B, C = z.shape
     v = _projection_vectors(z, n_proj, projections, generator)
     total = z.new_zeros(())

@@ -101,12 +101,16 @@ class OTJR(Defense):
         return self.ce_on == "adv" or self.lambda_sw > 0 or self.uses_optimal_directions
 
     @property
+    def uses_finite_difference(self) -> bool:  # the Jacobian penalty's gradient by jacobian_frobenius_fd
+        return self.lambda_j > 0 and self.jr_gradient == "finite_difference"
+
+    @property
     def needs_double_backprop(self) -> bool:  # the Jacobian penalty is differentiated w.r.t. the parameters
-        return self.lambda_j > 0 and self.jr_gradient == "double_backward"
+        return self.lambda_j > 0 and not self.uses_finite_difference
 
     @property
     def supports_amp(self) -> bool:  # a finite difference drowns in float16 rounding
-        return not (self.lambda_j > 0 and self.jr_gradient == "finite_difference")
+        return not self.uses_finite_difference
 
     @property
     def batch_coupled(self) -> bool:  # the alignment term compares the batch's two logit clouds (base: batch >= 2)
@@ -131,7 +135,7 @@ class OTJR(Defense):
         ``ce_adv`` or ``ce_clean``, ``sw`` (or ``sinkhorn``), ``jr`` (batch mean of the ||J||_F^2 estimate), ``loss``."""
         need_clean = self.ce_on == "clean" or self.lambda_j > 0 or self.lambda_sw > 0 or self.uses_optimal_directions
         xc = x.detach().requires_grad_(self.lambda_j > 0)
-        fd = self.lambda_j > 0 and self.jr_gradient == "finite_difference"
+        fd = self.uses_finite_difference
         z, replay = pattern_forward(model, xc) if fd else (model(xc) if need_clean else None, None)
         z_adv = model(x_adv) if x_adv is not None else None
         ce = F.cross_entropy(z_adv if self.ce_on == "adv" else z, y)
