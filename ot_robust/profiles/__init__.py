@@ -24,6 +24,8 @@ A profile is a YAML file in this folder (or any path ending in ``.yaml``). Schem
       n_examples: 1000               # test examples per attack
       batch_size: 250
       attacks: {fgsm: "fgsm eps=0.3", pgd20: "pgd-linf eps=0.3 steps=20 step=0.0375"}   # column key -> spec
+      strong: {n_examples: 1000, attacks: {pgd100: "pgd-linf eps=0.3 steps=100 step=0.0075"}}  # or null:
+                                     # costly attacks on the first n of the same images (AutoAttack's n)
       autoattack: {spec: "autoattack eps=0.3", n_examples: 100}                          # or null
       curves: {epsilons: [...], steps: [...], eps: 0.3, n_examples: 200}                 # FS Fig. 3
       loss_curves: {experiment: feature_scattering, restarts: 20, steps: 40, n_examples: 4}  # FS supp. Fig. 1
@@ -60,9 +62,11 @@ TOP_KEYS = {"name": str, "description": str, "dataset": str, "data_root": (str, 
 REQUIRED_TOP = ("name", "description", "dataset", "model", "methods", "eval")
 METHOD_KEYS = {"method": str, "label": str, "params": dict, "train": dict, "seed": int, "tables": dict,
                "curves": bool, "transfer_from": dict, "autoattack": bool}
-EVAL_KEYS = {"n_examples": int, "batch_size": int, "attacks": dict, "autoattack": (dict, type(None)),
+EVAL_KEYS = {"n_examples": int, "batch_size": int, "attacks": dict, "strong": (dict, type(None)),
+             "autoattack": (dict, type(None)),
              "curves": (dict, type(None)), "loss_curves": (dict, type(None)), "sanity": bool}
 AUTOATTACK_KEYS = {"spec": str, "n_examples": int}
+STRONG_KEYS = {"attacks": dict, "n_examples": int}
 CURVE_KEYS = {"epsilons": list, "steps": list, "eps": (int, float, str), "step_size": (int, float, str, type(None)),
               "n_examples": int}
 LOSS_CURVE_KEYS = {"experiment": str, "restarts": int, "steps": int, "n_examples": int, "eps": (int, float, str),
@@ -194,6 +198,11 @@ def validate_profile(raw: Any, source: str = "<profile>", check_registries: bool
             raise ProfileError(f"{src}: eval.attacks.{key} must be an attack spec string, got {ev['attacks'][key]!r}")
     if ev.get("autoattack") is not None:
         _check_keys(ev["autoattack"], AUTOATTACK_KEYS, "eval.autoattack", src, ("spec",))
+    if ev.get("strong") is not None:
+        _check_keys(ev["strong"], STRONG_KEYS, "eval.strong", src, ("attacks", "n_examples"))
+        clash = sorted(set(ev["strong"]["attacks"]) & set(ev["attacks"]))
+        if clash:
+            raise ProfileError(f"{src}: eval.strong.attacks key(s) {clash} also in eval.attacks; use other names")
     if ev.get("curves") is not None:
         _check_keys(ev["curves"], CURVE_KEYS, "eval.curves", src, ("epsilons", "steps", "eps"))
     if ev.get("loss_curves") is not None:
@@ -278,7 +287,7 @@ def _check_registries(p: Profile, src: str) -> None:
     except ImportError:
         make_attack = None
     if make_attack is not None:
-        specs = dict(p.eval["attacks"])
+        specs = {**p.eval["attacks"], **(p.eval.get("strong") or {}).get("attacks", {})}
         if p.eval.get("autoattack"):
             specs["autoattack"] = p.eval["autoattack"]["spec"]
         for key, spec in specs.items():
