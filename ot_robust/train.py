@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from .training.checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
 from .training.config import TrainConfig
 from .training.distributed import DistInfo, init_distributed
-from .utils import atomic_torch_save, atomic_write_json, get_device, provenance, set_seed
+from .utils import atomic_torch_save, atomic_write_bytes, atomic_write_json, get_device, provenance, set_seed
 
 __all__ = ["TrainConfig", "Trainer", "train", "load_model", "cli"]
 
@@ -152,6 +152,7 @@ class Trainer:
         """Load the newest intact checkpoint (if any); returns the number of completed epochs."""
         state, path = load_latest(self.run_dir)
         if state is None:
+            self._truncate_metrics(0)  # killed after an epoch's metrics line, before its first checkpoint
             return 0
         old, new = state["config"], self.cfg.to_dict()
         diff = sorted(k for k in new if k not in _RESUMABLE and old.get(k) != new[k])
@@ -272,9 +273,12 @@ class Trainer:
             self.dist.barrier()
         path = self.run_dir / "model.pt"
         if self.dist.is_main:
-            atomic_torch_save({"format": "ot_robust.model/1", "spec": self.model_spec(),
-                               "state_dict": self.model.state_dict(), "epochs": self.cfg.epochs,
-                               "config": self.cfg.to_dict()}, path)
+            data = atomic_torch_save({"format": "ot_robust.model/1", "spec": self.model_spec(),
+                                      "state_dict": self.model.state_dict(), "epochs": self.cfg.epochs,
+                                      "config": self.cfg.to_dict()}, path)
+            import hashlib
+
+            atomic_write_bytes(self.run_dir / "model.pt.sha256", (hashlib.sha256(data).hexdigest() + "\n").encode())
         self.dist.barrier()
         return path
 
@@ -319,14 +323,34 @@ def _with_preset_defaults(cfg: TrainConfig) -> TrainConfig:
 def load_model(run_dir: str | Path, device: Optional[str | torch.device] = None) -> torch.nn.Module:
     """Rebuild the trained model of a run (``run_dir/model.pt``, or a ``model.pt`` path) in eval mode on ``device``.
 
-    Raises FileNotFoundError if there is no ``model.pt`` (training not finished)."""
+    The file is read with ``torch.load(weights_only=True)`` (tensors and plain values only: a crafted pickle cannot
+    run code) and checked against its ``model.pt.sha256`` sidecar when there is one.
+
+    Raises:
+        FileNotFoundError: there is no ``model.pt`` (training not finished).
+        ValueError: the file does not match its SHA-256 sidecar, is truncated or corrupted, holds anything but
+            tensors and plain values, or is not an ``ot_robust.model`` file (the message names the file).
+    """
+    import hashlib
+    import io
+
     from .models import get_model
 
     path = Path(run_dir)
     path = path / "model.pt" if path.is_dir() else path
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: the run has not finished (checkpoint.pt holds partial training)")
-    blob = torch.load(path, map_location="cpu", weights_only=False)
+    data = path.read_bytes()
+    side = path.with_name(path.name + ".sha256")
+    if side.exists() and side.read_text().strip() != hashlib.sha256(data).hexdigest():
+        raise ValueError(f"{path} does not match its SHA-256 ({side.name}): the file is corrupted or was altered")
+    try:
+        blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - unpickling errors come in many types
+        raise ValueError(f"{path} cannot be loaded as weights ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                         "a model file holds tensors and plain values only") from None
+    if not isinstance(blob, dict) or "spec" not in blob or "state_dict" not in blob:
+        raise ValueError(f"{path} is not an ot_robust model file (expected a dict with 'spec' and 'state_dict')")
     spec = blob["spec"]
     model = get_model(spec["name"], spec["dataset"], num_classes=spec["num_classes"], **spec["params"])
     model.load_state_dict(blob["state_dict"])

@@ -103,13 +103,14 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
 
 
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> bytes:
+    """``torch.save`` to ``path`` atomically (temporary file in the same folder, then rename); returns the bytes."""
     import io
 
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
 
 
 def parse_number(text: str | float | int) -> float:

@@ -59,7 +59,7 @@ def _spawn(fn, *args):
 
 
 def _weights(run):
-    return torch.load(os.path.join(run, "model.pt"), weights_only=False)["state_dict"]
+    return torch.load(os.path.join(run, "model.pt"), weights_only=True)["state_dict"]
 
 
 CFG = dict(dataset="mnist-sample", model="small_cnn", method="pgd_at",

@@ -17,7 +17,7 @@ CFG = dict(dataset="mnist-sample", model="small_cnn", method="pgd_at",
 
 
 def _weights(run):
-    return torch.load(run / "model.pt", weights_only=False)["state_dict"]
+    return torch.load(run / "model.pt", weights_only=True)["state_dict"]
 
 
 def _same(a, b):
@@ -70,7 +70,7 @@ def test_corrupted_checkpoint_falls_back_to_previous(reference, tmp_path, monkey
         ck.write_bytes(ck.read_bytes()[: ck.stat().st_size // 2])
     else:                                             # no sidecar hash, unreadable content: torch.load fails
         ck.write_bytes(b"not a checkpoint")
-        (run / "checkpoint.pt.sha256").unlink()
+        (run / "checkpoint.pt.sha256").unlink(missing_ok=True)
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         state, path = load_latest(run)

@@ -31,7 +31,7 @@ def test_run_directory_and_load_model(tmp_path):
     assert (run / "checkpoint.pt").exists() and (run / "checkpoint.prev.pt").exists()
     model = load_model(run)
     assert not model.training
-    blob = torch.load(run / "model.pt", weights_only=False)
+    blob = torch.load(run / "model.pt", weights_only=True)
     for k, v in model.state_dict().items():
         assert torch.equal(v, blob["state_dict"][k])
     x, y = as_tensors(get_dataset("mnist-sample", "test"), 40)

@@ -1,10 +1,13 @@
 """Atomic, self-verifying checkpoints with a fallback to the previous one, and the RNG state they carry.
 
-Layout in a run directory: ``checkpoint.pt`` (latest) and ``checkpoint.prev.pt`` (the one before), each with a
-sidecar ``<file>.sha256`` holding the SHA-256 of the file's bytes. Saving: the latest pair is renamed to ``prev``,
-then the new file and its hash are written atomically (temporary file + rename, :func:`ot_robust.utils.atomic_write_bytes`).
-Loading tries ``checkpoint.pt`` then ``checkpoint.prev.pt``: a file is used if its hash matches (or, without a
-sidecar, if ``torch.load`` succeeds); a truncated, corrupted or half-written file is skipped with a warning.
+Layout in a run directory: ``checkpoint.pt`` (latest) and ``checkpoint.prev.pt`` (the one before). Each file ends
+with a trailer ``MAGIC + SHA-256 of the payload``, so it verifies itself. Saving: the latest is renamed to ``prev``
+(one atomic rename), then the new file is written atomically (temporary file, fsync, rename,
+:func:`ot_robust.utils.atomic_write_bytes`). Loading tries ``checkpoint.pt`` then ``checkpoint.prev.pt``: a file is
+used if its trailer matches (checkpoints of older versions: their ``.sha256`` sidecar; a file with neither cannot
+be verified and is not used); a truncated, corrupted or half-written file is skipped with a warning.
+Files are read with ``torch.load(weights_only=True)``: tensors and plain Python values only, so a crafted pickle
+cannot run code, whatever its sidecar says.
 """
 from __future__ import annotations
 
@@ -22,28 +25,44 @@ import torch
 from ..utils import atomic_write_bytes
 
 LATEST, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
+MAGIC = b"\nOT_ROBUST_SHA256:"
 
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _seal(data: bytes) -> bytes:
+    """``data`` followed by the trailer ``MAGIC + sha256(data)``: a file that verifies itself."""
+    return data + MAGIC + _sha(data).encode()
+
+
+def _unseal(blob: bytes) -> Optional[bytes]:
+    """The payload of a sealed file if its trailer matches (None if not), or ``blob`` itself for a file without
+    a trailer (older checkpoints, checked by their sidecar)."""
+    n = len(MAGIC) + 64
+    if len(blob) >= n and blob[-n:-64] == MAGIC:
+        data = blob[:-n]
+        return data if _sha(data).encode() == blob[-64:] else None
+    return blob
+
+
 def save_checkpoint(run_dir: str | Path, state: dict) -> Path:
-    """Write ``state`` as ``run_dir/checkpoint.pt`` atomically; the previous latest becomes ``checkpoint.prev.pt``."""
+    """Write ``state`` as ``run_dir/checkpoint.pt``; the previous latest becomes ``checkpoint.prev.pt``.
+
+    Crash-safe at every instant: each file carries its own SHA-256 in a trailer (no sidecar to keep in step), the
+    rotation is one atomic rename and the new file is written to a temporary name, fsynced and renamed. A kill
+    leaves either a valid ``checkpoint.pt`` or (between the two renames) a valid ``checkpoint.prev.pt``.
+    """
     run_dir = Path(run_dir)
     buf = io.BytesIO()
     torch.save(state, buf)
-    data = buf.getvalue()
     latest = run_dir / LATEST
+    for name in (LATEST, PREVIOUS):  # sidecars of older checkpoints would contradict the new files
+        (run_dir / (name + ".sha256")).unlink(missing_ok=True)
     if latest.exists():
         os.replace(latest, run_dir / PREVIOUS)
-        side = run_dir / (LATEST + ".sha256")
-        if side.exists():
-            os.replace(side, run_dir / (PREVIOUS + ".sha256"))
-        else:
-            (run_dir / (PREVIOUS + ".sha256")).unlink(missing_ok=True)
-    atomic_write_bytes(latest, data)
-    atomic_write_bytes(run_dir / (LATEST + ".sha256"), (_sha(data) + "\n").encode())
+    atomic_write_bytes(latest, _seal(buf.getvalue()))
     return latest
 
 
@@ -51,15 +70,24 @@ def _read_valid(path: Path) -> Optional[dict]:
     """The checkpoint at ``path`` if it is intact, else ``None`` (with a warning saying why)."""
     if not path.exists():
         return None
-    data = path.read_bytes()
+    data = _unseal(path.read_bytes())
+    if data is None:
+        warnings.warn(f"checkpoint {path} does not match the SHA-256 in its trailer: corrupted or truncated; skipped")
+        return None
     side = path.with_name(path.name + ".sha256")
+    sealed = data is not None and len(data) < path.stat().st_size
+    if not sealed and not side.exists():
+        warnings.warn(f"checkpoint {path} has neither a SHA-256 trailer nor a .sha256 sidecar: cannot be verified; "
+                      "skipped")
+        return None
     if side.exists() and side.read_text().strip() != _sha(data):
         warnings.warn(f"checkpoint {path} does not match its SHA-256 ({side.name}): corrupted or half-written; skipped")
         return None
     try:
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)  # never runs pickled code
     except Exception as e:  # noqa: BLE001 - any unpickling failure means an unusable file
-        warnings.warn(f"checkpoint {path} cannot be loaded ({type(e).__name__}: {e}); skipped")
+        warnings.warn(f"checkpoint {path} cannot be loaded as weights ({type(e).__name__}: "
+                      f"{str(e).splitlines()[0][:200] if str(e) else ''}); skipped")
         return None
     if not isinstance(state, dict) or "epoch" not in state:
         warnings.warn(f"checkpoint {path} has no 'epoch' entry; skipped")
@@ -79,7 +107,10 @@ def load_latest(run_dir: str | Path) -> tuple[Optional[dict], Optional[Path]]:
 
 def rng_state(loader_generator: Optional[torch.Generator] = None) -> dict[str, Any]:
     """Python, NumPy, torch CPU (and every CUDA device) RNG states, plus the DataLoader generator's state."""
-    st = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    # plain types and tensors only, so that the checkpoint loads with torch.load(weights_only=True)
+    st = {"python": random.getstate(), "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos),
+                                                  int(has_gauss), float(gauss)), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         st["cuda"] = torch.cuda.get_rng_state_all()
     if loader_generator is not None:
@@ -90,7 +121,9 @@ def rng_state(loader_generator: Optional[torch.Generator] = None) -> dict[str, A
 def set_rng_state(st: dict[str, Any], loader_generator: Optional[torch.Generator] = None) -> None:
     """Restore :func:`rng_state`."""
     random.setstate(st["python"])
-    np.random.set_state(st["numpy"])
+    kind, keys, pos, has_gauss, gauss = st["numpy"]
+    keys = keys.numpy().astype(np.uint32) if isinstance(keys, torch.Tensor) else np.asarray(keys, dtype=np.uint32)
+    np.random.set_state((kind, keys, pos, has_gauss, gauss))
     torch.set_rng_state(st["torch"])
     if "cuda" in st and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(st["cuda"])
