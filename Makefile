@@ -11,7 +11,9 @@ PY        = $(VENV)/bin/python
 STAMP     = $(VENV)/.installed
 TORCHATTACKS = $(shell sed -n 's/^no_deps = \["\(torchattacks==[^"]*\)"\]/\1/p' pyproject.toml)
 
-.PHONY: reproduce reproduce-dry notebooks test lab venv clean-venv
+BUDGET   ?= 150m
+
+.PHONY: reproduce reproduce-dry study notebooks test lab venv clean-venv
 
 venv: $(STAMP)
 
@@ -26,6 +28,10 @@ $(STAMP): pyproject.toml
 
 reproduce: $(STAMP)
 	$(PY) -m ot_robust reproduce --profile $(PROFILE) --jobs $(JOBS) $(ARGS)
+
+# the CPU-scale study (issue 14), one chunk: stops cleanly when BUDGET is spent; run again to continue
+study: $(STAMP)
+	$(PY) -m ot_robust reproduce --profile study --budget $(BUDGET) --jobs $(JOBS) $(ARGS)
 
 reproduce-dry: $(STAMP)
 	$(PY) -m ot_robust reproduce --profile $(PROFILE) --dry-run $(ARGS)

@@ -26,7 +26,11 @@ def _reproduce_parser(sub) -> None:
                    help="glob(s) on step names, comma-separated, e.g. 'train/*' or 'evaluate/pgd_at,tables/*'")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="independent steps run in parallel (default 1)")
     p.add_argument("--dry-run", action="store_true", help="print one papermill command per step and exit")
-    p.add_argument("--runs-dir", default="runs", metavar="DIR", help="run outputs go to DIR/<profile> (default runs)")
+    p.add_argument("--runs-dir", default=None, metavar="DIR",
+                   help="run outputs go to DIR/<profile> (default: the profile's runs_dir, else runs)")
+    p.add_argument("--budget", default=None, metavar="TIME",
+                   help="e.g. 150m or 2.5h: start no step after this much time; a training step stops at its next "
+                        "epoch end with its checkpoint saved; the same command again continues")
     p.add_argument("--fig-dir", default="figures", metavar="DIR",
                    help="figures and tables go to DIR/<profile> (default figures)")
     p.add_argument("--max-batches", type=int, default=None, metavar="N",
@@ -51,21 +55,22 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("profiles", help="list the shipped profiles")
     args = parser.parse_args(argv)
 
-    from .pipeline import PipelineError, build_plan, run_plan
-    from .profiles import ProfileError, list_profiles, load_profile
+    from .pipeline import PipelineError, run_profile
+    from .profiles import ProfileError, list_profiles, load_meta_profile, load_profile
 
     if args.command == "profiles":
         for name in list_profiles():
             try:
-                desc = load_profile(name, check_registries=False).description
+                meta = load_meta_profile(name)
+                desc = (meta or load_profile(name, check_registries=False)).description
             except ProfileError as e:
                 desc = f"INVALID: {e}"
             print(f"{name:16s} {desc}")
         return 0
     try:
-        plan = build_plan(args.profile, runs_dir=args.runs_dir, fig_dir=args.fig_dir, max_batches=args.max_batches)
-        run_plan(plan, force=args.force, only=args.only, jobs=args.jobs, dry_run=args.dry_run, kernel=args.kernel,
-                 log=lambda s: print(s, flush=True))
+        run_profile(args.profile, runs_dir=args.runs_dir, fig_dir=args.fig_dir, max_batches=args.max_batches,
+                    force=args.force, only=args.only, jobs=args.jobs, dry_run=args.dry_run, kernel=args.kernel,
+                    budget=args.budget, log=lambda s: print(s, flush=True))
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -29,13 +29,15 @@ from .attacks.losses import LOSSES
 from .sanity import SanityConfig, check_table_consistency, run_sanity
 from .utils import atomic_write_json, get_device, provenance
 
-COLUMNS = ["attack", "spec", "accuracy", "n", "runs", "max_min", "time_s"]
+COLUMNS = ["attack", "spec", "accuracy", "n", "ci_low", "ci_high", "runs", "max_min", "time_s"]
 
 
 @dataclass
 class EvalReport:
-    """Result of :func:`evaluate`. ``table`` columns: attack, spec, accuracy (%), n, runs, max_min (spread of the
-    per-run accuracies, FS rebuttal), time_s. ``robust`` maps each row's attack name to a per-example bool list."""
+    """Result of :func:`evaluate`. ``table`` columns: attack, spec, accuracy (%), n, ci_low/ci_high (95% Wilson
+    interval, %, :func:`ot_robust.stats.wilson_interval`), runs, max_min (spread of the per-run accuracies, FS
+    rebuttal), time_s. ``robust`` maps each row's attack name to a per-example bool list (the same images, in the
+    order of ``meta["indices"]`` when the data came from a dataset)."""
 
     table: pd.DataFrame
     worst_case: float
@@ -50,25 +52,48 @@ class EvalReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: table records, worst case, sanity, meta and provenance (git commit, versions, host)."""
+        meta = {k: v for k, v in self.meta.items() if k != "indices"}  # the indices go with the masks
         return {"table": json.loads(self.table.to_json(orient="records")), "worst_case": self.worst_case,
-                "sanity": self.sanity, "meta": self.meta, "provenance": provenance(kind="evaluation", **self.meta)}
+                "sanity": self.sanity, "meta": meta, "provenance": provenance(kind="evaluation", **meta)}
 
     def to_json(self, path: str | Path) -> None:
         """Write :meth:`to_dict` atomically to ``path``."""
         atomic_write_json(path, self.to_dict())
 
 
-def _load_data(dataset, n: int):
+def _load_data(dataset, n: int, order: str = "first"):
+    """``(x, y, name, indices)``: the first ``n`` examples, or with ``order="balanced"`` the first ``n`` of the
+    class round-robin (:func:`ot_robust.data.class_round_robin`), a fixed class-balanced order in which every
+    prefix is balanced: AutoAttack on the first 1,000 and PGD on all 10,000 then share their first 1,000 images."""
+    if order not in ("first", "balanced"):
+        raise ValueError(f"order={order!r}; allowed: 'first', 'balanced'")
+    from .data import as_tensors, class_round_robin, dataset_targets, get_dataset
+
     if isinstance(dataset, (tuple, list)) and len(dataset) == 2:
         x, y = dataset
-        return x[:n], y[:n], "tensors"
-    from .data import as_tensors, get_dataset
-
+        idx = class_round_robin(torch.as_tensor(y))[:n] if order == "balanced" else torch.arange(min(n, len(y)))
+        return x[idx], y[idx], "tensors", idx.tolist()
     name = dataset if isinstance(dataset, str) else type(dataset).__name__
     if isinstance(dataset, str):
         dataset = get_dataset(dataset, "test")
-    x, y = as_tensors(dataset, n)
-    return x, y, name
+    t = dataset_targets(dataset) if order == "balanced" else None
+    if t is not None:
+        idx = class_round_robin(t)[:n].tolist()
+        x, y = as_tensors(dataset, indices=idx)
+        return x, y, name, idx
+    from .data import first_n_indices
+
+    idx = list(first_n_indices(dataset, n))
+    x, y = as_tensors(dataset, indices=idx)
+    return x, y, name, idx
+
+
+def _row(attack: str, spec: str, mask: torch.Tensor, **kw) -> dict[str, Any]:
+    from .stats import wilson_interval
+
+    k, n = int(mask.sum()), int(mask.numel())
+    lo, hi = wilson_interval(k, n)
+    return dict(attack=attack, spec=spec, accuracy=100.0 * k / n, n=n, ci_low=lo, ci_high=hi, **kw)
 
 
 def _seed(base: int, *parts: int) -> int:
@@ -120,7 +145,7 @@ def _robust_mask(model, attack, x, y, batch_size, device, seed, spec, bar) -> to
 def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int = 1000, seed: int = 0,
              batch_size: int = 250, device=None, sanity: bool = True, progress: bool = True,
              eps_for_sanity: float | None = None, sanity_config: SanityConfig | None = None,
-             norm_for_sanity: str | None = None) -> EvalReport:
+             norm_for_sanity: str | None = None, order: str = "first") -> EvalReport:
     """Robust accuracy of ``model`` on the first ``n_examples`` of ``dataset`` under each attack spec.
 
     Args:
@@ -130,6 +155,9 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
         seed: every random choice (starts, targets, Square) derives from it: equal seeds give equal numbers.
         sanity: run :func:`ot_robust.sanity.run_sanity` (at ``eps_for_sanity``, default: the first attack's eps)
             plus :func:`~ot_robust.sanity.check_table_consistency` on the table.
+        order: ``"first"`` (the first ``n_examples``; class-sorted datasets interleaved) or ``"balanced"`` (the
+            first ``n_examples`` of the class round-robin: the pipeline's order, so that evaluations with
+            different ``n_examples`` share their first images).
     Returns:
         :class:`EvalReport`.
     Raises:
@@ -142,15 +170,14 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
     specs = [a if isinstance(a, str) else repr(a) for a in attacks]
     dev = get_device(device)
     model = model.to(dev)
-    x, y, data_name = _load_data(dataset, n_examples)
+    x, y, data_name, indices = _load_data(dataset, n_examples, order)
     rows, robust = [], {}
     devices = [dev] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), model_mode(model):
         with torch.no_grad():
             clean = torch.cat([model(x[i:i + batch_size].to(dev)).argmax(1).cpu() == y[i:i + batch_size]
                                for i in range(0, len(x), batch_size)])
-        rows.append(dict(attack="clean", spec="", accuracy=100.0 * clean.float().mean().item(), n=len(x), runs=1,
-                         max_min=0.0, time_s=0.0))
+        rows.append(_row("clean", "", clean, runs=1, max_min=0.0, time_s=0.0))
         robust["clean"] = clean
         worst = clean.clone()
         total = sum(len(_runs(a, seed, i)) for i, a in enumerate(objs)) * len(x)
@@ -163,16 +190,15 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
                 acc_runs = [100.0 * r.float().mean().item() for r in runs]
                 both = torch.stack(runs).all(0)
                 label = name if name not in robust else f"{name} #{i}"
-                rows.append(dict(attack=label, spec=spec, accuracy=100.0 * both.float().mean().item(), n=len(x),
-                                 runs=len(runs), max_min=max(acc_runs) - min(acc_runs),
+                rows.append(_row(label, spec, both, runs=len(runs), max_min=max(acc_runs) - min(acc_runs),
                                  time_s=time.perf_counter() - t0))
                 robust[label] = both
                 if len(runs) > 1:
-                    rows.append(dict(attack=f"{label} (min over {len(runs)} runs)", spec=spec, accuracy=min(acc_runs),
-                                     n=len(x), runs=len(runs), max_min=max(acc_runs) - min(acc_runs), time_s=0.0))
+                    worst_run = runs[min(range(len(runs)), key=lambda j: acc_runs[j])]
+                    rows.append(_row(f"{label} (min over {len(runs)} runs)", spec, worst_run, runs=len(runs),
+                                     max_min=max(acc_runs) - min(acc_runs), time_s=0.0))
                 worst &= both
-        rows.append(dict(attack="worst case (all attacks)", spec="", accuracy=100.0 * worst.float().mean().item(),
-                         n=len(x), runs=1, max_min=0.0, time_s=0.0))
+        rows.append(_row("worst case (all attacks)", "", worst, runs=1, max_min=0.0, time_s=0.0))
         robust["worst case (all attacks)"] = worst
         table = pd.DataFrame(rows, columns=COLUMNS)
         checks = []
@@ -186,7 +212,7 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
             checks = check_table_consistency(table) + run_sanity(model, x.to(dev), y.to(dev), eps, norm or "linf",
                                                                  sanity_config)
     meta = dict(n_examples=len(x), seed=seed, batch_size=batch_size, dataset=data_name, attacks=specs,
-                device=str(dev))
+                device=str(dev), order=order, indices=[int(i) for i in indices])
     return EvalReport(table, rows[-1]["accuracy"], checks, meta, {k: v.tolist() for k, v in robust.items()})
 
 

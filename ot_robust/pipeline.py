@@ -34,9 +34,10 @@ from typing import Any, Callable
 
 from . import __version__
 from .profiles import Profile, load_profile
-from .utils import REPO_ROOT, atomic_write_json
+from .utils import REPO_ROOT, atomic_write_bytes, atomic_write_json, git_commit
 
 DONE_FILE = ".done.json"
+DEADLINE_ENV = "OT_ROBUST_DEADLINE"  # unix time after which a training step stops at its next epoch end
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 TABLE_NOTEBOOKS = {"fs": "30_tables_fs", "got": "31_tables_got", "otjr": "32_tables_otjr"}
 FIGURE_NOTEBOOKS = {"fs": "40_figures_fs", "got": "41_figures_got", "otjr": "42_figures_otjr"}
@@ -100,14 +101,15 @@ def _nb(notebooks_dir: Path, stem: str, root: Path) -> str:
         return str(p.resolve())
 
 
-def build_plan(profile: Profile | str | Path, runs_dir: str | Path = "runs", fig_dir: str | Path = "figures",
+def build_plan(profile: Profile | str | Path, runs_dir: str | Path | None = None, fig_dir: str | Path = "figures",
                root: str | Path | None = None, notebooks_dir: str | Path | None = None,
                max_batches: int | None = None) -> Plan:
     """The plan of ``profile``: steps in dependency order (overview, solvers, train, evaluate, tables, figures).
 
     Args:
         profile: a :class:`Profile` or a profile name/path (see :func:`ot_robust.profiles.load_profile`).
-        runs_dir: parent of ``<profile>/`` run outputs (relative to ``root``).
+        runs_dir: parent of ``<profile>/`` run outputs (relative to ``root``); None: the profile's ``runs_dir``
+            (``results`` for the committed study profiles), else ``runs``.
         fig_dir: parent of ``<profile>/`` figures and tables.
         root: the project directory the notebooks run in (default: the current directory).
         notebooks_dir: where the numbered notebooks live (default: this checkout's ``notebooks/``).
@@ -121,6 +123,7 @@ def build_plan(profile: Profile | str | Path, runs_dir: str | Path = "runs", fig
     nbdir = Path(notebooks_dir) if notebooks_dir else NOTEBOOKS_DIR
     if max_batches is not None and max_batches < 1:
         raise ValueError(f"max_batches must be >= 1 or None, got {max_batches}")
+    runs_dir = runs_dir or prof.runs_dir or "runs"
     rd = f"{Path(runs_dir).as_posix().rstrip('/')}/{prof.name}"
     fd = f"{Path(fig_dir).as_posix().rstrip('/')}/{prof.name}"
     prof_file = str(prof.path or "")
@@ -159,7 +162,8 @@ def build_plan(profile: Profile | str | Path, runs_dir: str | Path = "runs", fig
             "sanity": ev.get("sanity", True), "autoattack": _js(ev.get("autoattack") if m.get("autoattack", True) else None),
             "curves": _js(ev.get("curves") if m.get("curves") else None), "loss_curves": _js(lc),
             "transfer_from": _js({row: f"{rd}/train/{src}" for row, src in sources.items()}),
-            "seed": prof.seed}, out_dir, outputs, [f"train/{exp}"] + [f"train/{s}" for s in sources.values()])
+            "seed": prof.seed, **({"strong": _js(ev["strong"])} if ev.get("strong") else {})}, out_dir,
+            outputs + [f"{out_dir}/masks.npz"], [f"train/{exp}"] + [f"train/{s}" for s in sources.values()])
         eval_steps.append(f"evaluate/{exp}")
     for kind, names, notebooks, folder in [("tables", prof.tables, TABLE_NOTEBOOKS, f"{fd}/tables"),
                                            ("figures", prof.figures, FIGURE_NOTEBOOKS, fd)]:
@@ -180,9 +184,28 @@ def build_plan(profile: Profile | str | Path, runs_dir: str | Path = "runs", fig
         add(f"analysis/{short}", stem, {"runs_dir": rd, "fig_dir": fd,
                                         **{k: _js(v) if isinstance(v, (list, dict)) else v for k, v in params.items()}},
             f"{rd}/analysis/{short}", [], [f"train/{m}" for m in models])
-    plan = Plan(prof, steps, root, rd, fd)
+    plan = Plan(prof, _interleave(steps), root, rd, fd)
     compute_hashes(plan)
     return plan
+
+
+def _interleave(steps: list[Step]) -> list[Step]:
+    """Each ``evaluate/<exp>`` right after the last training step it needs (instead of after every training
+    step): a run cut short by ``--budget`` leaves finished evaluations, not only trained models."""
+    kind = lambda s: s.name.split("/", 1)[0]  # noqa: E731
+    trains = [s for s in steps if kind(s) == "train"]
+    evals = [s for s in steps if kind(s) == "evaluate"]
+    placed = {s.name for s in steps if kind(s) not in ("train", "evaluate")}
+    out = [s for s in steps if kind(s) not in ("train", "evaluate") and not s.deps]
+    for t in trains:
+        out.append(t)
+        placed.add(t.name)
+        for e in [e for e in evals if all(d in placed for d in e.deps)]:
+            out.append(e)
+            placed.add(e.name)
+            evals.remove(e)
+    out += evals
+    return out + [s for s in steps if s not in out]
 
 
 def compute_hashes(plan: Plan) -> None:
@@ -214,6 +237,44 @@ def is_done(step: Step, root: Path) -> bool:
     except (OSError, ValueError):
         return False
     return rec.get("hash") == step.hash and all((root / o).exists() for o in step.outputs)
+
+
+def is_committed(step: Step, root: Path) -> bool:
+    """True if the step's ``.done.json`` records its hash and the only missing outputs are model weights (``*.pt``):
+    the state of a fresh clone with a committed results folder (weights are not committed). Such a step counts as
+    done unless a step that still has to run needs it (then it reruns, e.g. to give an analysis figure its model)."""
+    p = root / step.done_dir / DONE_FILE
+    try:
+        rec = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return False
+    missing = [o for o in step.outputs if not (root / o).exists()]
+    return rec.get("hash") == step.hash and bool(missing) and all(o.endswith(".pt") for o in missing)
+
+
+class BudgetReached(RuntimeError):
+    """Raised inside a step (the Trainer, at an epoch end) when the pipeline's ``--budget`` deadline has passed;
+    the step's checkpoint is saved and the next run of the same command continues from it."""
+
+
+def deadline_passed() -> bool:
+    """True if a pipeline budget is set (``$OT_ROBUST_DEADLINE``) and its deadline has passed."""
+    v = os.environ.get(DEADLINE_ENV)
+    return bool(v) and time.time() > float(v)
+
+
+def parse_budget(text: str | None) -> float | None:
+    """``"150m"``, ``"2.5h"``, ``"90s"`` -> seconds (None -> None). Raises ValueError naming the bad text."""
+    if text is None:
+        return None
+    t = str(text).strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        if t[-1:] in units and float(t[:-1]) > 0:
+            return float(t[:-1]) * units[t[-1]]
+    except ValueError:
+        pass
+    raise ValueError(f"--budget {text!r}: give a positive number with a unit, e.g. 90s, 150m or 2.5h")
 
 
 def _needs_raw(v: str) -> bool:
@@ -282,7 +343,8 @@ def execute_step(step: Step, root: str | Path, kernel: str | None = None, thread
                             cwd=str(root), kernel_name=kernel, progress_bar=False, log_output=False)
     except PapermillExecutionError as e:
         return {"ok": False, "cell_index": e.cell_index, "exec_count": e.exec_count, "source": e.source,
-                "ename": e.ename, "evalue": e.evalue, "seconds": time.time() - t0}
+                "ename": e.ename, "evalue": e.evalue, "seconds": time.time() - t0,
+                "budget": e.ename == BudgetReached.__name__}
     except Exception as e:  # kernel died, notebook unreadable, ...
         return {"ok": False, "ename": type(e).__name__, "evalue": str(e), "seconds": time.time() - t0}
     missing = [o for o in step.outputs if not (root / o).exists()]
@@ -293,6 +355,7 @@ def execute_step(step: Step, root: str | Path, kernel: str | None = None, thread
     atomic_write_json(root / step.done_dir / DONE_FILE, {
         "step": step.name, "hash": step.hash, "notebook": step.notebook, "executed_notebook": step.output,
         "params": step.params, "deps": step.deps, "package_version": __version__, "seconds": round(secs, 2),
+        "git_commit": git_commit(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     return {"ok": True, "seconds": secs}
 
@@ -311,14 +374,21 @@ def _failure(step: Step, res: dict[str, Any], root: Path) -> PipelineError:
 
 
 def run_plan(plan: Plan, force: bool = False, only: str | list[str] | None = None, jobs: int = 1,
-             dry_run: bool = False, kernel: str | None = None, log: Callable[[str], None] = print
-             ) -> dict[str, str]:
+             dry_run: bool = False, kernel: str | None = None, log: Callable[[str], None] = print,
+             budget_s: float | None = None, deadline: float | None = None) -> dict[str, str]:
     """Run the plan: skip up-to-date steps (unless ``force``), run the others in dependency order, up to ``jobs``
     at a time (separate processes, each driving its own kernel). ``dry_run`` prints one papermill command per
     selected step (dependency order) and runs nothing.
 
+    Steps recorded as done whose only missing outputs are weights (:func:`is_committed`: a fresh clone of a
+    committed results folder) are skipped unless a step that runs needs them.
+
+    ``budget_s`` (or an absolute ``deadline``, unix time): no step starts after the deadline, and a training step
+    running at the deadline stops at its next epoch end with its checkpoint saved (:class:`BudgetReached`); the
+    same command run again continues where this one stopped.
+
     Returns:
-        ``{step name: "ran" | "skipped" | "printed"}``.
+        ``{step name: "ran" | "skipped" | "committed" | "stopped" | "deferred" | "printed"}``.
     Raises:
         PipelineError: a step failed (message: step, executed notebook path, failing cell); steps finished before
             keep their ``.done.json``. Also raised when a selected step depends on an unselected step that is not
@@ -342,6 +412,20 @@ def run_plan(plan: Plan, force: bool = False, only: str | list[str] | None = Non
             log(f"[skip] {s.name} (up to date: {s.done_dir}/{DONE_FILE})")
         else:
             todo.append(s)
+    needed: set[str] = set()
+    keep = []
+    for s in reversed(todo):  # committed steps (weights not on this clone) rerun only for a step that needs them
+        if not force and s.name not in needed and is_committed(s, root):
+            status[s.name] = "committed"
+            log(f"[skip] {s.name} (committed result; weights not needed by any step that runs)")
+            continue
+        keep.append(s)
+        needed.update(s.deps)
+    todo = keep[::-1]
+    if deadline is None and budget_s is not None:
+        deadline = time.time() + budget_s
+    if deadline is not None:
+        os.environ[DEADLINE_ENV] = repr(deadline)  # read by the steps' kernels (Trainer: stop at an epoch end)
     pending_names = {s.name for s in todo}
     for s in todo:
         stale = [d for d in s.deps if d not in sel_names and not is_done(plan[d], root)]
@@ -354,16 +438,39 @@ def run_plan(plan: Plan, force: bool = False, only: str | list[str] | None = Non
     def ready(s: Step) -> bool:
         return all(d not in pending_names or d in finished for d in s.deps)
 
+    def out_of_time() -> bool:
+        return deadline is not None and time.time() > deadline
+
     def on_result(s: Step, res: dict[str, Any]) -> None:
+        if not res["ok"] and res.get("budget"):
+            status[s.name] = "stopped"
+            log(f"[stop] {s.name}: budget reached, checkpoint saved ({res['seconds']:.1f} s); rerun to continue")
+            return
         if not res["ok"]:
             raise _failure(s, res, root)
         finished.add(s.name)
         status[s.name] = "ran"
         log(f"[done] {s.name} in {res['seconds']:.1f} s")
 
+    def deferred(s: Step) -> bool:
+        if out_of_time() or any(status.get(d) in ("stopped", "deferred") for d in s.deps):
+            status[s.name] = "deferred"
+            return True
+        return False
+
+    total = len(todo)
+
+    def start_line(s: Step) -> str:
+        done = sum(v in ("ran", "stopped") for v in status.values() if v != "skipped")
+        el = time.time() - run_t0
+        eta = f", ETA {el / done * (total - done) / 60:.0f} min" if done else ""
+        return f"[run]  {s.name} ({done + 1}/{total}, {el / 60:.1f} min elapsed{eta}) -> {s.output}"
+
     if jobs == 1:
         for s in todo:
-            log(f"[run]  {s.name} -> {s.output}")
+            if deferred(s):
+                continue
+            log(start_line(s))
             on_result(s, execute_step(s, root, kernel))
     else:
         queue = list(todo)
@@ -373,11 +480,14 @@ def run_plan(plan: Plan, force: bool = False, only: str | list[str] | None = Non
             error: PipelineError | None = None
             while queue or running:
                 while error is None and len(running) < jobs:
-                    nxt = next((s for s in queue if ready(s)), None)
+                    nxt = next((s for s in queue if ready(s) or any(status.get(d) in ("stopped", "deferred")
+                                                                   for d in s.deps)), None)
                     if nxt is None:
                         break
                     queue.remove(nxt)
-                    log(f"[run]  {nxt.name} -> {nxt.output}")
+                    if deferred(nxt):
+                        continue
+                    log(start_line(nxt))
                     running[pool.submit(execute_step, nxt, root, kernel, threads)] = nxt
                 if not running:
                     break
@@ -390,6 +500,84 @@ def run_plan(plan: Plan, force: bool = False, only: str | list[str] | None = Non
                         error = error or e
             if error is not None:
                 raise error
-    log(f"[pipeline] profile {plan.profile.name}: {sum(v == 'ran' for v in status.values())} ran, "
-        f"{sum(v == 'skipped' for v in status.values())} skipped, {time.time() - run_t0:.1f} s")
+    counts = {k: sum(v == k for v in status.values()) for k in ("ran", "skipped", "committed", "stopped", "deferred")}
+    log(f"[pipeline] profile {plan.profile.name}: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v or k == "ran")
+        + f", {time.time() - run_t0:.1f} s" + ("; budget reached: run the same command again to continue"
+                                                if counts["stopped"] or counts["deferred"] else ""))
     return status
+
+
+CLAIMS_NOTEBOOK = "50_claims"
+
+
+def run_profile(profile: str | Path, runs_dir: str | Path | None = None, fig_dir: str | Path = "figures",
+                max_batches: int | None = None, budget: str | None = None, root: str | Path | None = None,
+                log: Callable[[str], None] = print, **run_kw: Any) -> dict[str, str]:
+    """Run a profile (``python -m ot_robust reproduce``): a plain one with :func:`build_plan` + :func:`run_plan`, a
+    meta profile (``include:``, e.g. ``study``) as each included profile in order under one shared ``budget``
+    (``"150m"``), then its claims-verdict notebook. ``runs_dir`` None: the profile's ``runs_dir``, else ``runs``.
+
+    Returns ``{step name: status}`` (steps of included profiles prefixed ``<profile>:``).
+    Raises PipelineError / ValueError as :func:`run_plan`, ProfileError for a bad profile, ValueError for a bad
+    budget.
+    """
+    from .profiles import load_meta_profile, load_profile
+
+    budget_s = parse_budget(budget)
+    deadline = None if budget_s is None else time.time() + budget_s
+    meta = load_meta_profile(profile)
+    names = meta.include if meta else [profile]
+    status: dict[str, str] = {}
+    for name in names:
+        prof = load_profile(name)
+        rd = runs_dir or (meta.runs_dir if meta and meta.runs_dir else None) or prof.runs_dir or "runs"
+        plan = build_plan(prof, runs_dir=rd, fig_dir=fig_dir, root=root, max_batches=max_batches)
+        st = run_plan(plan, log=log, deadline=deadline, **run_kw)
+        status.update({(f"{name}:{k}" if meta else k): v for k, v in st.items()})
+    if meta and meta.claims and not run_kw.get("dry_run"):
+        rd = runs_dir or meta.runs_dir or "runs"
+        step = Step("claims", _nb(NOTEBOOKS_DIR, CLAIMS_NOTEBOOK, Path(root or Path.cwd())),
+                    f"{rd}/{meta.name}/notebooks/{CLAIMS_NOTEBOOK}.ipynb",
+                    {"profiles": _js(list(meta.include)), "runs_dir": str(rd),
+                     "out_dir": f"{Path(fig_dir).as_posix()}/{meta.name}"}, f"{rd}/{meta.name}/claims")
+        step.hash = _sha256(_js(step.params).encode())
+        log(f"[run]  claims -> {step.output}")
+        res = execute_step(step, Path(root or Path.cwd()), run_kw.get("kernel"))
+        if not res["ok"]:
+            raise _failure(step, res, Path(root or Path.cwd()))
+        status["claims"] = "ran"
+    if meta and not run_kw.get("dry_run"):
+        write_provenance(Path(root or Path.cwd()) / (runs_dir or meta.runs_dir or "runs"), meta.include)
+    return status
+
+
+def _output_commit(folder: Path) -> str | None:
+    """The git commit recorded in a step's own output (config.json or eval.json provenance)."""
+    for name in ("config.json", "eval.json"):
+        try:
+            return json.loads((folder / name).read_text())["provenance"]["git_commit"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
+def write_provenance(runs_dir: Path, profiles: list[str]) -> Path:
+    """``<runs_dir>/PROVENANCE.md``: every finished step of ``profiles`` (from its ``.done.json``) with its git
+    commit, seconds and finish time, and how many steps each profile still has to run."""
+    lines = ["# Provenance of the committed study results", "",
+             "Generated by `python -m ot_robust reproduce --profile study` after each chunk. One line per finished "
+             "step: its git commit (the code that produced it), wall seconds on 2 CPU cores, finish time.", ""]
+    for name in profiles:
+        plan = build_plan(name, runs_dir=runs_dir.name, root=runs_dir.parent)
+        done = [s for s in plan.steps if is_done(s, plan.root) or is_committed(s, plan.root)]
+        lines += [f"## {name}: {len(done)} of {len(plan.steps)} steps done", "",
+                  "| step | commit | seconds | finished |", "|---|---|---:|---|"]
+        for s in done:
+            rec = json.loads((plan.root / s.done_dir / DONE_FILE).read_text())
+            commit = rec.get("git_commit") or _output_commit(plan.root / s.done_dir) or "not recorded"
+            lines.append(f"| {s.name} | {commit[:12]} | {rec.get('seconds', '')} "
+                         f"| {rec.get('finished', '')} |")
+        lines.append("")
+    path = runs_dir / "PROVENANCE.md"
+    atomic_write_bytes(path, "\n".join(lines).encode())
+    return path

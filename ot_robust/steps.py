@@ -115,52 +115,130 @@ def _accuracy_by_spec(report: Any, specs: list[str]) -> dict[str, float]:
     return out
 
 
+def _masks_by_key(report: Any, specs: dict[str, str]) -> dict[str, list[bool]]:
+    """``{column key: per-example mask}`` (and ``clean``) of an EvalReport, for the ``{key: spec}`` it ran."""
+    label_of: dict[str, str] = {}
+    for _, r in report.table.iterrows():
+        if r["attack"] != "clean" and str(r["spec"]) not in label_of:
+            label_of[str(r["spec"])] = str(r["attack"])
+    out = {"clean": report.robust["clean"]}
+    out.update({key: report.robust[label_of[spec]] for key, spec in specs.items()})
+    return out
+
+
+def _norm(spec: str) -> str:
+    from .attacks import make_attack
+
+    return getattr(make_attack(spec), "norm", "linf")
+
+
+def worst_by_threat_model(masks: dict[str, Any], specs: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Per-example worst case per threat model (issue 14: never mix Linf with L2).
+
+    ``masks``: {column: (n_col,) bool}, every column on a prefix of the same image order; ``specs``: {column: attack
+    spec} (``clean`` excluded). For each norm (``linf``, ``l2``) the result has ``<norm>`` (the columns that cover
+    the most images) and, when some columns cover fewer (strong attacks, AutoAttack), ``<norm>_all`` (every column
+    of that norm, on their common prefix). Each entry: accuracy, n, ci_low, ci_high (%, Wilson) and the columns.
+    """
+    import numpy as np
+
+    from .stats import accuracy_summary
+
+    out: dict[str, dict[str, Any]] = {}
+    clean = np.asarray(masks["clean"], dtype=bool)
+    for norm in sorted({_norm(s) for s in specs.values()}):
+        cols = [k for k, s in specs.items() if _norm(s) == norm]
+        full = [k for k in cols if len(masks[k]) == len(clean)]
+        if full:
+            m = clean & np.logical_and.reduce([np.asarray(masks[k], dtype=bool) for k in full])
+            out[norm] = {**accuracy_summary(m), "columns": full}
+        if len(full) < len(cols):
+            n = min(len(masks[k]) for k in cols)
+            m = clean[:n] & np.logical_and.reduce([np.asarray(masks[k][:n], dtype=bool) for k in cols])
+            out[f"{norm}_all"] = {**accuracy_summary(m), "columns": cols}
+    return out
+
+
 def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_dir: str | Path, out_dir: str | Path,
                  dataset: str, data_root: str | None, attacks: Any, n_examples: int, batch_size: int = 250,
                  sanity: bool = True, autoattack: Any = None, curves: Any = None, loss_curves: Any = None,
-                 transfer_from: Any = None, seed: int = 0) -> dict[str, Any]:
-    """Evaluate the model of ``run_dir`` and write ``out_dir/eval.json`` (+ ``curves.json``, ``loss_curves.json``).
+                 transfer_from: Any = None, seed: int = 0, strong: Any = None) -> dict[str, Any]:
+    """Evaluate the model of ``run_dir`` and write ``out_dir/eval.json``, ``out_dir/masks.npz`` (+ ``curves.json``,
+    ``loss_curves.json``).
+
+    Every attack runs on the first ``n`` images of one fixed class-balanced order (the class round-robin of the
+    test set): ``attacks`` on ``n_examples``, ``strong`` attacks and AutoAttack on the first ``n`` of the same
+    images, so that every column shares its images with the others and with other models (paired tests).
 
     ``attacks``: ``{column: spec}`` (e.g. ``{"pgd20": "pgd-linf eps=0.1 steps=20 step=0.0125"}``); ``clean`` is always
-    measured. ``autoattack``: ``{"spec", "n_examples"}`` or None. ``curves``: ``{"epsilons", "steps", "eps",
-    "step_size"?, "n_examples"?}`` (FS Fig. 3) or None. ``loss_curves``: ``{"restarts", "steps", "eps", "step_size",
+    measured. ``strong``: ``{"attacks": {column: spec}, "n_examples"}`` or None (e.g. PGD-100 on 1,000).
+    ``autoattack``: ``{"spec", "n_examples"}`` or None. ``curves``: ``{"epsilons", "steps", "eps", "step_size"?,
+    "n_examples"?}`` (FS Fig. 3) or None. ``loss_curves``: ``{"restarts", "steps", "eps", "step_size",
     "n_examples"}`` (FS supp. Fig. 1) or None. ``transfer_from``: ``{paper row: source run_dir}`` - every white-box
     column is re-run as a transfer attack crafted on that source model (FS Sec. 5.3).
 
-    eval.json: ``{"accuracy": {column: %}, "autoattack": % | None, "worst_case": %, "sanity": [...],
-    "transfer": {row: {column: %}}, "report": EvalReport.to_dict(), "n_examples", "profile", "experiment",
-    "label", "method", "attacks", "provenance"}``.
+    eval.json: ``{"accuracy": {column: %}, "n": {column: n}, "ci": {column: [low, high]} (95% Wilson),
+    "autoattack": % | None, "worst": {threat model: {accuracy, n, ci_low, ci_high, columns}}, "worst_case": % (Linf,
+    every Linf column incl. AutoAttack on their common images), "sanity": [...], "transfer": {row: {column: %}},
+    "report": EvalReport.to_dict(), "n_examples", "profile", "experiment", "label", "method", "attacks",
+    "provenance"}``; masks.npz: see :mod:`ot_robust.masks`.
     """
     from .data import get_dataset
     from .evaluate import evaluate
+    from .masks import save_masks
+    from .stats import wilson_interval
     from .train import load_model
 
     specs = dict(_obj(attacks))
     aa, curves, loss_curves, transfer_from = (_obj(autoattack), _obj(curves), _obj(loss_curves),
                                               _obj(transfer_from) or {})
+    strong = _obj(strong) or {}
     out_dir = Path(out_dir)
     model = load_model(run_dir)
     test = get_dataset(dataset, "test", root=data_root)
-    report = evaluate(model, test, list(specs.values()), n_examples=n_examples, seed=seed, batch_size=batch_size,
-                      sanity=sanity, progress=False)
-    by_spec = _accuracy_by_spec(report, list(specs.values()))
-    accuracy = {"clean": by_spec.get("clean")}
-    accuracy.update({key: by_spec.get(spec) for key, spec in specs.items()})
+    kw = dict(seed=seed, batch_size=batch_size, progress=False, order="balanced")
+    report = evaluate(model, test, list(specs.values()), n_examples=n_examples, sanity=sanity, **kw)
+    masks = _masks_by_key(report, specs)
+    indices = report.meta["indices"]
+    all_specs = dict(specs)
+    extra_reports = {}
+    if strong.get("attacks"):
+        sspecs = dict(strong["attacks"])
+        rep = evaluate(model, test, list(sspecs.values()), n_examples=int(strong["n_examples"]), sanity=False, **kw)
+        masks.update({k: v for k, v in _masks_by_key(rep, sspecs).items() if k != "clean"})
+        all_specs.update(sspecs)
+        extra_reports["strong_report"] = rep.to_dict()
+    if aa:
+        rep = evaluate(model, test, [aa["spec"]], n_examples=aa.get("n_examples", n_examples), sanity=False, **kw)
+        masks["autoattack"] = _masks_by_key(rep, {"autoattack": aa["spec"]})["autoattack"]
+        all_specs["autoattack"] = aa["spec"]
+        extra_reports["autoattack_report"] = rep.to_dict()
+    n = {k: len(m) for k, m in masks.items()}
+    accuracy = {k: 100.0 * sum(m) / len(m) for k, m in masks.items()}
+    ci = {k: list(wilson_interval(int(sum(m)), len(m))) for k, m in masks.items()}
+    worst = worst_by_threat_model(masks, all_specs)
+    linf = worst.get("linf_all") or worst.get("linf") or {}
     result: dict[str, Any] = {
         "profile": profile, "experiment": experiment, "label": label, "method": method, "run_dir": str(run_dir),
-        "dataset": dataset, "n_examples": n_examples, "attacks": specs, "accuracy": accuracy,
-        "worst_case": float(report.worst_case), "sanity": list(report.sanity), "report": report.to_dict(),
-        "autoattack": None, "transfer": {}}
+        "dataset": dataset, "n_examples": n_examples, "order": "balanced", "attacks": specs,
+        "strong_attacks": strong.get("attacks", {}),
+        "accuracy": {k: v for k, v in accuracy.items() if k != "autoattack"}, "n": n, "ci": ci,
+        "worst": worst, "worst_case": linf.get("accuracy", float(report.worst_case)),
+        "worst_case_n": linf.get("n", n_examples), "sanity": list(report.sanity), "report": report.to_dict(),
+        "autoattack": accuracy.get("autoattack"), "transfer": {}, "masks": "masks.npz", **extra_reports}
     if aa:
-        aa_rep = evaluate(model, test, [aa["spec"]], n_examples=aa.get("n_examples", n_examples), seed=seed,
-                          batch_size=batch_size, sanity=False, progress=False)
-        result["autoattack"] = _accuracy_by_spec(aa_rep, [aa["spec"]]).get(aa["spec"])
-        result["autoattack_n_examples"] = aa.get("n_examples", n_examples)
-        result["autoattack_report"] = aa_rep.to_dict()
+        result["autoattack_n_examples"] = n["autoattack"]
+        from .sanity import check_pgd_autoattack_gap
+
+        pgd_cols = [k for k, sp in all_specs.items() if sp.startswith("pgd-linf") and len(masks[k]) >= n["autoattack"]]
+        if pgd_cols:
+            na = n["autoattack"]
+            col = min(pgd_cols, key=lambda k: sum(masks[k][:na]))  # the strongest PGD on those images
+            result["sanity"].append(check_pgd_autoattack_gap(masks, col))
+    save_masks(out_dir / "masks.npz", masks, indices)
     for row, src in transfer_from.items():
         tspecs = {k: f"transfer source={src} via={s}" for k, s in specs.items() if not s.startswith("fgsm")}
-        rep = evaluate(model, test, list(tspecs.values()), n_examples=n_examples, seed=seed, batch_size=batch_size,
-                       sanity=False, progress=False)
+        rep = evaluate(model, test, list(tspecs.values()), n_examples=n_examples, sanity=False, **kw)
         acc = _accuracy_by_spec(rep, list(tspecs.values()))
         result["transfer"][row] = {k: acc.get(s) for k, s in tspecs.items()}
     if curves:
@@ -175,12 +253,12 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
 
 def _curves(model, test, c: dict[str, Any], seed: int, batch_size: int) -> dict[str, Any]:
     """FS Fig. 3 data: accuracy under PGD-20 vs epsilon (step 2.5 eps / 20) and vs iterations at ``c["eps"]``."""
-    from .data import as_tensors
     from .evaluate import accuracy_vs_epsilon, accuracy_vs_steps
     from .utils import parse_number
 
-    n = c.get("n_examples", 200)
-    x, y = as_tensors(test, n)
+    from .evaluate import _load_data
+
+    x, y, _, _ = _load_data(test, c.get("n_examples", 200), "balanced")
     eps = parse_number(c["eps"])
     epsilons = [parse_number(e) for e in c["epsilons"]]
     steps_list = [int(s) for s in c["steps"]]
@@ -209,6 +287,17 @@ def _loss_curves(model, test, c: dict[str, Any], seed: int) -> dict[str, Any]:
     wide = df.pivot(index="start", columns="iteration", values="loss").sort_index()
     return {"loss": wide.to_numpy().tolist(), "loss_name": "cross-entropy", "eps": eps, "step_size": step,
             "restarts": int(wide.shape[0]), "n_examples": len(x)}
+
+
+def accuracy_frame(result: dict[str, Any]):
+    """The accuracies of an eval result as a DataFrame: column, accuracy (%), n, 95% Wilson interval."""
+    import pandas as pd
+
+    acc = {**result["accuracy"], **({"autoattack": result["autoattack"]} if result.get("autoattack") is not None
+                                    else {})}
+    return pd.DataFrame([{"column": k, "accuracy": v, "n": result.get("n", {}).get(k),
+                          "ci_low": (result.get("ci", {}).get(k) or [None, None])[0],
+                          "ci_high": (result.get("ci", {}).get(k) or [None, None])[1]} for k, v in acc.items()])
 
 
 def sanity_frame(result: dict[str, Any]):

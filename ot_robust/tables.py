@@ -71,9 +71,9 @@ TABLES: dict[str, TableSpec] = {t.name: t for t in [
     TableSpec("fs_supp_table3", "fs", "supp_table3_sinkhorn_tau", "FS supplement Table 3: Sinkhorn tau"),
     TableSpec("fs_supp_table4", "fs", "supp_table4_ipot_beta", "FS supplement Table 4: IPOT beta"),
     TableSpec("fs_rebuttal_batch_size", "fs", "rebuttal_batch_size_pgd100", "FS rebuttal: training batch size (PGD100)",
-              kind="sweep", metric="pgd100", fallback=("pgd40", "pgd20")),
+              kind="sweep", metric="pgd100"),
     TableSpec("fs_rebuttal_label_smoothing", "fs", "rebuttal_label_smoothing_pgd100",
-              "FS rebuttal: label smoothing (PGD100)", kind="sweep", metric="pgd100", fallback=("pgd40", "pgd20")),
+              "FS rebuttal: label smoothing (PGD100)", kind="sweep", metric="pgd100"),
     TableSpec("fs_rebuttal_random_targeted", "fs", "rebuttal_random_targeted",
               "FS rebuttal: random-targeted adversarial training baseline"),
     # GOT Table 2 spans three datasets (one profile each); Tables 1, 4, 5 are built by notebook 31 itself
@@ -171,22 +171,7 @@ class TableResult:
         """The table as ``md`` (Markdown with the caption above), ``csv`` or ``tex`` (LaTeX table with caption)."""
         if fmt not in FORMATS:
             raise ValueError(f"unknown table format {fmt!r}; allowed: {list(FORMATS)}")
-        df = self.frame.reset_index()
-        if fmt == "csv":
-            return df.to_csv(index=False, float_format="%.2f")
-        cells = [[_fmt_cell(v) for v in row] for row in df.itertuples(index=False)]
-        if fmt == "md":
-            head = "| " + " | ".join(map(str, df.columns)) + " |"
-            sep = "|" + "|".join("---" if i < 2 else "---:" for i in range(len(df.columns))) + "|"
-            body = ["| " + " | ".join(r) + " |" for r in cells]
-            return f"**{self.spec.title}.** {self.caption}\n\n" + "\n".join([head, sep] + body) + "\n"
-        esc = lambda s: str(s).replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")  # noqa: E731
-        lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(self.spec.title)}. {esc(self.caption)}}}",
-                 rf"\label{{tab:{self.spec.name}}}", r"\begin{tabular}{ll" + "r" * (len(df.columns) - 2) + "}",
-                 r"\toprule", " & ".join(esc(c) for c in df.columns) + r" \\", r"\midrule"]
-        lines += [" & ".join(esc(c) for c in r) + r" \\" for r in cells]
-        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-        return "\n".join(lines) + "\n"
+        return render_frame(self.frame.reset_index(), fmt, self.spec.title, self.caption, self.spec.name)
 
     def write(self, out_dir: str | Path) -> list[Path]:
         """Write ``<name>.md``, ``<name>.csv``, ``<name>.tex`` into ``out_dir``; returns the paths."""
@@ -198,6 +183,28 @@ class TableResult:
             atomic_write_bytes(p, self.render(fmt).encode())
             paths.append(p)
         return paths
+
+
+def render_frame(df: pd.DataFrame, fmt: str, title: str, caption: str, label: str, n_text: int = 2) -> str:
+    """One renderer for every table of the project: ``md`` (Markdown, caption above), ``csv`` or ``tex`` (LaTeX
+    table with caption and ``tab:<label>``). The first ``n_text`` columns are left-aligned text."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown table format {fmt!r}; allowed: {list(FORMATS)}")
+    if fmt == "csv":
+        return df.to_csv(index=False, float_format="%.2f")
+    cells = [[_fmt_cell(v) for v in row] for row in df.itertuples(index=False)]
+    if fmt == "md":
+        head = "| " + " | ".join(map(str, df.columns)) + " |"
+        sep = "|" + "|".join("---" if i < n_text else "---:" for i in range(len(df.columns))) + "|"
+        body = ["| " + " | ".join(r) + " |" for r in cells]
+        return f"**{title}.** {caption}\n\n" + "\n".join([head, sep] + body) + "\n"
+    esc = lambda s: str(s).replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")  # noqa: E731
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(title)}. {esc(caption)}}}",
+             rf"\label{{tab:{label}}}", r"\begin{tabular}{" + "l" * n_text + "r" * (len(df.columns) - n_text) + "}",
+             r"\toprule", " & ".join(esc(c) for c in df.columns) + r" \\", r"\midrule"]
+    lines += [" & ".join(esc(c) for c in r) + r" \\" for r in cells]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
 
 
 def _fmt_cell(v: Any) -> str:

@@ -271,6 +271,11 @@ class Trainer:
                     f.write(json.dumps(rec) + "\n")
                 save_checkpoint(self.run_dir, state)
             self.dist.barrier()
+            from .pipeline import BudgetReached, deadline_passed
+
+            if epoch + 1 < self.cfg.epochs and deadline_passed():
+                raise BudgetReached(f"pipeline budget reached after epoch {epoch + 1}/{self.cfg.epochs} of "
+                                    f"{self.run_dir}; the checkpoint is saved, rerun to continue")
         path = self.run_dir / "model.pt"
         if self.dist.is_main:
             data = atomic_torch_save({"format": "ot_robust.model/1", "spec": self.model_spec(),

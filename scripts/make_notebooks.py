@@ -105,7 +105,9 @@ attack suite (FGSM, PGD-k and CW-k = CW margin loss inside PGD, as in FS Table 1
 column the papers did not have), gradient-masking sanity checks, and, when asked, the curves of FS Fig. 3
 (accuracy vs epsilon at 20 steps; vs PGD iterations) and FS supplement Fig. 1 (PGD loss for 20 random starts),
 and black-box transfer attacks from source models (FS Sec. 5.3). Writes `out_dir/eval.json` (accuracy in %),
-`curves.json`, `loss_curves.json`.
+`masks.npz` (per-example correctness of every column, for paired tests), `curves.json`, `loss_curves.json`.
+Every attack runs on the first n images of one fixed class-balanced order; each accuracy carries its 95% Wilson
+interval (`result['ci']`).
 
 """ + PROFILE_NOTE,
         """profile = "quick"
@@ -126,14 +128,15 @@ autoattack = "null"
 curves = "null"             # JSON {epsilons, steps, eps, step_size, n_examples} or null
 loss_curves = "null"        # JSON {experiment, restarts, steps, eps, step_size, n_examples} or null
 transfer_from = "{}"        # JSON: black-box source row label -> source run_dir
-seed = 0""",
+seed = 0
+strong = "null"             # JSON {attacks: {column: spec}, n_examples} or null (e.g. PGD-100 on 1,000)""",
         [code("result = steps.run_evaluate(profile=profile, experiment=experiment, label=label, method=method,\n"
               "                            run_dir=run_dir, out_dir=out_dir, dataset=dataset, data_root=data_root,\n"
               "                            attacks=attacks, n_examples=n_examples, batch_size=batch_size, "
               "sanity=sanity,\n"
               "                            autoattack=autoattack, curves=curves, loss_curves=loss_curves,\n"
-              "                            transfer_from=transfer_from, seed=seed)\n"
-              "result['accuracy']"),
+              "                            transfer_from=transfer_from, seed=seed, strong=strong)\n"
+              "steps.accuracy_frame(result)"),
          markdown("Sanity checks (gradient masking): every check should read `pass`."),
          code("steps.sanity_frame(result)")])
 

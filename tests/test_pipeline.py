@@ -22,7 +22,14 @@ REPO = Path(__file__).resolve().parents[1]
 # ----------------------------------------------------------------------------------------------- profiles
 def test_shipped_profiles_are_valid():
     assert {"smoke", "quick", "ablations", "mnist", "cifar10-paper", "cifar100-paper", "svhn-paper"} <= set(list_profiles())
+    from ot_robust.profiles import load_meta_profile
+
     for name in list_profiles():
+        meta = load_meta_profile(name)  # a meta profile (study) includes plain ones, loaded by it
+        if meta is not None:
+            with pytest.raises(ProfileError, match="meta profile"):
+                load_profile(name)
+            continue
         p = load_profile(name)
         assert p.name == name and p.methods and p.eval["attacks"]
 

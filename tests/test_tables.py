@@ -3,6 +3,7 @@
 import hashlib
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -66,8 +67,12 @@ def test_blocks_sweep_and_transfer_tables(smoke):
     assert t4.loc[("IPOT", "paper (svhn)"), "Clean"] == 96.0
     assert t4.loc[("Sinkhorn", "ours (smoke, mnist-sample)"), "PGD20"] == 60.0
     sw = tables.build_table("fs_rebuttal_batch_size", {"feature_scattering": fs}, prof)
-    assert sw.frame.loc[("Proposed", "ours (smoke)"), "bs60"] == 55.0  # PGD100 not run -> PGD40, said in caption
-    assert "PGD40 because this profile did not run PGD100" in sw.caption
+    # issue 14: a PGD-100 column never holds PGD-40 numbers; without PGD-100 the cell stays empty and says why
+    assert np.isnan(sw.frame.loc[("Proposed", "ours (smoke)"), "bs60"])
+    assert "did not run PGD100" in sw.caption
+    fs100 = _eval({"clean": 97.0, "pgd40": 55.0, "pgd100": 52.0})
+    sw = tables.build_table("fs_rebuttal_batch_size", {"feature_scattering": fs100}, prof)
+    assert sw.frame.loc[("Proposed", "ours (smoke)"), "bs60"] == 52.0
     bb = tables.build_table("fs_blackbox", {"feature_scattering": fs}, prof).frame
     assert bb.loc[("Undefended", "paper"), "PGD20"] == 89.0 and bb.loc[("Siamese", "ours (smoke)"), "PGD20"] == 80.0
 

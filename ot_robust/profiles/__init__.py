@@ -58,7 +58,9 @@ DEFAULT_PROFILE = "quick"
 
 TOP_KEYS = {"name": str, "description": str, "dataset": str, "data_root": (str, type(None)), "model": str,
             "model_params": dict, "seed": int, "defaults": dict, "methods": dict, "eval": dict, "tables": list,
-            "figures": list, "notebooks": list, "analysis": dict}
+            "figures": list, "notebooks": list, "analysis": dict, "runs_dir": str}
+#: a meta profile (``study``) runs other profiles in order under one budget, then the claims-verdict notebook
+META_KEYS = {"name": str, "description": str, "include": list, "runs_dir": str, "claims": bool}
 REQUIRED_TOP = ("name", "description", "dataset", "model", "methods", "eval")
 METHOD_KEYS = {"method": str, "label": str, "params": dict, "train": dict, "seed": int, "tables": dict,
                "curves": bool, "transfer_from": dict, "autoattack": bool}
@@ -100,6 +102,7 @@ class Profile:
     figures: list[str] = field(default_factory=list)
     notebooks: list[str] = field(default_factory=list)
     analysis: dict[str, dict[str, Any]] = field(default_factory=dict)
+    runs_dir: str | None = None
     path: str | None = None
 
     def label(self, experiment: str) -> str:
@@ -133,6 +136,41 @@ def profile_path(name_or_path: str | Path) -> Path:
     return cand
 
 
+@dataclass
+class MetaProfile:
+    """A profile made of other profiles (``include``), run in order under one ``--budget``; ``runs_dir`` is where
+    their results go (``results``: committed to git), ``claims`` runs the claims-verdict notebook (50_claims) after
+    them."""
+
+    name: str
+    description: str
+    include: list[str]
+    runs_dir: str | None = None
+    claims: bool = False
+    path: str | None = None
+
+
+def load_meta_profile(name_or_path: str | Path) -> MetaProfile | None:
+    """The :class:`MetaProfile` of a profile file that has ``include:``, else None.
+
+    Raises:
+        ProfileError: unknown keys, wrong types, or an included profile that does not load.
+    """
+    path = profile_path(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ProfileError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict) or "include" not in raw:
+        return None
+    _check_keys(raw, META_KEYS, "the meta profile", str(path), ("name", "description", "include"))
+    for sub in raw["include"]:
+        if not isinstance(sub, str) or load_meta_profile(sub) is not None:
+            raise ProfileError(f"{path}: include entry {sub!r} must name a plain profile")
+        load_profile(sub)
+    return MetaProfile(**raw, path=str(path))
+
+
 def load_profile(name_or_path: str | Path = DEFAULT_PROFILE, check_registries: bool = True) -> Profile:
     """Load and validate a profile.
 
@@ -149,6 +187,9 @@ def load_profile(name_or_path: str | Path = DEFAULT_PROFILE, check_registries: b
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise ProfileError(f"{path}: not valid YAML: {e}") from None
+    if isinstance(raw, dict) and "include" in raw:
+        raise ProfileError(f"{path}: a meta profile (include: {raw['include']}); run it with "
+                           "`python -m ot_robust reproduce --profile NAME` (ot_robust.pipeline.run_profile)")
     return validate_profile(raw, source=str(path), check_registries=check_registries,
                             expected_name=path.stem if path.parent == PROFILE_DIR else None)
 
@@ -223,10 +264,46 @@ def validate_profile(raw: Any, source: str = "<profile>", check_registries: bool
         if bad:
             raise ProfileError(f"{src}: analysis.{nb}.models names unknown experiment(s) {bad}; "
                                f"experiments: {sorted(raw['methods'])}")
+    for exp, m in raw["methods"].items():
+        _check_table_settings(exp, m, raw.get("defaults", {}), src)
     prof = Profile(**raw, path=source)
     if check_registries:
         _check_registries(prof, src)
     return prof
+
+
+#: (table, row or column) -> the FS setting a model standing for it must have been trained with: a table's cell can
+#: only hold a model trained as its row / column says (issue 14: a batch-128 model once sat in the bs60 column)
+_FS_ROW_SETTINGS = {
+    ("fs_table3a", "Random"): ("perturbation", "random"), ("fs_table3a", "Supervised"): ("perturbation", "supervised"),
+    ("fs_table3a", "FeaScatter"): ("perturbation", "feature_scattering"),
+    ("fs_table3b", "Uniform"): ("matching", "uniform"), ("fs_table3b", "Identity"): ("matching", "identity"),
+    ("fs_table3b", "OT"): ("matching", "ot"), ("fs_table4", "Sinkhorn"): ("solver", "sinkhorn"),
+    ("fs_table4", "IPOT"): ("solver", "ipot")}
+_FS_DEFAULTS = {"perturbation": "feature_scattering", "matching": "ot", "solver": "sinkhorn", "label_smoothing": 0.5}
+
+
+def _check_table_settings(exp: str, m: dict[str, Any], defaults: dict[str, Any], src: str) -> None:
+    """Refuse a table entry whose model was not trained with the settings its row / column claims."""
+    params = m.get("params", {})
+    fs = {k: params.get(k, v) for k, v in _FS_DEFAULTS.items()}
+    for table, entry in m.get("tables", {}).items():
+        where = f"{src}: methods.{exp}.tables.{table}"
+        row = entry.get("row") if isinstance(entry, dict) else entry
+        col = entry.get("column") if isinstance(entry, dict) else None
+        need = _FS_ROW_SETTINGS.get((table, row))
+        if need and (m["method"] != "feature_scattering" or fs[need[0]] != need[1]):
+            raise ProfileError(f"{where}: row {row!r} needs a feature_scattering model with {need[0]}={need[1]!r}; "
+                               f"{exp!r} is method {m['method']!r} with {need[0]}={fs.get(need[0])!r}")
+        if table == "fs_rebuttal_batch_size" and isinstance(col, str) and col.startswith("bs"):
+            bs = m.get("train", {}).get("batch_size", defaults.get("batch_size", 128))
+            if bs != int(col[2:]):
+                raise ProfileError(f"{where}: column {col!r} needs a model trained at batch size {col[2:]}; "
+                                   f"{exp!r} trains at batch_size={bs}")
+        if (table == "fs_rebuttal_label_smoothing" and isinstance(col, str) and col.startswith("ls")
+                and m["method"] == "feature_scattering" and float(fs["label_smoothing"]) != float(col[2:])):
+            raise ProfileError(f"{where}: column {col!r} needs label_smoothing={col[2:]}; {exp!r} has "
+                               f"label_smoothing={fs['label_smoothing']}")
 
 
 def _check_registries(p: Profile, src: str) -> None:

@@ -1,0 +1,26 @@
+"""Generate notebooks/50_claims.ipynb (the claims-verdict table of the study, issue 14) with nbformat.
+
+Run: ``.venv/bin/python scripts/make_notebook_50.py``; executed by ``python -m ot_robust reproduce --profile study``.
+"""
+import sys
+
+from nbgen import build, code, main
+from nbgen import markdown as md
+
+cells = [
+    md("# 50 - Claims and verdicts\n\nOne row per headline claim of the three papers: the paper's effect (from "
+       "`paper_tables.yaml`), ours at CPU scale with its 95% interval (Student t over seeds, or the paired McNemar "
+       "test on the same images for one seed), and a verdict (reproduced / contradicted / inconclusive) by the rule "
+       "in the README (`ot_robust.stats.verdict`). Claims whose models have not been evaluated yet read "
+       "*not run yet*. Writes `claims.md`, `claims.csv`, `claims.tex` to `out_dir`."),
+    code('profiles = \'["study-fashion", "study-mnist"]\'   # JSON list of the study profiles\n'
+         'runs_dir = "results"          # where their eval/<experiment>/eval.json + masks.npz are\n'
+         'out_dir = "runs/study/claims"  # the pipeline passes figures/study', ["parameters"]),
+    code("import json\n\nfrom IPython.display import Markdown, display\n\nfrom ot_robust.claims import claims_table, "
+         "render_claims\n\ndf = claims_table(runs_dir, profiles=json.loads(profiles))\n"
+         "paths = render_claims(df, out_dir)\ndisplay(Markdown(paths[0].read_text()))"),
+    code("df.verdict.value_counts()"),
+]
+
+if __name__ == "__main__":
+    sys.exit(main({"50_claims": lambda: build(cells)}, __file__, __doc__))

@@ -1,0 +1,185 @@
+"""Issue 14: a study too big for one sitting runs in chunks. Committed results (weights not committed) count as done
+on a fresh clone; --budget stops cleanly (no step starts after the deadline; training stops at an epoch end with its
+checkpoint) and the same command continues; the study meta profile and the claims table."""
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ot_robust import pipeline
+from ot_robust.pipeline import DEADLINE_ENV, BudgetReached, Plan, Step, parse_budget, run_plan
+from ot_robust.profiles import load_meta_profile, load_profile
+from test_pipeline import _fake_notebook
+
+WRITE = "from pathlib import Path\nfor o in out.split(','):\n    Path(o).parent.mkdir(parents=True, exist_ok=True)\n" \
+        "    Path(o).write_text(str(x))"
+
+
+def _tiny_study(root: Path) -> Plan:
+    """train/a -> evaluate/a, train/b -> evaluate/b: the shape of a study profile, with trivial notebooks."""
+    (root / "nb").mkdir(exist_ok=True)
+    _fake_notebook(root / "nb" / "t.ipynb", WRITE)
+    steps = []
+    for e in ("a", "b"):
+        tr = f"results/tiny/train/{e}"
+        steps.append(Step(f"train/{e}", "nb/t.ipynb", f"results/tiny/notebooks/train.{e}.ipynb",
+                          {"x": 1, "out": f"{tr}/model.pt,{tr}/metrics.jsonl"}, tr, [f"{tr}/model.pt"]))
+        ev = f"results/tiny/eval/{e}"
+        steps.append(Step(f"evaluate/{e}", "nb/t.ipynb", f"results/tiny/notebooks/eval.{e}.ipynb",
+                          {"x": 2, "out": f"{ev}/eval.json"}, ev, [f"{ev}/eval.json"], [f"train/{e}"]))
+    plan = Plan(load_profile("smoke"), steps, root, "results/tiny", "figs")
+    pipeline.compute_hashes(plan)
+    return plan
+
+
+def _fresh_clone(src: Path, dst: Path) -> None:
+    """What git would give: everything but the weights (results/**/*.pt are ignored)."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.pt"))
+
+
+def test_committed_partial_study_skips_done_steps_on_a_fresh_clone(tmp_path):
+    first = tmp_path / "first"
+    first.mkdir()
+    plan = _tiny_study(first)
+    # chunk 1: the budget is used up after the first two steps
+    st = run_plan(plan, only="train/a,evaluate/a", log=lambda s: None)
+    assert st == {"train/a": "ran", "evaluate/a": "ran"}
+    clone = tmp_path / "clone"
+    _fresh_clone(first, clone)
+    assert not (clone / "results/tiny/train/a/model.pt").exists()
+    log = []
+    st = run_plan(_tiny_study(clone), log=log.append)
+    assert st == {"train/a": "committed", "evaluate/a": "skipped", "train/b": "ran", "evaluate/b": "ran"}
+    assert any("committed result" in line for line in log)
+    assert (clone / "results/tiny/eval/b/eval.json").is_file()
+    # a committed training step reruns when a step that must run needs its weights
+    (clone / "results/tiny/eval/a/eval.json").unlink()
+    st = run_plan(_tiny_study(clone), log=lambda s: None)
+    assert st["train/a"] == "ran" and st["evaluate/a"] == "ran" and st["train/b"] == "skipped"
+
+
+def test_budget_defers_steps_and_the_same_command_continues(tmp_path, monkeypatch):
+    monkeypatch.delenv(DEADLINE_ENV, raising=False)
+    plan = _tiny_study(tmp_path)
+    log = []
+    st = run_plan(plan, deadline=0.0, log=log.append)  # a deadline already past: nothing starts
+    assert set(st.values()) == {"deferred"} and "budget reached" in log[-1]
+    st = run_plan(plan, budget_s=3600, log=lambda s: None)
+    assert set(st.values()) == {"ran"}
+    monkeypatch.delenv(DEADLINE_ENV, raising=False)
+
+
+def test_parse_budget():
+    assert parse_budget("150m") == 9000 and parse_budget("2.5h") == 9000 and parse_budget("90s") == 90
+    assert parse_budget(None) is None
+    for bad in ("150", "-3m", "xm", "m"):
+        with pytest.raises(ValueError, match="--budget"):
+            parse_budget(bad)
+
+
+def test_training_stops_at_an_epoch_end_when_the_budget_is_spent_and_resumes(tmp_path, monkeypatch):
+    from ot_robust.train import train
+
+    cfg = dict(dataset="mnist-sample", model="small_cnn", method="standard", num_train=80, batch_size=40, epochs=3,
+               eval_n=20, eval_steps=1, progress=False, deterministic=True, seed=2)
+    ref = tmp_path / "ref"
+    train(cfg, ref)
+    monkeypatch.setenv(DEADLINE_ENV, "0")
+    run = tmp_path / "run"
+    with pytest.raises(BudgetReached, match="after epoch 1/3"):
+        train(cfg, run)
+    assert not (run / "model.pt").exists() and (run / "checkpoint.pt").exists()
+    monkeypatch.delenv(DEADLINE_ENV)
+    train(cfg, run)
+    import torch
+
+    a = torch.load(run / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(ref / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+
+
+def test_study_meta_profile_and_its_parts():
+    meta = load_meta_profile("study")
+    assert meta.include == ["study-fashion", "study-mnist"] and meta.runs_dir == "results" and meta.claims
+    assert load_meta_profile("quick") is None
+    f, m = load_profile("study-fashion"), load_profile("study-mnist")
+    assert f.dataset == "fashion-mnist" and m.dataset == "mnist" and f.runs_dir == m.runs_dir == "results"
+    for p in (f, m):
+        assert p.eval["n_examples"] == 10000 and p.eval["autoattack"]["n_examples"] >= 1000
+        assert p.eval["strong"]["n_examples"] >= 1000
+    # three seeds of every headline model
+    for p, heads in ((f, ["pgd_at", "feature_scattering", "trades", "otjr", "sw", "sat", "random_jr", "optimal_jr"]),
+                     (m, ["pgd_at", "trades", "got_pgd_s", "got_pgd_lm", "got_trades_s", "got_trades_lm"])):
+        for h in heads:
+            seeds = sorted(x.get("seed", 0) for e, x in p.methods.items() if p.label(e) == p.label(h))
+            assert seeds == [0, 1, 2], (p.name, h)
+
+
+def _fake_eval(root, exp, masks, indices):
+    from ot_robust.masks import save_masks
+
+    d = root / "study-fashion" / "eval" / exp
+    d.mkdir(parents=True)
+    (d / "eval.json").write_text(json.dumps({"experiment": exp}))
+    save_masks(d / "masks.npz", masks, indices)
+
+
+def test_claims_table_on_constructed_results(tmp_path):
+    """FS vs Madry with three seeds each (t interval) and an ablation with one seed (McNemar)."""
+    from ot_robust.claims import CLAIMS, claims_table, render_claims
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    idx = np.arange(n)
+    for s, suffix in enumerate(["", "_s1", "_s2"]):
+        base = rng.random(n) < 0.5
+        better = base | (rng.random(n) < 0.3)
+        _fake_eval(tmp_path, f"pgd_at{suffix}", {"clean": np.ones(n, bool), "pgd20": base}, idx)
+        _fake_eval(tmp_path, f"feature_scattering{suffix}", {"clean": np.ones(n, bool), "pgd20": better}, idx)
+    _fake_eval(tmp_path, "fs_random", {"clean": np.ones(n, bool), "pgd20": rng.random(n) < 0.2}, idx)
+    df = claims_table(tmp_path, claims=[c for c in CLAIMS if c.id in ("fs-madry-pgd20", "fs-vs-random",
+                                                                       "fs-madry-cw20")])
+    r = df.set_index("id")
+    assert r.loc["fs-madry-pgd20", "verdict"] == "reproduced" and r.loc["fs-madry-pgd20", "seeds"] == 3
+    assert r.loc["fs-madry-pgd20", "test"].startswith("t over 3 seeds")
+    assert r.loc["fs-vs-random", "test"].startswith("McNemar") and r.loc["fs-vs-random", "p_value"] < 1e-6
+    assert r.loc["fs-vs-random", "verdict"] == "reproduced"
+    assert r.loc["fs-madry-cw20", "verdict"] == "not run yet"
+    paths = render_claims(df, tmp_path / "out")
+    assert "| FS | FS beats Madry under PGD-20 |" in paths[0].read_text()
+    # models evaluated on different images are refused, not compared
+    _fake_eval(tmp_path, "fs_supervised", {"clean": np.ones(n, bool), "pgd20": rng.random(n) < 0.2}, idx[::-1])
+    with pytest.raises(ValueError, match="different images"):
+        claims_table(tmp_path, claims=[c for c in CLAIMS if c.id == "fs-vs-supervised"])
+
+
+@pytest.mark.parametrize("exp,entry,message", [
+    ("pgd_at", {"fs_table3a": "Supervised"}, "needs a feature_scattering model with perturbation='supervised'"),
+    ("feature_scattering", {"fs_rebuttal_batch_size": {"row": "Proposed", "column": "bs60"}},
+     "needs a model trained at batch size 60"),
+    ("feature_scattering", {"fs_rebuttal_label_smoothing": {"row": "Proposed", "column": "ls0.0"}},
+     "needs label_smoothing=0.0"),
+    ("feature_scattering", {"fs_table4": "IPOT"}, "solver='ipot'"),
+])
+def test_a_table_cell_needs_a_model_trained_as_its_row_or_column_says(exp, entry, message):
+    """Issue 14: the mislabelled tables (a batch-128 model in the bs60 column, Madry as 'Supervised') cannot
+    come back: the profile is refused, naming the entry."""
+    import copy
+
+    import yaml
+
+    from ot_robust.profiles import PROFILE_DIR, ProfileError, validate_profile
+
+    raw = yaml.safe_load((PROFILE_DIR / "smoke.yaml").read_text())
+    bad = copy.deepcopy(raw)
+    bad["methods"][exp].setdefault("tables", {}).update(entry)
+    with pytest.raises(ProfileError, match=message):
+        validate_profile(bad, check_registries=False)
+    ok = copy.deepcopy(raw)
+    if "bs60" in str(entry):
+        ok["methods"][exp]["train"] = {"batch_size": 60}
+        ok["methods"][exp]["tables"] = entry
+        validate_profile(ok, check_registries=False)
