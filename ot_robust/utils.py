@@ -48,9 +48,9 @@ def git_commit(short: bool = False) -> str | None:
     try:
         args = ["git", "-C", str(REPO_ROOT), "rev-parse"] + (["--short"] if short else []) + ["HEAD"]
         sha = subprocess.run(args, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
-        # outputs the pipeline writes into the checkout (figures/) do not make the code dirty
+        # outputs the pipeline writes into the checkout (figures/, results/) do not make the code dirty
         dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no", "--",
-                                ".", ":!figures"], capture_output=True, text=True, timeout=10).stdout.strip()
+                                ".", ":!figures", ":!results"], capture_output=True, text=True, timeout=10).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
