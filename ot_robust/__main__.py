@@ -6,7 +6,8 @@
 * ``profiles``: list the shipped profiles with their descriptions.
 
 Exit status: 0 on success, 1 when a pipeline step fails (the message names the executed notebook and the failing
-cell), 2 for bad arguments or an invalid profile.
+cell), 2 for bad arguments, bad values or an invalid profile: one line ``error: ...`` naming the value and what is
+allowed (``--debug`` anywhere on the command line shows the traceback instead).
 """
 
 from __future__ import annotations
@@ -41,6 +42,19 @@ def _reproduce_parser(sub) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m ot_robust``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        return _main(argv)
+    except (ValueError, FileNotFoundError, KeyError, TypeError) as e:  # bad input: one line, exit 2
+        if debug:
+            raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str]) -> int:
     if argv and argv[0] in ("train", "evaluate"):  # delegate everything after the sub-command untouched
         if argv[0] == "train":
             from .train import cli
@@ -74,9 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except ValueError as e:  # ProfileError is a ValueError
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     return 0
 
 

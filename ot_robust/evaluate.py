@@ -170,7 +170,13 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
     specs = [a if isinstance(a, str) else repr(a) for a in attacks]
     dev = get_device(device)
     model = model.to(dev)
+    if isinstance(dataset, (tuple, list)) and len(dataset) == 2 and len(dataset[0]) != len(dataset[1]):
+        raise ValueError(f"x has {len(dataset[0])} images but y has {len(dataset[1])} labels; give one label per image")
     x, y, data_name, indices = _load_data(dataset, n_examples, order)
+    from .validation import check_images, check_labels
+
+    check_images(x)
+    check_labels(y, len(x))
     rows, robust = [], {}
     devices = [dev] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), model_mode(model):
@@ -310,6 +316,13 @@ def cli(argv: Sequence[str] | None = None) -> int:
         if not dataset:
             raise ValueError(f"{run / 'config.json'} names no dataset; pass --dataset")
     specs = [s.strip() for s in a.attacks.split(";") if s.strip()]
+    if not specs:
+        raise ValueError(f"--attacks {a.attacks!r} names no attack; give specs separated by ';', "
+                         "e.g. 'pgd-linf eps=8/255 steps=20; autoattack eps=8/255'")
+    for spec in specs:  # bad specs are refused before a model is loaded
+        make_attack(spec)
+    if a.n < 1 or a.batch_size < 1:
+        raise ValueError(f"--n {a.n} and --batch-size {a.batch_size} must be >= 1")
     model = load_model(run, device=a.device)
     rep = evaluate(model, dataset, specs, n_examples=a.n, seed=a.seed, batch_size=a.batch_size, device=a.device,
                    sanity=not a.no_sanity, progress=not a.no_progress)

@@ -2,6 +2,7 @@
 rounding) and pass an ordinary model; table checks flag AutoAttack weaker than PGD."""
 
 import pytest
+import torch
 
 from ot_robust.sanity import SanityConfig, check_table_consistency, run_sanity
 
@@ -54,3 +55,51 @@ def test_table_consistency_flags_autoattack_weaker_than_pgd():
             {"attack": "AA", "accuracy": 47.0}, {"attack": "transfer", "accuracy": 70.0}]
     assert {r["status"] for r in check_table_consistency(good)} == {"pass"}
     assert check_table_consistency([{"attack": "PGD-20", "accuracy": 50.0}]) == []
+
+
+class _NoGraph(torch.nn.Module):
+    """Obfuscated: the forward runs under no_grad, so the output has no autograd graph."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x):
+        with torch.no_grad():
+            return self.m(x)
+
+
+class _Randomized(torch.nn.Module):
+    """A randomized defense: Gaussian input noise in eval mode too (needs EOT attacks)."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x):
+        return self.m((x + 0.3 * torch.randn_like(x)).clamp(0, 1))
+
+
+class _Saturated(torch.nn.Module):
+    """Saturated logits: x 1e4, so the cross-entropy gradient underflows to 0 on confident inputs."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x):
+        return self.m(x) * 1e4
+
+
+@pytest.mark.parametrize("trap,expected", [
+    (_NoGraph, {"differentiable"}),
+    (_Randomized, {"deterministic_forward"}),
+    (Quantized, {"nonzero_gradients", "unbounded_pgd"}),  # shattered gradients (zero-gradient rounding)
+    (_Saturated, {"unbounded_pgd", "blackbox_vs_whitebox"}),
+])
+def test_masked_models_of_several_kinds_are_flagged_never_crash(trap, expected):
+    """Issue 16: a forward without autograd graph is flagged (it used to crash with 'element 0 of tensors does
+    not require grad'); each trap raises its own flag(s)."""
+    status = _status(trap(trained_model()))
+    flagged = {k for k, v in status.items() if v == "flag"}
+    assert expected <= flagged, status

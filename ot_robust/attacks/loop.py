@@ -19,6 +19,8 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
+from ..validation import check_eps, check_images, check_labels  # noqa: F401  (check_images re-exported)
+
 NORMS = ("linf", "l2")
 INITS = ("uniform", "normal", "none")
 
@@ -41,23 +43,13 @@ def model_mode(model: nn.Module, eval_mode: bool = True) -> Iterator[None]:
 def check_attack_params(eps, norm: str = "linf", **positive_ints) -> None:
     """Validate an attack's budget and counts: ``eps`` finite >= 0 (or None: no budget, e.g. C&W-L2 / DeepFool),
     ``norm`` in :data:`NORMS`, every keyword an integer >= 1. Raises ValueError naming the bad value."""
-    if eps is not None and not (eps >= 0 and math.isfinite(eps)):
-        raise ValueError(f"eps={eps!r} must be a finite number >= 0 (on the [0, 1] pixel scale)")
     if norm not in NORMS:
         raise ValueError(f"norm={norm!r}; allowed: {NORMS}")
+    if eps is not None:
+        check_eps(eps, norm)
     for k, v in positive_ints.items():
         if int(v) != v or v < 1:
             raise ValueError(f"{k}={v!r} must be an integer >= 1")
-
-
-def check_images(x: torch.Tensor, name: str = "x") -> None:
-    """Raise ValueError unless ``x`` is a floating tensor with values in [0, 1]."""
-    if not torch.is_floating_point(x):
-        raise ValueError(f"{name} must be a floating tensor in [0, 1], got dtype {x.dtype}")
-    lo, hi = float(x.min()), float(x.max())
-    if lo < 0 or hi > 1:
-        raise ValueError(f"{name} must lie in [0, 1] (images on the [0, 1] pixel scale); "
-                         f"got min {lo:.4g}, max {hi:.4g}")
 
 
 def _flat_norm(t: torch.Tensor) -> torch.Tensor:
@@ -117,8 +109,7 @@ def _validate(x, y, eps, step_size, steps, norm, init, init_std, restarts, momen
         raise ValueError(f"norm={norm!r}; allowed: {NORMS}")
     if init not in INITS:
         raise ValueError(f"init={init!r}; allowed: {INITS}")
-    if not (eps >= 0):
-        raise ValueError(f"eps={eps!r} must be >= 0 (on the [0, 1] pixel scale; float('inf') = unbounded)")
+    check_eps(eps, norm, allow_inf=True)  # float('inf') = unbounded (the sanity suite's unbounded PGD)
     if not (step_size >= 0) or not math.isfinite(step_size):
         raise ValueError(f"step_size={step_size!r} must be a finite number >= 0")
     if int(steps) != steps or steps < 0:
@@ -129,8 +120,8 @@ def _validate(x, y, eps, step_size, steps, norm, init, init_std, restarts, momen
         raise ValueError(f"init_std={init_std!r} must be >= 0")
     if momentum is not None and not (0 <= momentum):
         raise ValueError(f"momentum={momentum!r} must be None or >= 0")
-    if y is not None and (y.dim() != 1 or y.shape[0] != x.shape[0]):
-        raise ValueError(f"y must have shape ({x.shape[0]},), got {tuple(y.shape)}")
+    if y is not None:
+        check_labels(y, x.shape[0])
     if targeted and y_target is None:
         raise ValueError("targeted=True needs y_target (target labels of shape (B,))")
     if y_target is not None and (y_target.dim() != 1 or y_target.shape[0] != x.shape[0]):
@@ -209,6 +200,8 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss_fn: 
                 delta.requires_grad_(True)
                 with torch.enable_grad():
                     logits = model(x + delta)
+                    if per_example is None and labels is not None:
+                        check_labels(labels, x.shape[0], logits.shape[-1], "y_target" if targeted else "y")
                     loss = loss_fn(logits, labels)
                     if per_example is None:
                         per_example = _check_loss(loss, x.shape[0], restarts)

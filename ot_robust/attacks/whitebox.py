@@ -21,6 +21,7 @@ from typing import Callable, ClassVar
 import torch
 from torch import nn
 
+from ..validation import check_eps, check_step
 from .loop import NORMS, perturb
 from .losses import LOSSES, cw_margin_loss
 
@@ -78,21 +79,16 @@ class PGD:
     kind: ClassVar[str] = "white-box"
 
     def __post_init__(self):
-        if not (self.eps >= 0):
-            raise ValueError(f"eps={self.eps!r} must be >= 0 (on the [0, 1] pixel scale)")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm={self.norm!r}; allowed: {NORMS}")
+        self.eps = check_eps(self.eps, self.norm, allow_inf=True)  # inf: the sanity suite's unbounded PGD
         if int(self.steps) != self.steps or self.steps < 1:
             raise ValueError(f"steps={self.steps!r} must be an integer >= 1")
         if self.step_size is None:
             self.step_size = self.eps if self.steps == 1 else 2.5 * self.eps / self.steps
             if self.step_size == float("inf"):
                 raise ValueError("an unbounded eps needs an explicit finite step_size")
-        if not (0 <= self.step_size < float("inf")) or (self.step_size == 0 and self.eps > 0):
-            raise ValueError(f"step_size={self.step_size!r} must be a finite number > 0")
-        if self.steps == 1 and self.norm == "linf" and not self.random_start and self.step_size > self.eps:
-            raise ValueError(f"a single Linf step of size {self.step_size:g} exceeds the budget eps={self.eps:g}; "
-                             "the projection would cut it back to eps (use step <= eps)")
-        if self.norm not in NORMS:
-            raise ValueError(f"norm={self.norm!r}; allowed: {NORMS}")
+        self.step_size = check_step(self.eps, self.step_size, self.steps, self.norm, self.random_start)
         if not callable(self.loss) and self.loss not in LOSSES:
             raise ValueError(f"loss={self.loss!r}; allowed: {sorted(LOSSES)} or a callable (logits, y) -> (B,)")
         if self.targeted not in (False, True, "random"):

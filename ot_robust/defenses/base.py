@@ -150,7 +150,12 @@ def check_choice(name: str, value, allowed) -> str:
     return value
 
 
-def attack_params(eps, step_size, steps) -> tuple[float, float, int]:
-    """Checked (eps >= 0, step_size > 0, steps >= 1) training-adversary parameters on the [0, 1] pixel scale."""
-    return (check_number("eps", eps), check_number("step_size", step_size, low_open=True),
-            check_int("steps", steps))
+def attack_params(eps, step_size, steps, random_start: bool = True) -> tuple[float, float, int]:
+    """Checked training-adversary parameters (Linf, the [0, 1] pixel scale): eps by
+    :func:`ot_robust.validation.check_eps` (above 1 refused: "did you mean 8/255?"), steps >= 1, and the step size by
+    the same rule as the evaluation attacks (:func:`ot_robust.validation.check_step`)."""
+    from ..validation import check_eps, check_step
+
+    e = check_eps(check_number("eps", eps))
+    n = check_int("steps", steps)
+    return e, check_step(e, check_number("step_size", step_size, low_open=True), n, "linf", random_start), n

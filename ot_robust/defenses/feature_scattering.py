@@ -29,7 +29,9 @@ from torch import Tensor, nn
 
 from ..attacks import ce_loss, perturb
 from ..attacks.feature_scattering import MATCHINGS, SOLVERS, feature_matching_distance, feature_scatter
+from ..validation import check_eps
 from .base import Defense, DefenseOutput, check_choice, check_int, check_number, register_defense
+
 
 PERTURBATIONS = ("feature_scattering", "supervised", "random")
 COUPLINGS = ("local", "global")
@@ -72,7 +74,7 @@ class FeatureScattering(Defense):
                  label_smoothing: float = 0.5, perturbation: str = "feature_scattering", matching: str = "ot",
                  solver: str = "sinkhorn", reg: float = 0.01, ipot_beta: float = 0.5, coupling: str = "local"):
         super().__init__()
-        self.eps = check_number("eps", eps)
+        self.eps = check_eps(check_number("eps", eps))
         self.step_size = self.eps if step_size is None else check_number("step_size", step_size, low_open=True)
         self.steps = check_int("steps (T)", steps)
         self.label_smoothing = check_number("label_smoothing", label_smoothing, high=1.0)

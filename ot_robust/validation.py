@@ -1,0 +1,83 @@
+"""One input-validation vocabulary for the public boundaries (attacks, evaluate, sanity, defenses, training):
+every check raises ``ValueError`` naming the bad value and what is allowed (issue 16).
+
+* :func:`check_eps` - a perturbation budget on the [0, 1] pixel scale: finite, >= 0; Linf above 1 is refused with
+  "did you mean 8/255?" (the 0-255 scale forgotten); L2/L1 above :data:`MAX_L2_EPS`.
+* :func:`check_step` - the step-size rule shared by evaluation attacks and training adversaries.
+* :func:`check_images` - floating, finite (no NaN / Inf), in [0, 1].
+* :func:`check_labels` - integer class indices of shape (B,) matching the batch, in [0, num_classes).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+#: an L2 / L1 budget larger than this exceeds the diameter of any image this project handles (3x512x512: 887)
+MAX_L2_EPS = 1000.0
+
+
+def check_eps(eps, norm: str = "linf", name: str = "eps", allow_inf: bool = False) -> float:
+    """``float(eps)`` if it is a valid budget for ``norm`` on the [0, 1] pixel scale, else ValueError."""
+    try:
+        v = float(eps)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={eps!r} must be a number on the [0, 1] pixel scale") from None
+    if math.isnan(v) or v < 0 or (math.isinf(v) and not allow_inf):
+        raise ValueError(f"{name}={eps!r} must be a finite number >= 0 (on the [0, 1] pixel scale)")
+    if math.isinf(v):
+        return v
+    if norm == "linf" and v > 1:
+        hint = f"; did you mean {v:g}/255 = {v / 255:.4g}?" if v <= 255 else ""
+        raise ValueError(f"{name}={eps!r} is above 1 on the [0, 1] pixel scale (an Linf budget of more than the "
+                         f"whole pixel range){hint}")
+    if norm != "linf" and v > MAX_L2_EPS:
+        raise ValueError(f"{name}={eps!r} ({norm}) exceeds {MAX_L2_EPS:g}, more than the diameter of any image; "
+                         "give the budget on the [0, 1] pixel scale")
+    return v
+
+
+def check_images(x: torch.Tensor, name: str = "x") -> None:
+    """Raise ValueError unless ``x`` is a floating tensor of finite values in [0, 1]."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of images in [0, 1], got {type(x).__name__}")
+    if not torch.is_floating_point(x):
+        raise ValueError(f"{name} must be a floating tensor in [0, 1], got dtype {x.dtype}")
+    if x.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)}); give at least one image")
+    bad = ~torch.isfinite(x)
+    if bool(bad.any()):
+        raise ValueError(f"{name} holds {int(bad.sum())} NaN/Inf value(s); images must be finite, in [0, 1]")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 1:
+        raise ValueError(f"{name} must lie in [0, 1] (images on the [0, 1] pixel scale); got min {lo:.4g}, max {hi:.4g}")
+
+
+def check_labels(y: torch.Tensor, batch: int, num_classes: int | None = None, name: str = "y") -> None:
+    """Raise ValueError unless ``y`` holds ``batch`` integer class indices in [0, num_classes)."""
+    if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.shape[0] != batch:
+        shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ValueError(f"{name} must have shape ({batch},) (one label per image), got {shape}")
+    if torch.is_floating_point(y) or y.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integer class indices, got dtype {y.dtype}")
+    if batch and int(y.min()) < 0:
+        raise ValueError(f"{name} holds label {int(y.min())}; labels are class indices >= 0")
+    if num_classes is not None and batch and int(y.max()) >= num_classes:
+        raise ValueError(f"{name} holds label {int(y.max())} but the model has {num_classes} classes "
+                         f"(allowed: 0..{num_classes - 1})")
+
+
+def check_step(eps: float, step_size: float, steps: int, norm: str = "linf", random_start: bool = True) -> float:
+    """The step-size rule of every PGD-style loop (evaluation attacks and training adversaries alike): a finite
+    step > 0 (0 only with eps 0), and a single Linf step without a random start no larger than eps (the projection
+    would cut it back). Returns ``float(step_size)``; raises ValueError naming the value."""
+    try:
+        v = float(step_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"step_size={step_size!r} must be a number on the [0, 1] pixel scale") from None
+    if not (0 <= v < math.inf) or (v == 0 and eps > 0):
+        raise ValueError(f"step_size={step_size!r} must be a finite number > 0")
+    if steps == 1 and norm == "linf" and not random_start and v > eps:
+        raise ValueError(f"a single Linf step of size {v:g} exceeds the budget eps={eps:g}; the projection would "
+                         "cut it back to eps (use step <= eps)")
+    return v
