@@ -102,8 +102,10 @@ class Trainer:
         torch.manual_seed(config.seed + 1_000_003 * self.dist.rank)
         self.optimizer = self._make_optimizer()
         self.scheduler = self._make_scheduler()
-        self.amp = bool(config.amp) and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        # mixed precision: float16 + loss scaling on CUDA, bfloat16 autocast (no scaling needed) on the CPU
+        self.amp = bool(config.amp)
+        self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.device.type == "cuda")
 
         train_ds = get_dataset(config.dataset, "train", root=config.data_root, augment=config.augment)
         if config.num_train is not None:
@@ -198,7 +200,8 @@ class Trainer:
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         for x, y in bar:
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            autocast = torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
+            autocast = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp
+                        else contextlib.nullcontext())
             with autocast:
                 out = self.defense.loss(self.model, x, y)
             self.optimizer.zero_grad(set_to_none=True)
@@ -292,7 +295,7 @@ class Trainer:
         atomic_write_json(self.run_dir / "config.json", {
             "config": self.cfg.to_dict(), "model_spec": self.model_spec(),
             "defense": repr(self.defense), "world_size": self.dist.world_size, "device": str(self.device),
-            "amp_active": self.amp, "eval_attack": dict(zip(("eps", "steps", "step_size"), self.cfg.eval_attack())),
+            "amp_active": self.amp, "amp_dtype": str(self.amp_dtype).replace("torch.", "") if self.amp else None, "eval_attack": dict(zip(("eps", "steps", "step_size"), self.cfg.eval_attack())),
             "dataset": {"name": info.name, "exact": info.exact, "note": info.note},
             "provenance": provenance(),
         })

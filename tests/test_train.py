@@ -122,3 +122,19 @@ def test_backward_fills_only_the_given_parameters_with_the_full_gradients():
     frozen = torch.nn.Linear(2, 2).requires_grad_(False)
     with pytest.raises(ValueError, match="requires grad"):
         backward(frozen(torch.randn(1, 2)).sum() + x.sum(), frozen.parameters())
+
+
+def test_amp_on_cpu_trains_in_bfloat16(tmp_path):
+    """issue 15: amp=True is bfloat16 autocast on the CPU (it used to be silently ignored there)."""
+    import json
+
+    from ot_robust.train import train
+
+    cfg = dict(dataset="mnist-sample", model="small_cnn", method="pgd_at", num_train=40, batch_size=20, epochs=1,
+               eval_n=10, eval_steps=1, progress=False, amp=True,
+               method_params=dict(eps=0.1, step_size=0.05, steps=1))
+    train(cfg, tmp_path / "run")
+    conf = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert conf["amp_active"] and conf["amp_dtype"] == "bfloat16"
+    rec = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert rec["train_loss"] == rec["train_loss"] and 0 < rec["train_loss"] < 10  # finite, sane

@@ -33,7 +33,8 @@ class TrainConfig:
             default; weight decay as L2 in both, as the papers' code).
         schedule ("multistep" | "cosine" | "constant"), milestones (epochs), gamma: per-epoch LR schedule.
         seed, deterministic: seeding (Python, NumPy, torch) and torch deterministic kernels.
-        device: "cpu" | "cuda" | None (auto). amp: mixed precision, effective on CUDA only (ignored on CPU).
+        device: "cpu" | "cuda" | None (auto). amp: mixed precision for training (float16 with loss scaling on CUDA,
+            bfloat16 autocast on the CPU); evaluation attacks always run in float32.
         num_train, subset: optional training subset size and how it is drawn ("stratified": the first examples of
             each class in dataset order, balanced; "random": a seeded random subset; "first": the first n).
         eval_n: size of the fixed held-out batch (first eval_n test images) for the per-epoch clean/PGD accuracy.
