@@ -293,9 +293,15 @@ def pgd_loss_curves(model, x, y, n_starts: int = 20, steps: int = 20, eps: float
 
 def cli(argv: Sequence[str] | None = None) -> int:
     """``python -m ot_robust evaluate --run RUN_DIR --attacks "pgd-linf eps=8/255 steps=20; autoattack eps=8/255"
-    --n 500 --out eval.json``: load ``RUN_DIR`` with ``ot_robust.train.load_model``, evaluate, print, write JSON."""
+    --n 500 --out eval.json``: load ``RUN_DIR`` with ``ot_robust.train.load_model``, evaluate, print, write JSON.
+    ``--model pkg.module:factory [--checkpoint weights.pt] --dataset NAME`` evaluates your own model instead
+    (:func:`load_user_model`)."""
     p = argparse.ArgumentParser(prog="python -m ot_robust evaluate", description=cli.__doc__)
-    p.add_argument("--run", required=True, help="run directory (config.json, model.pt)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", help="run directory of this project (config.json, model.pt)")
+    src.add_argument("--model", metavar="PKG.MODULE:FACTORY",
+                     help="your own model: a callable returning an nn.Module that maps [0, 1] images to logits")
+    p.add_argument("--checkpoint", default=None, help="with --model: a state_dict file (read weights-only)")
     p.add_argument("--attacks", required=True, help="attack specs separated by ';'")
     p.add_argument("--dataset", default=None, help="dataset name (default: the run's config.json 'dataset')")
     p.add_argument("--n", type=int, default=1000)
@@ -308,8 +314,10 @@ def cli(argv: Sequence[str] | None = None) -> int:
     a = p.parse_args(argv)
     from .train import load_model  # lazy: owned by the trainer
 
-    run = Path(a.run)
+    run = Path(a.run) if a.run else None
     dataset = a.dataset
+    if run is None and dataset is None:
+        raise ValueError("--model needs --dataset (e.g. --dataset cifar10 or imagefolder:<path>)")
     if dataset is None:
         cfg = json.loads((run / "config.json").read_text())
         dataset = cfg.get("config", cfg).get("dataset")  # the trainer nests the TrainConfig fields under "config"
@@ -323,11 +331,47 @@ def cli(argv: Sequence[str] | None = None) -> int:
         make_attack(spec)
     if a.n < 1 or a.batch_size < 1:
         raise ValueError(f"--n {a.n} and --batch-size {a.batch_size} must be >= 1")
-    model = load_model(run, device=a.device)
+    model = load_model(run, device=a.device) if run else load_user_model(a.model, a.checkpoint)
     rep = evaluate(model, dataset, specs, n_examples=a.n, seed=a.seed, batch_size=a.batch_size, device=a.device,
                    sanity=not a.no_sanity, progress=not a.no_progress)
     print(rep.table.to_string(index=False))
     for s in rep.sanity:
         print(f"[{s['status']}] {s['check']}: {s['details']}")
-    rep.to_json(a.out or run / "eval.json")
+    rep.to_json(a.out or (run / "eval.json" if run else "eval.json"))
     return 0
+
+
+def load_user_model(factory: str, checkpoint: str | None = None) -> nn.Module:
+    """Your own model for :func:`evaluate`: ``"pkg.module:factory"`` is imported and called with no arguments; its
+    result must be an ``nn.Module`` mapping ``(B, C, H, W)`` images in [0, 1] to logits ``(B, K)`` (put any input
+    normalization inside the model). ``checkpoint``: a ``state_dict`` file (or a dict holding one under
+    ``state_dict`` / ``model``), read with ``torch.load(weights_only=True)``. Returned in eval mode.
+
+    Raises ValueError for a malformed factory string, an import or attribute error, a factory that returns no
+    module, or a checkpoint that is not weights-only or does not fit the model.
+    """
+    import importlib
+
+    mod_name, _, attr = factory.partition(":")
+    if not mod_name or not attr:
+        raise ValueError(f"--model {factory!r}: expected 'pkg.module:factory' (a callable returning an nn.Module)")
+    try:
+        fn = getattr(importlib.import_module(mod_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"--model {factory!r}: {type(e).__name__}: {e}") from None
+    model = fn()
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"--model {factory!r} returned {type(model).__name__}, not a torch.nn.Module")
+    if checkpoint:
+        try:
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - unpickling errors come in many types
+            raise ValueError(f"--checkpoint {checkpoint}: cannot be read as weights ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
+        if isinstance(state, dict) and not any(isinstance(v, torch.Tensor) for v in state.values()):
+            state = state.get("state_dict", state.get("model", state))
+        try:
+            model.load_state_dict(state)
+        except (RuntimeError, TypeError) as e:
+            raise ValueError(f"--checkpoint {checkpoint} does not fit {factory}: {str(e).splitlines()[0]}") from None
+    return model.eval()

@@ -45,7 +45,9 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     den = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / den
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return 100 * max(0.0, centre - half), 100 * min(1.0, centre + half)
+    lo = 0.0 if k == 0 else max(0.0, centre - half)  # exact ends: no round-off above 0 / below 100
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return 100 * lo, 100 * hi
 
 
 def accuracy_summary(mask: Sequence[bool] | np.ndarray) -> dict[str, float | int]:

@@ -107,3 +107,28 @@ def test_cli_evaluates_a_trained_run_with_the_dataset_from_its_config(tmp_path, 
     rep = json.loads(out.read_text())
     assert [r["attack"] for r in rep["table"]] == ["clean", "fgsm", "pgd-linf", "worst case (all attacks)"]
     assert "worst case" in capsys.readouterr().out
+
+
+def test_evaluate_your_own_model_from_the_command_line(tmp_path, monkeypatch, capsys):
+    """issue 17: `evaluate --model pkg.module:factory --checkpoint file --dataset ...` on any [0, 1]-input model."""
+    import json
+
+    import torch
+
+    from ot_robust.__main__ import main
+
+    (tmp_path / "my_models.py").write_text(
+        "from torch import nn\n\ndef tiny():\n    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import my_models
+
+    torch.manual_seed(0)
+    torch.save(my_models.tiny().state_dict(), tmp_path / "w.pt")
+    out = tmp_path / "eval.json"
+    rc = main(["evaluate", "--model", "my_models:tiny", "--checkpoint", str(tmp_path / "w.pt"), "--dataset",
+               "mnist-sample", "--attacks", "fgsm eps=0.1", "--n", "20", "--no-sanity", "--no-progress",
+               "--out", str(out)])
+    assert rc == 0 and json.loads(out.read_text())["table"][0]["n"] == 20
+    assert main(["evaluate", "--model", "my_models:nope", "--dataset", "mnist-sample", "--attacks", "fgsm eps=0.1"]) == 2
+    assert "my_models:nope" in capsys.readouterr().err
+    assert main(["evaluate", "--model", "my_models:tiny", "--attacks", "fgsm eps=0.1"]) == 2  # no --dataset
