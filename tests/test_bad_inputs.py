@@ -129,3 +129,13 @@ def test_cli_bad_input_in_a_real_process_has_no_traceback_unless_debug(run_dir):
     assert r.returncode == 2 and r.stderr.strip().startswith("error: ") and "Traceback" not in r.stderr
     r = subprocess.run(cmd + ["--debug"], capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_without_torchattacks_the_package_imports_and_library_attacks_say_what_to_install(monkeypatch):
+    """issue 17: `pip install .` does not install torchattacks (its requests pin); the package must still import and
+    evaluate with its own attacks, and a library attack must name the install command."""
+    monkeypatch.setitem(sys.modules, "torchattacks", None)  # import torchattacks -> ImportError
+    rep = evaluate(MLP(), (X, Y), ["pgd-linf eps=0.1 steps=2"], sanity=False, progress=False)
+    assert rep.table.iloc[1]["n"] == 8
+    with pytest.raises(ImportError, match="pip install --no-deps torchattacks==3.5.1"):
+        make_attack("apgd-ce eps=0.1")(MLP(), X, Y)

@@ -30,13 +30,25 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
-import torchattacks
 from torch import nn
 
 from .loop import check_attack_params, check_images, model_mode, project_
 from .whitebox import num_classes_of
 
 _TA_NORM = {"linf": "Linf", "l2": "L2"}
+TORCHATTACKS_HINT = ("pip install --no-deps torchattacks==3.5.1  (`make venv` does this; --no-deps because its "
+                     "requests~=2.25.1 pin conflicts with jupyterlab, and it never imports requests)")
+
+
+def _ta():
+    """torchattacks, imported when a library attack first runs: ``pip install .`` gives a package that imports and
+    evaluates with our own attacks, and these attacks say what to install. Raises ImportError with the command."""
+    try:
+        import torchattacks
+    except ImportError:
+        raise ImportError("the library attacks (APGD, APGD-T, FAB, Square, SPSA, C&W-L2, DeepFool, AutoAttack) "
+                          f"need torchattacks: {TORCHATTACKS_HINT}") from None
+    return torchattacks
 
 
 @dataclass
@@ -86,7 +98,7 @@ class APGD(LibraryAttack):
             raise ValueError(f"loss={self.loss!r}; allowed: 'ce', 'dlr'")
 
     def build(self, model, num_classes):
-        return torchattacks.APGD(model, norm=_TA_NORM[self.norm], eps=self.eps, steps=self.steps,
+        return _ta().APGD(model, norm=_TA_NORM[self.norm], eps=self.eps, steps=self.steps,
                                  n_restarts=self.restarts, seed=self.seed or 0, loss=self.loss, rho=0.75)
 
 
@@ -104,7 +116,7 @@ class APGDT(LibraryAttack):
             raise ValueError("APGD-T needs eps")
 
     def build(self, model, num_classes):
-        atk = torchattacks.APGDT(model, norm=_TA_NORM[self.norm], eps=self.eps, steps=self.steps,
+        atk = _ta().APGDT(model, norm=_TA_NORM[self.norm], eps=self.eps, steps=self.steps,
                                  n_restarts=self.restarts, seed=self.seed or 0, rho=0.75, n_classes=num_classes)
         atk.n_target_classes = min(self.n_targets, num_classes - 1)
         return atk
@@ -125,7 +137,7 @@ class FAB(LibraryAttack):
             raise ValueError("FAB needs eps")
 
     def build(self, model, num_classes):
-        atk = torchattacks.FAB(model, norm=_TA_NORM[self.norm], eps=self.eps, steps=self.steps,
+        atk = _ta().FAB(model, norm=_TA_NORM[self.norm], eps=self.eps, steps=self.steps,
                                n_restarts=self.restarts, alpha_max=0.1, eta=1.05, beta=0.9, seed=self.seed or 0,
                                multi_targeted=self.targeted, n_classes=num_classes)
         atk.n_target_classes = min(self.n_targets, num_classes - 1)
@@ -147,7 +159,7 @@ class Square(LibraryAttack):
             raise ValueError("Square needs eps")
 
     def build(self, model, num_classes):
-        return torchattacks.Square(model, norm=_TA_NORM[self.norm], eps=self.eps, n_queries=self.queries,
+        return _ta().Square(model, norm=_TA_NORM[self.norm], eps=self.eps, n_queries=self.queries,
                                    n_restarts=self.restarts, p_init=self.p_init, loss="margin",
                                    resc_schedule=True, seed=self.seed or 0)
 
@@ -169,7 +181,7 @@ class SPSA(LibraryAttack):
             raise ValueError("SPSA needs eps and norm='linf'")
 
     def build(self, model, num_classes):
-        return torchattacks.SPSA(model, eps=self.eps, delta=self.delta, lr=self.lr, nb_iter=self.steps,
+        return _ta().SPSA(model, eps=self.eps, delta=self.delta, lr=self.lr, nb_iter=self.steps,
                                  nb_sample=self.samples, max_batch_size=self.max_batch)
 
 
@@ -189,7 +201,7 @@ class CWL2(LibraryAttack):
             raise ValueError(f"C&W-L2 needs norm='l2', c > 0, kappa >= 0, lr > 0; got {self}")
 
     def build(self, model, num_classes):
-        return torchattacks.CW(model, c=self.c, kappa=self.kappa, steps=self.steps, lr=self.lr)
+        return _ta().CW(model, c=self.c, kappa=self.kappa, steps=self.steps, lr=self.lr)
 
 
 @dataclass
@@ -206,7 +218,7 @@ class DeepFool(LibraryAttack):
             raise ValueError(f"overshoot={self.overshoot!r} must be >= 0")
 
     def build(self, model, num_classes):
-        return torchattacks.DeepFool(model, steps=self.steps, overshoot=self.overshoot)
+        return _ta().DeepFool(model, steps=self.steps, overshoot=self.overshoot)
 
 
 @dataclass
