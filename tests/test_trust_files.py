@@ -179,3 +179,20 @@ def test_model_pt_has_sidecar_and_loads(run):
     m = load_model(run)
     assert not m.training
     assert Trainer is not None
+
+
+def test_older_checkpoint_with_sidecar_keeps_it_as_previous(tmp_path):
+    """A run started by an older version (sidecar, no trailer) resumed by this one: after the next save the old
+    file is a verifiable checkpoint.prev.pt."""
+    import hashlib
+    import io
+
+    buf = io.BytesIO()
+    torch.save({"epoch": 1}, buf)
+    (tmp_path / "checkpoint.pt").write_bytes(buf.getvalue())
+    (tmp_path / "checkpoint.pt.sha256").write_text(hashlib.sha256(buf.getvalue()).hexdigest() + "\n")
+    assert load_latest(tmp_path)[0]["epoch"] == 1
+    save_checkpoint(tmp_path, {"epoch": 2})
+    assert not (tmp_path / "checkpoint.pt.sha256").exists()
+    assert ck._read_valid(tmp_path / "checkpoint.prev.pt")["epoch"] == 1
+    assert load_latest(tmp_path)[0]["epoch"] == 2

@@ -58,10 +58,12 @@ def save_checkpoint(run_dir: str | Path, state: dict) -> Path:
     buf = io.BytesIO()
     torch.save(state, buf)
     latest = run_dir / LATEST
-    for name in (LATEST, PREVIOUS):  # sidecars of older checkpoints would contradict the new files
-        (run_dir / (name + ".sha256")).unlink(missing_ok=True)
+    side_latest, side_prev = run_dir / (LATEST + ".sha256"), run_dir / (PREVIOUS + ".sha256")
+    side_prev.unlink(missing_ok=True)  # a sidecar of an older-version checkpoint would contradict the new prev
     if latest.exists():
         os.replace(latest, run_dir / PREVIOUS)
+        if side_latest.exists():  # an older-version checkpoint (no trailer) keeps its sidecar as prev
+            os.replace(side_latest, side_prev)
     atomic_write_bytes(latest, _seal(buf.getvalue()))
     return latest
 
