@@ -139,3 +139,17 @@ def test_without_torchattacks_the_package_imports_and_library_attacks_say_what_t
     assert rep.table.iloc[1]["n"] == 8
     with pytest.raises(ImportError, match="pip install --no-deps torchattacks==3.5.1"):
         make_attack("apgd-ce eps=0.1")(MLP(), X, Y)
+
+
+@pytest.mark.parametrize("name,params", [("pgd_at", dict(eps=0.1, step_size=0.05, steps=1)),
+                                         ("feature_scattering", dict(eps=0.1)), ("trades", dict(eps=0.1))])
+def test_defense_losses_check_their_inputs(name, params):
+    d = get_defense(name, **params)
+    m = MLP()
+    with pytest.raises(ValueError, match="NaN/Inf"):
+        d.loss(m, _nan(), Y)
+    with pytest.raises(ValueError, match="label 10 but the model has 10 classes"):
+        d.loss(m, X, torch.full((8,), 10))
+    with pytest.raises(ValueError, match=r"shape \(8,\)"):
+        d.loss(m, X, Y[:3])
+    assert d.loss(m, X, Y).loss.dim() == 0

@@ -54,6 +54,25 @@ class Defense:
     def __init__(self) -> None:
         self.distributed = None  # set by the Trainer under DDP: a ot_robust.training.distributed.DistInfo
 
+    def __init_subclass__(cls, **kw) -> None:
+        """Every subclass's :meth:`loss` checks its inputs first (issue 16: one validation layer at the public
+        boundaries): ``x`` finite in [0, 1], ``y`` one integer label per image within the model's classes."""
+        super().__init_subclass__(**kw)
+        if "loss" in cls.__dict__:
+            import functools
+
+            inner = cls.__dict__["loss"]
+
+            @functools.wraps(inner)
+            def loss(self, model, x, y, *args, **kwargs):
+                from ..validation import check_images, check_labels
+
+                check_images(x)
+                check_labels(y, x.shape[0], getattr(model, "num_classes", None))
+                return inner(self, model, x, y, *args, **kwargs)
+
+            cls.loss = loss
+
     def loss(self, model: nn.Module, x: Tensor, y: Tensor) -> DefenseOutput:  # pragma: no cover - abstract
         raise NotImplementedError
 
