@@ -143,7 +143,8 @@ def run_sanity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, n
                        f"PGD-{k} accuracy must not exceed FGSM accuracy", clean=clean, pgd=pgd, fgsm=fgsm))
 
     big = _large_eps(eps, norm, x[0].numel())
-    grid = sorted({eps * m for m in cfg.eps_multipliers} | {big})
+    cap = 1.0 if norm == "linf" else math.inf  # an Linf budget above 1 is the whole pixel range (and refused)
+    grid = sorted({min(eps * m, cap) for m in cfg.eps_multipliers} | {big})
     accs = [_robust_acc(model, PGD(e, k, norm=norm, seed=s), x, y) for e in grid]
     rising = any(b > a + max(cfg.tol, 100.0 / len(x)) for a, b in zip(accs, accs[1:]))
     out.append(_result("accuracy_vs_epsilon", rising or accs[-1] > cfg.max_acc_large_eps,
