@@ -241,7 +241,8 @@ def is_done(step: Step, root: Path) -> bool:
 
 def is_committed(step: Step, root: Path) -> bool:
     """True if the step's ``.done.json`` records its hash and the only missing outputs are model weights (``*.pt``):
-    the state of a fresh clone with a committed results folder (weights are not committed). Such a step counts as
+    the state of a fresh clone of a results folder committed without weights (the study's results commit its small
+    weights, other runs folders may not). Such a step counts as
     done unless a step that still has to run needs it (then it reruns, e.g. to give an analysis figure its model)."""
     p = root / step.done_dir / DONE_FILE
     try:
@@ -321,7 +322,8 @@ def select_steps(plan: Plan, only: str | list[str] | None) -> list[Step]:
 
 def execute_step(step: Step, root: str | Path, kernel: str | None = None, threads: int | None = None
                  ) -> dict[str, Any]:
-    """Run one step with papermill (in this process); on success write ``.done.json``.
+    """Run one step with papermill, in this process's kept kernel (:mod:`ot_robust.kernel`); on success write
+    ``.done.json``.
 
     ``threads``: if given (and ``OMP_NUM_THREADS`` is not set by the user), the kernel's torch uses that many threads
     (``--jobs N`` gives each of the N parallel kernels ``cores // N``, so they do not oversubscribe the CPU).
@@ -329,8 +331,9 @@ def execute_step(step: Step, root: str | Path, kernel: str | None = None, thread
     Returns ``{"ok": True, "seconds": ...}`` or ``{"ok": False, ...}`` with the failing cell's index, execution
     count, source, error name and value (picklable, so it crosses process boundaries).
     """
-    import papermill as pm
     from papermill.exceptions import PapermillExecutionError
+
+    from .kernel import execute_notebook
 
     root = Path(root)
     if threads is not None and "OMP_NUM_THREADS" not in os.environ:
@@ -339,8 +342,7 @@ def execute_step(step: Step, root: str | Path, kernel: str | None = None, thread
     (root / step.output).parent.mkdir(parents=True, exist_ok=True)
     (root / step.done_dir).mkdir(parents=True, exist_ok=True)
     try:
-        pm.execute_notebook(str(root / step.notebook), str(root / step.output), parameters=step.params,
-                            cwd=str(root), kernel_name=kernel, progress_bar=False, log_output=False)
+        execute_notebook(root / step.notebook, root / step.output, step.params, cwd=root, kernel_name=kernel)
     except PapermillExecutionError as e:
         return {"ok": False, "cell_index": e.cell_index, "exec_count": e.exec_count, "source": e.source,
                 "ename": e.ename, "evalue": e.evalue, "seconds": time.time() - t0,
@@ -424,8 +426,26 @@ def run_plan(plan: Plan, force: bool = False, only: str | list[str] | None = Non
     todo = keep[::-1]
     if deadline is None and budget_s is not None:
         deadline = time.time() + budget_s
+    prev_deadline = os.environ.get(DEADLINE_ENV)
     if deadline is not None:
         os.environ[DEADLINE_ENV] = repr(deadline)  # read by the steps' kernels (Trainer: stop at an epoch end)
+    try:
+        _run_todo(plan, todo, status, sel_names, jobs, kernel, log, deadline)
+    finally:
+        if prev_deadline is None:
+            os.environ.pop(DEADLINE_ENV, None)
+        else:
+            os.environ[DEADLINE_ENV] = prev_deadline
+        from .kernel import shutdown
+
+        shutdown()  # the kept kernel of --jobs 1 (pool workers shut theirs down when they exit)
+    return status
+
+
+def _run_todo(plan: Plan, todo: list[Step], status: dict[str, str], sel_names: set[str], jobs: int,
+              kernel: str | None, log: Callable[[str], None], deadline: float | None) -> None:
+    """The execution part of :func:`run_plan` (fills ``status``)."""
+    root = plan.root
     pending_names = {s.name for s in todo}
     for s in todo:
         stale = [d for d in s.deps if d not in sel_names and not is_done(plan[d], root)]
@@ -461,7 +481,7 @@ def run_plan(plan: Plan, force: bool = False, only: str | list[str] | None = Non
     total = len(todo)
 
     def start_line(s: Step) -> str:
-        done = sum(v in ("ran", "stopped") for v in status.values() if v != "skipped")
+        done = sum(v in ("ran", "stopped") for v in status.values())
         el = time.time() - run_t0
         eta = f", ETA {el / done * (total - done) / 60:.0f} min" if done else ""
         return f"[run]  {s.name} ({done + 1}/{total}, {el / 60:.1f} min elapsed{eta}) -> {s.output}"
@@ -504,7 +524,6 @@ def run_plan(plan: Plan, force: bool = False, only: str | list[str] | None = Non
     log(f"[pipeline] profile {plan.profile.name}: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v or k == "ran")
         + f", {time.time() - run_t0:.1f} s" + ("; budget reached: run the same command again to continue"
                                                 if counts["stopped"] or counts["deferred"] else ""))
-    return status
 
 
 CLAIMS_NOTEBOOK = "50_claims"
@@ -543,6 +562,9 @@ def run_profile(profile: str | Path, runs_dir: str | Path | None = None, fig_dir
         step.hash = _sha256(_js(step.params).encode())
         log(f"[run]  claims -> {step.output}")
         res = execute_step(step, Path(root or Path.cwd()), run_kw.get("kernel"))
+        from .kernel import shutdown
+
+        shutdown()
         if not res["ok"]:
             raise _failure(step, res, Path(root or Path.cwd()))
         status["claims"] = "ran"

@@ -26,7 +26,8 @@ def test_pyproject_and_environment_yml_agree():
     assert _pins(pip_section) == deps
     assert "python=3.11" in env["dependencies"]
     for required in ("torch", "torchvision", "papermill", "nbval", "jupyterlab", "ipykernel", "matplotlib",
-                     "seaborn", "scikit-learn", "pandas", "pot", "tqdm", "pyyaml"):
+                     "seaborn", "scikit-learn", "pandas", "pot", "tqdm", "pyyaml",
+                     "pyautoattack"):
         assert required in deps, required
     assert deps["torch"] == "2.14.1" and deps["torchvision"] == "0.29.1"
 

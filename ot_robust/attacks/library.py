@@ -6,28 +6,15 @@ inside APGD/FAB/Square), restores every submodule's train/eval mode and the para
 result onto the eps-ball and [0, 1] (guarding against float round-off; minimum-norm attacks without ``eps`` are only
 clamped to [0, 1]).
 
-:class:`AutoAttack` assembles the "standard" suite of Croce & Hein (2020) from these components with the reference
-settings of fra31/auto-attack: APGD-CE (100 iterations, 1 restart), APGD-T (100 iterations, min(9, C-1) target
-classes), FAB-T (100 iterations, min(9, C-1) targets), Square (5000 queries, p_init 0.8); each component runs only on
-the points still robust after the previous ones, and the result is the per-example worst case (first success).
-
-Remaining differences from fra31/auto-attack (v0.1, ``version='standard'``):
-
-* the component code is torchattacks' port of an earlier fra31 APGD/FAB/Square: same algorithms and step-size
-  schedules (rho = 0.75, checkpoints 0.22/0.06/0.03), but no ``use_largereps`` option and no L1 variant;
-* fra31 seeds every component with the same seed (0) on the whole dataset; we seed each component with ``seed`` per
-  call, so numbers depend on the batch split (our :func:`ot_robust.evaluate.evaluate` fixes it, so runs repeat);
-* fra31's ``check_randomized``/``check_zero_gradients``/``check_square_sr`` flags are not run here: the equivalent
-  checks live in :mod:`ot_robust.sanity` and run with every evaluation;
-* fra31 counts an example as robust only if it is correct *and* the attack's output is verified within eps; we also
-  re-verify predictions on the projected output.
+:class:`AutoAttack` runs the "standard" suite of Croce & Hein (2020) on fra31/auto-attack's own component code
+(``pyautoattack``), with the reference settings; see its docstring for what differs from fra31's driver.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -221,13 +208,43 @@ class DeepFool(LibraryAttack):
         return _ta().DeepFool(model, steps=self.steps, overshoot=self.overshoot)
 
 
+AUTOATTACK_HINT = ("pip install pyautoattack==0.2.0  (fra31/auto-attack's reference code on PyPI; `make venv` and "
+                   "`pip install .` install it)")
+
+
+def _fra31():
+    """fra31/auto-attack's reference components (the ``pyautoattack`` distribution), imported on first use."""
+    try:
+        from pyautoattack.autopgd_base import APGDAttack, APGDAttack_targeted
+        from pyautoattack.fab_pt import FABAttack_PT
+        from pyautoattack.square import SquareAttack
+    except ImportError:
+        raise ImportError(f"AutoAttack runs fra31's reference implementation: {AUTOATTACK_HINT}") from None
+    return APGDAttack, APGDAttack_targeted, FABAttack_PT, SquareAttack
+
+
 @dataclass
 class AutoAttack:
     """AutoAttack "standard" (Croce & Hein 2020): APGD-CE, APGD-T, FAB-T, Square on the still-robust points.
 
-    Args: eps (required), norm, seed, and the reference budgets ``apgd_steps=100``, ``fab_steps=100``,
-    ``n_targets=9``, ``queries=5000`` (lower them only for tests). After a call, ``last_log`` holds the robust
-    accuracy (in %, among all B inputs) after each component.
+    The components are fra31/auto-attack's own code (``pyautoattack``, the reference on PyPI) with the settings of
+    its ``version='standard'``: APGD-CE (100 iterations, 1 restart, rho 0.75), APGD-T (100 iterations, min(9, C-1)
+    target classes), FAB-T (100 iterations, min(9, C-1) targets), Square (5000 queries, p_init 0.8, no schedule
+    rescaling); each component runs only on the points still robust after the previous ones, every component
+    seeded with ``seed``; the result is the per-example worst case (first success).
+
+    One call = one batch of fra31's ``run_standard_evaluation`` with ``batch_size = len(x)``: on the same images
+    and seed the adversarial examples are fra31's (``benchmarks/bench_autoattack.py`` checks it per example and
+    times both). What fra31 does and this does not: its ``check_randomized`` / ``check_dynamic`` / ``check_range``
+    / ``check_square_sr`` warnings (the equivalent checks live in :mod:`ot_robust.sanity` and run with every
+    evaluation); what this adds: predictions re-verified on the output projected onto the eps-ball and [0, 1],
+    the global RNG and the parameters' ``.grad`` left as they were.
+
+    Args: eps (required, [0, 1] pixel scale), norm (``linf`` or ``l2``), seed, and the reference budgets
+    ``apgd_steps=100``, ``fab_steps=100``, ``n_targets=9``, ``queries=5000`` (lower them only for tests). After a
+    call, ``last_log`` holds the robust accuracy (in %, among all B inputs) after each component.
+    Raises: ValueError for bad settings (at construction); ImportError naming the install command when
+    ``pyautoattack`` is missing (at the first call).
     """
 
     eps: float
@@ -244,29 +261,44 @@ class AutoAttack:
         check_attack_params(self.eps, self.norm, apgd_steps=self.apgd_steps, fab_steps=self.fab_steps,
                n_targets=self.n_targets, queries=self.queries)
 
-    def components(self) -> list[tuple[str, LibraryAttack]]:
-        """The four attacks of version 'standard' with the reference settings."""
-        kw = dict(eps=self.eps, norm=self.norm, seed=self.seed)
-        return [("apgd-ce", APGD(steps=self.apgd_steps, loss="ce", **kw)),
-                ("apgd-t", APGDT(steps=self.apgd_steps, n_targets=self.n_targets, **kw)),
-                ("fab-t", FAB(steps=self.fab_steps, targeted=True, n_targets=self.n_targets, **kw)),
-                ("square", Square(queries=self.queries, **kw))]
+    def components(self, model: nn.Module, num_classes: int, device) -> list[tuple[str, Any]]:
+        """The four fra31 attacks of version 'standard' for ``model`` (each has ``perturb(x, y)``)."""
+        APGDAttack, APGDAttack_targeted, FABAttack_PT, SquareAttack = _fra31()
+        norm, seed, k = _TA_NORM[self.norm], int(self.seed or 0), min(self.n_targets, num_classes - 1)
+        kw = dict(norm=norm, eps=self.eps, seed=seed, device=device)
+        apgd = APGDAttack(model, n_iter=self.apgd_steps, n_restarts=1, loss="ce", eot_iter=1, rho=0.75, **kw)
+        apgdt = APGDAttack_targeted(model, n_iter=self.apgd_steps, n_restarts=1, eot_iter=1, rho=0.75,
+                                    n_target_classes=k, **kw)
+        fab = FABAttack_PT(model, n_restarts=1, n_iter=self.fab_steps, targeted=True, n_target_classes=k, **kw)
+        square = SquareAttack(model, p_init=0.8, n_queries=self.queries, n_restarts=1, resc_schedule=False, **kw)
+        return [("apgd-ce", apgd), ("apgd-t", apgdt), ("fab-t", fab), ("square", square)]
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-example worst case over the components (the first successful one), ``(B, C, H, W)``."""
+        """Per-example worst case over the components (the first successful one), ``(B, C, H, W)`` in [0, 1]."""
         check_images(x)
-        x_adv = x.detach().clone()
-        with torch.no_grad(), model_mode(model):
-            robust = model(x).argmax(1) == y
-        self.last_log = [("clean", 100.0 * robust.float().mean().item())]
-        for name, atk in self.components():
-            idx = robust.nonzero().squeeze(1)
-            if idx.numel() == 0:
-                break
-            adv = atk(model, x[idx], y[idx])
-            with torch.no_grad(), model_mode(model):
-                fooled = model(adv).argmax(1) != y[idx]
-            x_adv[idx[fooled]] = adv[fooled]
-            robust[idx[fooled]] = False
-            self.last_log.append((name, 100.0 * robust.float().mean().item()))
+        x = x.detach()
+        x_adv = x.clone()
+        devices = [x.device] if x.device.type == "cuda" else []
+        params = list(model.parameters())
+        saved = [p.grad for p in params]  # FAB calls .backward() through the model
+        try:
+            with torch.random.fork_rng(devices=devices), model_mode(model):
+                with torch.no_grad():
+                    robust = model(x).argmax(1) == y
+                self.last_log = [("clean", 100.0 * robust.float().mean().item())]
+                for name, atk in self.components(model, num_classes_of(model, x), x.device):
+                    idx = robust.nonzero().squeeze(1)
+                    if idx.numel() == 0:
+                        break
+                    with torch.no_grad():  # as fra31's driver (the components enable grad where they need it)
+                        adv = atk.perturb(x[idx].clone(), y[idx].clone()).detach().to(x.dtype)
+                    adv = (x[idx] + project_(adv - x[idx], x[idx], self.eps, self.norm)).detach()
+                    with torch.no_grad():
+                        fooled = model(adv).argmax(1) != y[idx]
+                    x_adv[idx[fooled]] = adv[fooled]
+                    robust[idx[fooled]] = False
+                    self.last_log.append((name, 100.0 * robust.float().mean().item()))
+        finally:
+            for p, g in zip(params, saved):
+                p.grad = g
         return x_adv

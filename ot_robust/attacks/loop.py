@@ -134,7 +134,8 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss_fn: 
             restarts: int = 1, momentum: float | None = None, targeted: bool = False,
             y_target: torch.Tensor | None = None, keep_best: bool = True, eval_mode: bool = True,
             generator: torch.Generator | None = None,
-            callback: Callable[[int, int, torch.Tensor], None] | None = None) -> torch.Tensor:
+            callback: Callable[[int, int, torch.Tensor], None] | None = None,
+            stop_fooled: bool = False) -> torch.Tensor:
     """Projected gradient ascent on ``loss_fn`` inside the eps-ball: the one loop behind every white-box attack.
 
     Args:
@@ -161,6 +162,12 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss_fn: 
         callback: called as ``callback(restart, step, loss)`` with the detached loss of each evaluated iterate
             (``step`` 0..steps-1 before each update, and ``steps`` for the final iterate when it is scored, i.e.
             ``keep_best`` or ``restarts > 1``; used for the FS supplement Fig. 1 loss curves).
+        stop_fooled: the evaluation fast path (issue 15): with ``keep_best``, a per-example loss, ``eval_mode`` and no
+            ``callback``, an example leaves the batch once one of its iterates is misclassified (reaches the target
+            when targeted), for later steps and restarts. Whether each example is fooled is unchanged (keep-best
+            returns a fooling iterate whenever one was found, and an example's trajectory does not depend on the
+            others in eval mode); only *which* fooling iterate is returned changes (the first one found rather than
+            the highest-loss one), so leave it off where the examples themselves are used (transfer, figures).
     Returns:
         ``x_adv`` ``(B, C, H, W)``, detached, with ``||x_adv - x|| <= eps`` and values in [0, 1].
     Raises:
@@ -170,61 +177,82 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss_fn: 
     _validate(x, y, eps, step_size, steps, norm, init, init_std, restarts, momentum, targeted, y_target)
     x = x.detach()
     labels = y_target if targeted else y
+    truth = y_target if targeted else y  # what success is judged against
     sign = -1.0 if targeted else 1.0
     best_delta = best_loss = best_succ = None
-    bounds = (-x, 1 - x)
     bshape = (-1,) + (1,) * (x.dim() - 1)
+    drop = bool(stop_fooled and keep_best and eval_mode and callback is None and truth is not None)
 
-    def score(logits: torch.Tensor, loss: torch.Tensor):
-        pred = logits.argmax(1)
-        succ = pred == y_target if targeted else pred != y
-        return succ, loss.detach() * sign
-
-    def update_best(delta, logits, loss):
+    def update_best(cur, delta, logits, loss):
+        """Keep, per example of ``cur`` (indices into the batch; None = all), its best iterate: fooling first, then
+        higher loss."""
         nonlocal best_delta, best_loss, best_succ
-        succ, val = score(logits, loss)
-        if best_delta is None:
+        pred = logits.argmax(1)
+        t = truth if cur is None else truth[cur]
+        succ = pred == t if targeted else pred != t
+        val = loss.detach() * sign
+        if best_delta is None:  # the first call covers the whole batch
             best_delta, best_loss, best_succ = delta.clone(), val, succ
             return
-        better = (succ & ~best_succ) | ((succ == best_succ) & (val > best_loss))
-        best_delta = torch.where(better.view(bshape), delta, best_delta)
-        best_loss = torch.where(better, val, best_loss)
-        best_succ = best_succ | succ
+        bd, bl, bs = (best_delta, best_loss, best_succ) if cur is None else (best_delta[cur], best_loss[cur],
+                                                                             best_succ[cur])
+        better = (succ & ~bs) | ((succ == bs) & (val > bl))
+        bd, bl, bs = torch.where(better.view(bshape), delta, bd), torch.where(better, val, bl), bs | succ
+        if cur is None:
+            best_delta, best_loss, best_succ = bd, bl, bs
+        else:
+            best_delta[cur], best_loss[cur], best_succ[cur] = bd, bl, bs
 
     with model_mode(model, eval_mode):
         for r in range(restarts):
-            delta = random_init(x, eps, norm, init, init_std, generator)
-            buf = torch.zeros_like(x) if momentum is not None else None
+            delta = random_init(x, eps, norm, init, init_std, generator)  # drawn for the whole batch (same RNG use)
+            cur, xs, ls = None, x, labels  # cur: the batch indices still attacked (None = all)
+            if drop and best_succ is not None and bool(best_succ.any()):
+                cur = (~best_succ).nonzero().squeeze(1)
+                delta, xs, ls = delta[cur], x[cur], labels[cur]
+            bounds = (-xs, 1 - xs)
+            buf = torch.zeros_like(xs) if momentum is not None else None
             per_example = None
             for t in range(steps):
+                if xs.shape[0] == 0:
+                    break
                 delta.requires_grad_(True)
                 with torch.enable_grad():
-                    logits = model(x + delta)
-                    if per_example is None and labels is not None:
-                        check_labels(labels, x.shape[0], logits.shape[-1], "y_target" if targeted else "y")
-                    loss = loss_fn(logits, labels)
+                    logits = model(xs + delta)
+                    if per_example is None and ls is not None:
+                        check_labels(ls, xs.shape[0], logits.shape[-1], "y_target" if targeted else "y")
+                    loss = loss_fn(logits, ls)
                     if per_example is None:
-                        per_example = _check_loss(loss, x.shape[0], restarts)
+                        per_example = _check_loss(loss, xs.shape[0], restarts)
                     obj = loss.sum() if per_example else loss
                     (g,) = torch.autograd.grad(obj * sign if targeted else obj, delta)
                 delta = delta.detach()
                 if callback is not None:
                     callback(r, t, loss.detach())
                 if per_example and keep_best:
-                    update_best(delta, logits.detach(), loss)
+                    update_best(cur, delta, logits.detach(), loss)
                 if buf is not None:  # MIM: g_{t+1} = mu * g_t + grad / ||grad||_1
                     g = buf.mul_(momentum).add_(g / g.abs().flatten(1).sum(1).clamp_min(1e-12).view(bshape))
-                project_(step_(delta, g, step_size, norm), x, eps, norm, bounds)
+                project_(step_(delta, g, step_size, norm), xs, eps, norm, bounds)
+                if drop and per_example:
+                    keep = ~(best_succ if cur is None else best_succ[cur])
+                    if not bool(keep.all()):  # fooled examples leave the batch (their best iterate is kept)
+                        cur = keep.nonzero().squeeze(1) if cur is None else cur[keep]
+                        delta, xs, ls = delta[keep], xs[keep], ls[keep]
+                        bounds = (-xs, 1 - xs)
+                        buf = buf[keep] if buf is not None else None
             if per_example is False or (not keep_best and restarts == 1):
                 return (x + delta).detach()
+            if xs.shape[0] == 0:
+                continue
             with torch.no_grad():  # the final iterate (not yet scored)
-                logits = model(x + delta)
-                loss = loss_fn(logits, labels)
-            if per_example is None and not _check_loss(loss, x.shape[0], restarts):
+                logits = model(xs + delta)
+                loss = loss_fn(logits, ls)
+            if per_example is None and not _check_loss(loss, xs.shape[0], restarts):
                 return (x + delta).detach()
             if callback is not None:
                 callback(r, steps, loss.detach())
-            update_best(delta, logits, loss)
+            update_best(cur, delta, logits, loss)
     return (x + best_delta).detach()
 
 

@@ -48,6 +48,15 @@ def make_generator(seed: int | None, device: torch.device) -> torch.Generator | 
     return None if seed is None else torch.Generator(device=device).manual_seed(int(seed))
 
 
+def fast_path(attack):
+    """``attack`` with the evaluation fast path on (the PGD family: ``stop_fooled=True``, the same per-example
+    outcome; see :func:`~ot_robust.attacks.loop.perturb`); any other attack is returned unchanged. For code that
+    reads only whether each example is fooled (accuracy), never for code that uses the examples."""
+    if dataclasses.is_dataclass(attack) and "stop_fooled" in {f.name for f in dataclasses.fields(attack)}:
+        return dataclasses.replace(attack, stop_fooled=True)
+    return attack
+
+
 @dataclass
 class PGD:
     """Projected gradient descent (ascent on the loss), Linf or L2.
@@ -59,6 +68,8 @@ class PGD:
         restarts: R >= 1 (per-example worst case). loss: ``"ce"`` | ``"cw"`` | callable ``(logits, y) -> (B,)``.
         kappa: CW margin confidence (``loss="cw"``). targeted: ``False`` | ``True`` | ``"random"``.
         momentum: MIM decay (``None`` = plain PGD). keep_best: see :func:`perturb`. seed: random start/targets.
+        stop_fooled: the evaluation fast path of :func:`perturb` (same per-example outcome; :func:`ot_robust.evaluate
+            .evaluate` turns it on, since it reads only whether each example is fooled).
     Raises:
         ValueError: eps < 0, steps < 1, step_size <= 0, a single step larger than the Linf budget, bad
             norm/loss/targeted.
@@ -76,6 +87,7 @@ class PGD:
     momentum: float | None = None
     keep_best: bool = True
     seed: int | None = None
+    stop_fooled: bool = False
     kind: ClassVar[str] = "white-box"
 
     def __post_init__(self):
@@ -118,7 +130,8 @@ class PGD:
         return perturb(model, x, y, self.loss_fn(), self.eps, self.step_size, self.steps, norm=self.norm,
                        init="uniform" if self.random_start else "none", restarts=self.restarts,
                        momentum=self.momentum, targeted=bool(self.targeted),
-                       y_target=y_target if self.targeted else None, keep_best=self.keep_best, generator=gen)
+                       y_target=y_target if self.targeted else None, keep_best=self.keep_best, generator=gen,
+                       stop_fooled=self.stop_fooled)
 
     def replace(self, **changes) -> "PGD":
         """A copy with some fields changed (e.g. ``restarts=1, seed=3`` for one run of a restart study)."""
