@@ -1,8 +1,9 @@
-"""Command line: ``python -m ot_robust reproduce|train|evaluate|profiles ...``.
+"""Command line: ``python -m ot_robust reproduce|train|evaluate|robustbench|profiles ...``.
 
 * ``reproduce --profile NAME [--force] [--only PATTERN] [--jobs N] [--dry-run] [--runs-dir DIR] [--fig-dir DIR]
   [--max-batches N] [--kernel NAME]``: run a profile's plan (see :mod:`ot_robust.pipeline`); default profile ``quick``.
-* ``train ...`` -> :func:`ot_robust.train.cli`; ``evaluate ...`` -> :func:`ot_robust.evaluate.cli`.
+* ``train ...`` -> :func:`ot_robust.train.cli`; ``evaluate ...`` -> :func:`ot_robust.evaluate.cli`;
+  ``robustbench ...`` -> :func:`ot_robust.robustbench.cli`.
 * ``profiles``: list the shipped profiles with their descriptions.
 
 Exit status: 0 on success, 1 when a pipeline step fails (the message names the executed notebook and the failing
@@ -55,17 +56,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    if argv and argv[0] in ("train", "evaluate"):  # delegate everything after the sub-command untouched
+    if argv and argv[0] in ("train", "evaluate", "robustbench"):  # delegate everything after the sub-command
         if argv[0] == "train":
             from .train import cli
-        else:
+        elif argv[0] == "evaluate":
             from .evaluate import cli
+        else:
+            from .robustbench import cli
         return int(cli(argv[1:]) or 0)
     parser = argparse.ArgumentParser(prog="python -m ot_robust", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _reproduce_parser(sub)
     sub.add_parser("train", help="train one model (see `python -m ot_robust train --help`)")
     sub.add_parser("evaluate", help="evaluate one model (see `python -m ot_robust evaluate --help`)")
+    sub.add_parser("robustbench", help="RobustBench's protocol on any model (see `python -m ot_robust robustbench "
+                                       "--help`)")
     sub.add_parser("profiles", help="list the shipped profiles")
     args = parser.parse_args(argv)
 

@@ -73,23 +73,26 @@ def test_autoattack_not_weaker_than_its_apgd_ce(setup):
     assert aa.last_log[-1][1] == pytest.approx(robust.float().mean().item() * 100)
 
 
-def test_autoattack_equals_fra31_driver_per_example(setup):
-    """Our driver over fra31's components = fra31's run_standard_evaluation on one batch (same images and seed):
-    the same adversarial examples up to the float round-off of our final projection, and the RNG untouched."""
+@pytest.mark.parametrize("batch_size", [None, 7])
+def test_autoattack_equals_fra31_driver_per_example(setup, batch_size):
+    """Our driver over fra31's components = fra31's run_standard_evaluation (same images, seed and batch size; None
+    = one batch, 7 = robust points regrouped across batches as fra31 does): the same adversarial examples up to the
+    float round-off of our final projection, and the RNG untouched."""
     import pyautoattack
 
     model, x, y = setup
     x, y = x[:40], y[:40]
     aa = AutoAttack(eps=0.05, apgd_steps=2, fab_steps=6, n_targets=3, queries=60, seed=0)
     state = torch.random.get_rng_state()
-    ours = aa(model, x, y)
+    ours = aa(model, x, y) if batch_size is None else aa.run(model, x, y, batch_size=batch_size)
     assert torch.equal(torch.random.get_rng_state(), state)
     ref = pyautoattack.AutoAttack(model, eps=0.05, norm="Linf", version="standard", seed=0, device="cpu")
     ref.verbose = False
     comps = dict(aa.components(model, 10, x.device))  # the same budgets in fra31's own objects
-    ref.apgd, ref.apgd_targeted, ref.fab, ref.square = comps["apgd-ce"], comps["apgd-t"], comps["fab-t"], comps["square"]
+    ref.apgd, ref.apgd_targeted = comps["apgd-ce"], comps["apgd-t"]
+    ref.fab, ref.square = comps["fab-t"], comps["square"]
     with torch.random.fork_rng():
-        theirs, y_adv = ref.run_standard_evaluation(x, y, batch_size=len(x))
+        theirs, y_adv = ref.run_standard_evaluation(x, y, batch_size=batch_size or len(x))
     assert (ours - theirs).abs().max() < 1e-6
     with torch.no_grad():
         assert torch.equal(model(ours).argmax(1) == y, y_adv == y)

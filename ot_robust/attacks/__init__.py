@@ -13,7 +13,8 @@ from .losses import ce_loss, cw_margin_loss, margin
 from .spec import ATTACKS, make_attack, parse_spec
 from .whitebox import CW, FGSM, MIM, PGD, fast_path, random_targets
 
-__all__ = ["perturb", "fast_path", "project_", "random_init", "step_", "model_mode", "ce_loss", "cw_margin_loss", "margin",
+__all__ = ["perturb", "fast_path", "project_", "random_init", "step_", "model_mode", "ce_loss", "cw_margin_loss",
+           "margin",
            "PGD", "FGSM", "CW", "MIM", "random_targets", "APGD", "APGDT", "FAB", "Square", "SPSA", "CWL2",
            "DeepFool", "AutoAttack", "Transfer", "SimBA", "LocalSearch", "make_attack", "parse_spec", "ATTACKS",
            "feature_scatter", "feature_matching_distance", "FS_IPOT"]

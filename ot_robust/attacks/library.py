@@ -274,29 +274,43 @@ class AutoAttack:
         return [("apgd-ce", apgd), ("apgd-t", apgdt), ("fab-t", fab), ("square", square)]
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-example worst case over the components (the first successful one), ``(B, C, H, W)`` in [0, 1]."""
+        """Per-example worst case over the components (the first successful one), ``(B, C, H, W)`` in [0, 1]:
+        one batch of fra31's driver (:meth:`run` with ``batch_size = len(x)``)."""
+        return self.run(model, x, y)
+
+    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int | None = None
+            ) -> torch.Tensor:
+        """fra31's ``run_standard_evaluation(x, y, bs=batch_size)``: each component attacks the points still robust
+        after the previous ones, taken across all of ``x`` in chunks of ``batch_size`` (None: all at once); chunks
+        move to the model's device, the result stays on ``x``'s. Returns ``x_adv`` ``(N, C, H, W)`` in [0, 1]."""
         check_images(x)
-        x = x.detach()
+        if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
+            raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1 or None")
+        x, y = x.detach(), y.detach()
+        dev = next(iter(model.parameters()), x).device
+        bs = len(x) if batch_size is None else int(batch_size)
         x_adv = x.clone()
-        devices = [x.device] if x.device.type == "cuda" else []
+        devices = [dev] if dev.type == "cuda" else []
         params = list(model.parameters())
         saved = [p.grad for p in params]  # FAB calls .backward() through the model
         try:
-            with torch.random.fork_rng(devices=devices), model_mode(model):
-                with torch.no_grad():
-                    robust = model(x).argmax(1) == y
+            with torch.random.fork_rng(devices=devices), model_mode(model), torch.no_grad():
+                robust = torch.cat([(model(x[i:i + bs].to(dev)).argmax(1) == y[i:i + bs].to(dev)).to(x.device)
+                                    for i in range(0, len(x), bs)])
                 self.last_log = [("clean", 100.0 * robust.float().mean().item())]
-                for name, atk in self.components(model, num_classes_of(model, x), x.device):
-                    idx = robust.nonzero().squeeze(1)
-                    if idx.numel() == 0:
+                comps = self.components(model, num_classes_of(model, x[:1].to(dev)), dev)
+                for name, atk in comps:  # as fra31's driver, under no_grad (components enable grad themselves)
+                    todo = robust.nonzero().squeeze(1)
+                    if todo.numel() == 0:
                         break
-                    with torch.no_grad():  # as fra31's driver (the components enable grad where they need it)
-                        adv = atk.perturb(x[idx].clone(), y[idx].clone()).detach().to(x.dtype)
-                    adv = (x[idx] + project_(adv - x[idx], x[idx], self.eps, self.norm)).detach()
-                    with torch.no_grad():
-                        fooled = model(adv).argmax(1) != y[idx]
-                    x_adv[idx[fooled]] = adv[fooled]
-                    robust[idx[fooled]] = False
+                    for i in range(0, todo.numel(), bs):
+                        idx = todo[i:i + bs]
+                        xb, yb = x[idx].to(dev), y[idx].to(dev)
+                        adv = atk.perturb(xb.clone(), yb.clone()).detach().to(x.dtype)
+                        adv = (xb + project_(adv - xb, xb, self.eps, self.norm)).detach()
+                        fooled = (model(adv).argmax(1) != yb).to(x.device)
+                        x_adv[idx[fooled]] = adv[fooled.to(adv.device)].to(x.device)
+                        robust[idx[fooled]] = False
                     self.last_log.append((name, 100.0 * robust.float().mean().item()))
         finally:
             for p, g in zip(params, saved):
