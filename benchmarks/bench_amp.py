@@ -1,6 +1,7 @@
-"""A training step in float32 vs mixed precision (bfloat16 autocast on the CPU, float16 on CUDA), same model,
-batch and defense, steps interleaved, median of ``--repeats``; prints the speed-up (issue 15 target: >= 1.5x where
-accuracy holds; the accuracy check is ``scripts/amp_training.sh``).
+"""A training step in float32 vs mixed precision (bfloat16 autocast on the CPU, float16 on CUDA) vs float32 with
+the channels_last memory layout, same model, batch and defense, steps interleaved, median of ``--repeats``; prints
+each speed-up against float32 (issue 15 target for amp: >= 1.5x where accuracy holds; the accuracy check is
+``scripts/amp_training.sh``; channels_last changes no arithmetic, tests/test_train.py checks it trains the same model).
 
     python benchmarks/bench_amp.py [--model small_cnn] [--dataset fashion-mnist] [--batch 128] [--repeats 10]
 """
@@ -40,13 +41,16 @@ def main() -> None:
     print(f"{a.model} on {dev} ({a.threads} thread(s)), batch {a.batch}, median of {a.repeats}: fp32 vs {dtype}")
     for name, (method, params) in METHODS.items():
         d = get_defense(method, **params)
-        times = {"fp32": [], "amp": []}
+        times = {"fp32": [], "amp": [], "channels_last": []}
+        x_cl = x.contiguous(memory_format=torch.channels_last)
 
         def step(kind):
             ctx = torch.autocast(dev.type, dtype=dtype) if kind == "amp" else contextlib.nullcontext()
+            fmt = torch.channels_last if kind == "channels_last" else torch.contiguous_format
+            model.to(memory_format=fmt)
             t0 = time.perf_counter()
             with ctx:
-                out = d.loss(model, x, y)
+                out = d.loss(model, x_cl if kind == "channels_last" else x, y)
             opt.zero_grad()
             out.loss.backward()
             opt.step()
@@ -55,12 +59,14 @@ def main() -> None:
             return time.perf_counter() - t0
 
         for _ in range(2):
-            step("fp32"), step("amp")
+            for kind in times:
+                step(kind)
         for _ in range(a.repeats):
-            for kind in ("fp32", "amp"):
+            for kind in times:
                 times[kind].append(step(kind))
-        f, m = statistics.median(times["fp32"]), statistics.median(times["amp"])
-        print(f"  {name:22s} fp32 {1e3 * f:7.1f} ms   amp {1e3 * m:7.1f} ms   speed-up {f / m:.2f}x")
+        f, m, c = (statistics.median(times[k]) for k in ("fp32", "amp", "channels_last"))
+        print(f"  {name:22s} fp32 {1e3 * f:7.1f} ms   amp {1e3 * m:7.1f} ms ({f / m:.2f}x)   channels_last "
+              f"{1e3 * c:7.1f} ms ({f / c:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -97,6 +97,8 @@ class Trainer:
         set_seed(config.seed, config.deterministic)
         self.info = dataset_info(config.dataset)
         self.model = get_model(config.model, config.dataset, **config.model_params).to(self.device)
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
         self.dist.broadcast_module(self.model)
         # each process draws its own attack noise (as P independent slices of one batch would)
         torch.manual_seed(config.seed + 1_000_003 * self.dist.rank)
@@ -157,7 +159,8 @@ class Trainer:
             self._truncate_metrics(0)  # killed after an epoch's metrics line, before its first checkpoint
             return 0
         old, new = state["config"], self.cfg.to_dict()
-        diff = sorted(k for k in new if k not in _RESUMABLE and old.get(k) != new[k])
+        default = TrainConfig().to_dict()  # a field newer than the checkpoint ran at its default
+        diff = sorted(k for k in new if k not in _RESUMABLE and old.get(k, default.get(k)) != new[k])
         if diff:
             raise ValueError(f"{path}: the run was made with a different configuration ({diff}); "
                              "use another run_dir or resume=False")
@@ -200,6 +203,8 @@ class Trainer:
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         for x, y in bar:
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            if x.dim() == 4:
+                x = x.contiguous(memory_format=self.memory_format)
             autocast = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp
                         else contextlib.nullcontext())
             with autocast:

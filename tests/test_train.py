@@ -138,3 +138,38 @@ def test_amp_on_cpu_trains_in_bfloat16(tmp_path):
     assert conf["amp_active"] and conf["amp_dtype"] == "bfloat16"
     rec = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
     assert rec["train_loss"] == rec["train_loss"] and 0 < rec["train_loss"] < 10  # finite, sane
+
+
+@pytest.mark.parametrize("method", ["pgd_at", "feature_scattering"])
+def test_channels_last_trains_the_same_model(tmp_path, method):
+    """issue 15: channels_last changes the memory layout only: the same losses and weights up to float round-off,
+    through a defense's attack and loss; and a checkpoint older than the field resumes (missing = default)."""
+    params = dict(eps=0.1, step_size=0.05, steps=2) if method == "pgd_at" else dict(eps=0.1, steps=1)
+    cfg = dict(TINY, method=method, epochs=1, num_train=100, method_params=params)
+    train(cfg, tmp_path / "a")
+    train(dict(cfg, channels_last=True), tmp_path / "b")
+    la, lb = (json.loads((tmp_path / r / "metrics.jsonl").read_text().splitlines()[0])["train_loss"] for r in "ab")
+    assert la == pytest.approx(lb, rel=1e-3)
+    wa, wb = (load_model(tmp_path / r).state_dict() for r in "ab")
+    # Adam turns round-off in near-zero gradients into parts of an lr-sized step (3e-3 here): bound well below it
+    assert max(float((wa[k].float() - wb[k].float()).abs().max()) for k in wa) < 1e-3
+
+
+def test_checkpoint_from_before_a_config_field_resumes(tmp_path):
+    from ot_robust.training.checkpoint import load_latest
+    from ot_robust.train import Trainer
+
+    cfg = TrainConfig.from_dict(dict(TINY, method="standard", epochs=1, num_train=100))
+    t = Trainer(cfg, tmp_path / "run")
+    t.fit()
+    state, _ = load_latest(tmp_path / "run")
+    assert "channels_last" in state["config"]
+    del state["config"]["channels_last"]  # as written before the field existed
+    from ot_robust.training.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path / "run", state)
+    again = Trainer(TrainConfig.from_dict(dict(TINY, method="standard", epochs=2, num_train=100)), tmp_path / "run")
+    assert again.resume() == 1
+    with pytest.raises(ValueError, match="different configuration"):
+        Trainer(TrainConfig.from_dict(dict(TINY, method="standard", epochs=2, num_train=100, channels_last=True)),
+                tmp_path / "run").resume()
