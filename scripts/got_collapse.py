@@ -1,5 +1,5 @@
 """Does a GOT model collapse? Train a GOT defense for a few hundred steps on the bundled MNIST sample and print
-the terms and the clean test accuracy every 10 steps (the measurements behind the README's GOT table).
+the terms and the clean test accuracy every 10 steps (the measurements behind the GOT table of docs/got.md).
 
     python scripts/got_collapse.py --defense got_trades_lm --w-gradient both --warmup 0        # collapses
     python scripts/got_collapse.py --defense got_trades_lm --w-gradient adversarial --warmup 78 --steps 156

@@ -15,7 +15,7 @@ plus a smooth control (small_cnn with Softplus instead of ReLU), and times one C
 
     python scripts/jr_finite_difference.py
 
-Finding (README, OTJR section): for ReLU networks the plain difference of *gradients* jumps wherever the step
+Finding (docs/otjr.md): for ReLU networks the plain difference of *gradients* jumps wherever the step
 crosses an activation boundary, an O(1/t) error per crossing and O(t) crossings, so its error does not vanish as
 the step shrinks; only the smooth control converges. The frozen difference matches the exact gradient to float32
 rounding (no BatchNorm) or to O(t) (BatchNorm).

@@ -22,7 +22,7 @@ only the CE (resp. KL) term, and Sec. 3.2 defines the adversary A independently 
 PGD or TRADES) ..."), so W is not part of the attack objective. ``h(z)`` is the softmax of the logits (for the
 penultimate latent, h is the last linear layer; for a middle latent, h is the rest of the network).
 
-Choices the paper leaves open (also in the README):
+Choices the paper leaves open (also in docs/got.md):
 * potential optimiser: Adam, ``potential_lr = 1e-2``, ``potential_steps = 5`` ascent steps per batch on the detached
   batch costs (cheap: a linear layer and one (B, B) matrix), potential kept across batches. See
   :data:`POTENTIAL_DEFAULTS` for the measurement behind the choice.
@@ -85,7 +85,7 @@ class GOTDistance:
             the target, detached, and W moves the adversarial joint distribution toward them (GOT Sec. 3.2 and Fig. 1:
             W "push[es] the adversarial distribution toward the benign data distribution"); ``"both"``: Eq. 3-4 read
             literally, gradients reach both batches (measured: collapses to a constant prediction at CPU scale, see
-            the README).
+            docs/got.md).
     The potential (:class:`~ot_robust.ot.KantorovichPotential`, a linear layer) is created on the first call, when the
     latent dimension is known, on the latent's device; :meth:`load_state_dict` may create it earlier.
 
@@ -285,7 +285,7 @@ class GOT(Defense):
         warmup_steps, ramp_steps: W's weight is 0 for the first ``warmup_steps`` training steps, then rises linearly
             to ``beta`` over ``ramp_steps`` (:meth:`beta_at`; both 0 = beta from the start, as in the paper). Our
             addition for short CPU runs: from a random initialisation W (weight 10) is minimised by collapsing the
-            features before the classifier has learnt anything (README, GOT section).
+            features before the classifier has learnt anything (docs/got.md).
     Raises:
         ValueError: unknown variant, eps < 0, step_size <= 0, steps < 1, beta/alpha/clean_weight < 0,
         warmup_steps/ramp_steps not integers >= 0, and the

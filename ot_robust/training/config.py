@@ -36,7 +36,7 @@ class TrainConfig:
         device: "cpu" | "cuda" | None (auto). amp: mixed precision for training (float16 with loss scaling on CUDA,
             bfloat16 autocast on the CPU); evaluation attacks always run in float32. channels_last: NHWC memory
             layout for the model and its batches (same arithmetic, other conv kernels; measured 1.15-1.27x per
-            training step on this CPU, README "Training"); off by default.
+            training step on this CPU, docs/training.md); off by default.
         num_train, subset: optional training subset size and how it is drawn ("stratified": the first examples of
             each class in dataset order, balanced; "random": a seeded random subset; "first": the first n).
         eval_n: size of the fixed held-out batch (first eval_n test images) for the per-epoch clean/PGD accuracy.
