@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -263,10 +264,16 @@ def _curves(model, test, c: dict[str, Any], seed: int, batch_size: int) -> dict[
     epsilons = [parse_number(e) for e in c["epsilons"]]
     steps_list = [int(s) for s in c["steps"]]
     step = parse_number(c["step_size"]) if c.get("step_size") is not None else 2.5 * eps / max(steps_list)
-    vs_eps = accuracy_vs_epsilon(model, x, y, epsilons, steps=20, batch_size=batch_size, seed=seed)
     vs_steps = accuracy_vs_steps(model, x, y, eps, steps_list, step, batch_size=batch_size, seed=seed)
-    return {"vs_epsilon": {"x": epsilons, "accuracy": [float(v) for v in vs_eps["accuracy"]], "steps": 20},
-            "vs_steps": {"x": steps_list, "accuracy": [float(v) for v in vs_steps["accuracy"]], "eps": eps,
+    by_steps = dict(zip(steps_list, (float(v) for v in vs_steps["accuracy"])))
+    # the PGD-20 point at eps is the same run as vs_steps' 20-step point (same start, step 2.5 eps / 20): reuse it
+    shared = {eps: by_steps[20]} if 20 in by_steps and math.isclose(step, 2.5 * eps / 20) else {}
+    rest = [e for e in epsilons if e not in shared]
+    vs_eps = dict(zip(rest, (float(v) for v in accuracy_vs_epsilon(model, x, y, rest, steps=20, batch_size=batch_size,
+                                                                    seed=seed)["accuracy"]))) if rest else {}
+    vs_eps.update(shared)
+    return {"vs_epsilon": {"x": epsilons, "accuracy": [vs_eps[e] for e in epsilons], "steps": 20},
+            "vs_steps": {"x": steps_list, "accuracy": [by_steps[k] for k in steps_list], "eps": eps,
                          "step_size": step},
             "n_examples": len(x)}
 

@@ -132,3 +132,35 @@ def test_evaluate_your_own_model_from_the_command_line(tmp_path, monkeypatch, ca
     assert main(["evaluate", "--model", "my_models:nope", "--dataset", "mnist-sample", "--attacks", "fgsm eps=0.1"]) == 2
     assert "my_models:nope" in capsys.readouterr().err
     assert main(["evaluate", "--model", "my_models:tiny", "--attacks", "fgsm eps=0.1"]) == 2  # no --dataset
+
+
+def test_accuracy_vs_steps_one_run_equals_one_run_per_point(data):
+    """issue 15: the one-run accuracy_vs_steps (fooled_at) gives what a separate k-step PGD gives for every k."""
+    from ot_robust.attacks import PGD
+    from ot_robust.evaluate import _accuracy
+
+    model = trained_model()
+    x, y = data[0][:120], data[1][:120]
+    ks = [1, 2, 5, 10]
+    one = accuracy_vs_steps(model, x, y, 0.1, ks, step_size=0.02, batch_size=50, seed=3).accuracy.tolist()
+    sep = [_accuracy(model, PGD(0.1, k, 0.02, seed=3), x, y, 50, None, 3) for k in ks]
+    assert one == pytest.approx(sep, abs=1e-9) and one[0] > one[-1]
+    with pytest.raises(ValueError, match="fooled_at needs restarts=1"):
+        from ot_robust.attacks import perturb
+        from ot_robust.attacks.losses import ce_loss
+
+        perturb(model, x, y, ce_loss, 0.1, 0.02, 2, restarts=2, fooled_at=torch.zeros(len(x), dtype=torch.int64))
+
+
+def test_fig3_curves_share_the_pgd20_point_and_it_is_the_same_number():
+    from ot_robust.data import load_mnist_sample
+    from ot_robust.evaluate import _load_data
+    from ot_robust.steps import _curves
+
+    model, test = trained_model(), load_mnist_sample("test")
+    c = {"epsilons": [0.0, 0.1, 0.2], "steps": [1, 20], "eps": 0.1, "n_examples": 60}
+    out = _curves(model, test, c, 0, 30)
+    assert out["vs_epsilon"]["accuracy"][1] == out["vs_steps"]["accuracy"][1]  # reused, not rerun
+    x, y, _, _ = _load_data(test, 60, "balanced")
+    direct = accuracy_vs_epsilon(model, x, y, [0.1], steps=20, batch_size=30, seed=0).accuracy.iloc[0]
+    assert direct == pytest.approx(out["vs_epsilon"]["accuracy"][1], abs=1e-9)

@@ -135,7 +135,7 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss_fn: 
             y_target: torch.Tensor | None = None, keep_best: bool = True, eval_mode: bool = True,
             generator: torch.Generator | None = None,
             callback: Callable[[int, int, torch.Tensor], None] | None = None,
-            stop_fooled: bool = False) -> torch.Tensor:
+            stop_fooled: bool = False, fooled_at: torch.Tensor | None = None) -> torch.Tensor:
     """Projected gradient ascent on ``loss_fn`` inside the eps-ball: the one loop behind every white-box attack.
 
     Args:
@@ -168,6 +168,10 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss_fn: 
             returns a fooling iterate whenever one was found, and an example's trajectory does not depend on the
             others in eval mode); only *which* fooling iterate is returned changes (the first one found rather than
             the highest-loss one), so leave it off where the examples themselves are used (transfer, figures).
+        fooled_at: an int64 ``(B,)`` tensor to fill (``keep_best``, ``restarts=1``): the index ``t`` of the first
+            iterate that fooled each example (``t`` updates made; ``steps + 1`` if none did). A ``k``-step run
+            with the same start fools exactly the examples with ``fooled_at <= k``, so one run gives the
+            accuracy after every number of steps (FS Fig. 3b-c, :func:`ot_robust.evaluate.accuracy_vs_steps`).
     Returns:
         ``x_adv`` ``(B, C, H, W)``, detached, with ``||x_adv - x|| <= eps`` and values in [0, 1].
     Raises:
@@ -182,14 +186,27 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss_fn: 
     best_delta = best_loss = best_succ = None
     bshape = (-1,) + (1,) * (x.dim() - 1)
     drop = bool(stop_fooled and keep_best and eval_mode and callback is None and truth is not None)
+    if fooled_at is not None:
+        if restarts != 1 or not keep_best or fooled_at.shape != (x.shape[0],) or fooled_at.dtype != torch.int64:
+            raise ValueError(f"fooled_at needs restarts=1, keep_best=True and an int64 tensor of shape "
+                             f"({x.shape[0]},); got restarts={restarts}, keep_best={keep_best}, "
+                             f"{tuple(fooled_at.shape)} {fooled_at.dtype}")
+        fooled_at.fill_(steps + 1)
 
-    def update_best(cur, delta, logits, loss):
+    def update_best(cur, delta, logits, loss, t):
         """Keep, per example of ``cur`` (indices into the batch; None = all), its best iterate: fooling first, then
         higher loss."""
         nonlocal best_delta, best_loss, best_succ
         pred = logits.argmax(1)
-        t = truth if cur is None else truth[cur]
-        succ = pred == t if targeted else pred != t
+        lab = truth if cur is None else truth[cur]
+        succ = pred == lab if targeted else pred != lab
+        if fooled_at is not None:
+            first = fooled_at if cur is None else fooled_at[cur]
+            first = torch.where(succ & (first > t), torch.full_like(first, t), first)
+            if cur is None:
+                fooled_at.copy_(first)
+            else:
+                fooled_at[cur] = first
         val = loss.detach() * sign
         if best_delta is None:  # the first call covers the whole batch
             best_delta, best_loss, best_succ = delta.clone(), val, succ
@@ -230,7 +247,7 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss_fn: 
                 if callback is not None:
                     callback(r, t, loss.detach())
                 if per_example and keep_best:
-                    update_best(cur, delta, logits.detach(), loss)
+                    update_best(cur, delta, logits.detach(), loss, t)
                 if buf is not None:  # MIM: g_{t+1} = mu * g_t + grad / ||grad||_1
                     g = buf.mul_(momentum).add_(g / g.abs().flatten(1).sum(1).clamp_min(1e-12).view(bshape))
                 project_(step_(delta, g, step_size, norm), xs, eps, norm, bounds)
@@ -252,7 +269,7 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss_fn: 
                 return (x + delta).detach()
             if callback is not None:
                 callback(r, steps, loss.detach())
-            update_best(cur, delta, logits, loss)
+            update_best(cur, delta, logits, loss, steps)
     return (x + best_delta).detach()
 
 
