@@ -22,12 +22,11 @@ from typing import Any, Sequence
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .attacks import PGD, fast_path, make_attack, model_mode, parse_spec
 from .attacks.losses import LOSSES
 from .sanity import SanityConfig, check_table_consistency, run_sanity
-from .utils import atomic_write_json, get_device, provenance
+from .utils import atomic_write_json, get_device, provenance, tqdm_class
 
 COLUMNS = ["attack", "spec", "accuracy", "n", "ci_low", "ci_high", "runs", "max_min", "time_s"]
 
@@ -188,7 +187,7 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
         robust["clean"] = clean
         worst = clean.clone()
         total = sum(len(_runs(a, seed, i)) for i, a in enumerate(objs)) * len(x)
-        with tqdm(total=total, disable=not progress, desc="evaluate", unit="ex") as bar:
+        with tqdm_class()(total=total, disable=not progress, desc="evaluate", unit="ex") as bar:
             for i, (spec, atk) in enumerate(zip(specs, objs)):
                 name = parse_spec(spec)[0] if isinstance(spec, str) else type(atk).__name__
                 t0 = time.perf_counter()

@@ -192,7 +192,9 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def train_epoch(self, epoch: int) -> dict:
         """One pass over the training data; returns the epoch's averaged training metrics (global under DDP)."""
-        from tqdm.auto import tqdm
+        from .utils import tqdm_class
+
+        tqdm = tqdm_class()
 
         self.model.train()
         self.sampler.set_epoch(epoch)

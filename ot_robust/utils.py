@@ -125,3 +125,16 @@ def parse_number(text: str | float | int) -> float:
         return float(s)
     except (ValueError, ZeroDivisionError):
         raise ValueError(f"cannot parse {text!r} as a number (allowed: a float like 0.03 or a fraction like 8/255)") from None
+
+
+def tqdm_class():
+    """tqdm's bar class: the notebook widget where ipywidgets is installed, else the text bar. (``tqdm.auto`` in a
+    Jupyter kernel without ipywidgets warns "IProgress not found" at import, in every executed notebook.)"""
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        from tqdm.std import tqdm
+    else:
+        from tqdm.auto import tqdm
+    return tqdm
+

@@ -73,3 +73,11 @@ def test_fresh_kernel_switch(tmp_path, monkeypatch):
     p1 = _stdout(_run(tmp_path, "f1", pid)).split()[-1]
     p2 = _stdout(_run(tmp_path, "f2", pid)).split()[-1]
     assert p1 != p2 and "km" not in kernel._kept
+
+
+def test_no_tqdm_iprogress_warning_in_notebooks(tmp_path):
+    """issue 17: importing the package in a kernel without ipywidgets prints no TqdmWarning (tqdm.auto did)."""
+    nb = _run(tmp_path, "w", "import ot_robust.evaluate, ot_robust.train, ot_robust.steps\n"
+                             "from ot_robust.utils import tqdm_class\nfor _ in tqdm_class()(range(3)): pass")
+    text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert "IProgress" not in text and "TqdmWarning" not in text
