@@ -160,6 +160,15 @@ def worst_by_threat_model(masks: dict[str, Any], specs: dict[str, str]) -> dict[
     return out
 
 
+def default_attacks(dataset: str) -> dict[str, str]:
+    """The evaluate notebook's default suite: FGSM and PGD-20 (step 2.5 eps / 20) at the dataset's eps
+    (:data:`ot_robust.training.config.EVAL_DEFAULTS`: MNIST 0.3, Fashion-MNIST 0.1, else 8/255)."""
+    from .train import TrainConfig
+
+    eps = TrainConfig(dataset=dataset).eval_attack()[0]
+    return {"fgsm": f"fgsm eps={eps!r}", "pgd20": f"pgd-linf eps={eps!r} steps=20 step={2.5 * eps / 20!r}"}
+
+
 def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_dir: str | Path, out_dir: str | Path,
                  dataset: str, data_root: str | None, attacks: Any, n_examples: int, batch_size: int = 250,
                  sanity: bool = True, autoattack: Any = None, curves: Any = None, loss_curves: Any = None,
@@ -171,8 +180,8 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
     test set): ``attacks`` on ``n_examples``, ``strong`` attacks and AutoAttack on the first ``n`` of the same
     images, so that every column shares its images with the others and with other models (paired tests).
 
-    ``attacks``: ``{column: spec}`` (e.g. ``{"pgd20": "pgd-linf eps=0.1 steps=20 step=0.0125"}``); ``clean`` is always
-    measured. ``strong``: ``{"attacks": {column: spec}, "n_examples"}`` or None (e.g. PGD-100 on 1,000).
+    ``attacks``: ``{column: spec}`` (e.g. ``{"pgd20": "pgd-linf eps=0.1 steps=20 step=0.0125"}``) or ``"default"``
+    (:func:`default_attacks`); ``clean`` is always measured. ``strong``: ``{"attacks": {column: spec}, "n_examples"}`` or None (e.g. PGD-100 on 1,000).
     ``autoattack``: ``{"spec", "n_examples"}`` or None. ``curves``: ``{"epsilons", "steps", "eps", "step_size"?,
     "n_examples"?}`` (FS Fig. 3) or None. ``loss_curves``: ``{"restarts", "steps", "eps", "step_size",
     "n_examples"}`` (FS supp. Fig. 1) or None. ``transfer_from``: ``{paper row: source run_dir}`` - every white-box
@@ -190,7 +199,7 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
     from .stats import wilson_interval
     from .train import load_model
 
-    specs = dict(_obj(attacks))
+    specs = default_attacks(dataset) if attacks == "default" else dict(_obj(attacks))
     aa, curves, loss_curves, transfer_from = (_obj(autoattack), _obj(curves), _obj(loss_curves),
                                               _obj(transfer_from) or {})
     strong = _obj(strong) or {}

@@ -118,8 +118,9 @@ run_dir = "runs/quick/train/standard"
 out_dir = "runs/quick/eval/standard"
 dataset = "mnist-sample"
 data_root = None
-# attacks: JSON {column: attack spec}; autoattack: JSON {"spec", "n_examples"} or null
-attacks = '{"fgsm": "fgsm eps=0.3", "pgd20": "pgd-linf eps=0.3 steps=20 step=0.0375"}'
+# attacks: JSON {column: attack spec}, or "default": FGSM and PGD-20 at the dataset's eps (steps.default_attacks)
+# autoattack: JSON {"spec", "n_examples"} or null
+attacks = "default"
 
 n_examples = 1000
 batch_size = 250

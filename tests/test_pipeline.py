@@ -120,6 +120,22 @@ def test_generated_notebooks_are_up_to_date_and_tagged():
         nb = nbformat.read(p, as_version=4)
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, p
+        # papermill can read every parameter (a line with two '=' is skipped: "Passed unknown parameter", issue 17)
+        from papermill.translators import PythonTranslator
+
+        names = {q.name for q in PythonTranslator.inspect({"source": tagged[0].source})}
+        assigned = {ln.split("=")[0].strip() for ln in tagged[0].source.splitlines()
+                    if "=" in ln and not ln.lstrip().startswith("#")}
+        assert names == assigned, (p.name, sorted(assigned - names))
+
+
+def test_evaluate_default_attacks_follow_the_dataset():
+    from ot_robust.attacks import make_attack
+    from ot_robust.steps import default_attacks
+
+    for ds, eps in (("mnist-sample", 0.3), ("fashion-mnist", 0.1), ("cifar10", 8 / 255)):
+        atk = {k: make_attack(v) for k, v in default_attacks(ds).items()}
+        assert set(atk) == {"fgsm", "pgd20"} and atk["pgd20"].eps == eps and atk["pgd20"].steps == 20
 
 
 # ----------------------------------------------------------------------------------------------- hashing, skipping
