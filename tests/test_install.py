@@ -12,6 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 # import name -> distribution name where they differ
 DIST = {"yaml": "pyyaml", "sklearn": "scikit-learn", "ot": "pot", "PIL": "pillow", "IPython": "ipykernel"}
 INDIRECT = {"pillow", "ipykernel"}  # installed with torchvision / jupyterlab (pinned through them)
+OPTIONAL = {"ipywidgets"}  # only probed (utils.tqdm_class: the notebook bar if present), never required
 
 
 def test_every_third_party_import_is_declared():
@@ -28,7 +29,7 @@ def test_every_third_party_import_is_declared():
     third = {m for m in found if m not in stdlib and m != "ot_robust"}
     undeclared = {m for m in third if DIST.get(m, m).lower() not in deps | INDIRECT and m != "torchattacks"}
     # jupyter_client / jupyter_core / nbformat / papermill come with papermill and jupyterlab (pinned)
-    undeclared -= {"jupyter_client", "jupyter_core"}
+    undeclared -= {"jupyter_client", "jupyter_core"} | OPTIONAL
     assert not undeclared, f"imported but not declared in pyproject.toml: {sorted(undeclared)}"
 
 
