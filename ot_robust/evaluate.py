@@ -25,6 +25,7 @@ from torch import nn
 
 from .attacks import PGD, fast_path, make_attack, model_mode, parse_spec
 from .attacks.losses import LOSSES
+from .batch_cache import BatchCache
 from .sanity import SanityConfig, check_table_consistency, run_sanity
 from .utils import atomic_write_json, get_device, provenance, tqdm_class
 
@@ -123,29 +124,43 @@ def _check_bounds(attack, x: torch.Tensor, x_adv: torch.Tensor, spec: str) -> No
         raise RuntimeError(f"attack {spec!r} exceeded its budget: {float(size.max()):.6g} > eps={eps:.6g}")
 
 
-def _robust_mask(model, attack, x, y, batch_size, device, seed, spec, bar) -> torch.Tensor:
+def _robust_mask(model, attack, x, y, batch_size, device, seed, spec, bar, cache=None
+                 ) -> tuple[torch.Tensor, float]:
+    """Per-example robust mask of ``attack`` on ``x`` (batches seeded from ``seed``) and the attack seconds it took
+    (cached batches count with the seconds they took when they ran)."""
     attack = fast_path(attack)  # only the masks are read
-    out = []
+    out, seconds = [], 0.0
     for b, start in enumerate(range(0, len(x), batch_size)):
-        xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         s = _seed(seed, b)
-        torch.manual_seed(s)
         atk = attack
         if dataclasses.is_dataclass(attack) and "seed" in {f.name for f in dataclasses.fields(attack)} \
                 and attack.seed is None:
             atk = dataclasses.replace(attack, seed=s)
-        x_adv = atk(model, xb, yb)
-        _check_bounds(atk, xb, x_adv, spec)
-        with torch.no_grad(), model_mode(model):
-            out.append((model(x_adv).argmax(1) == yb).cpu())
+        key = cache.key(f"{atk!r}|batch seed {s}", xb, yb) if cache is not None else None
+        hit = cache.get(key) if cache is not None else None
+        if hit is None:
+            t0 = time.perf_counter()
+            xb, yb = xb.to(device), yb.to(device)
+            torch.manual_seed(s)
+            x_adv = atk(model, xb, yb)
+            _check_bounds(atk, xb, x_adv, spec)
+            with torch.no_grad(), model_mode(model):
+                mask = (model(x_adv).argmax(1) == yb).cpu()
+            hit = (mask, time.perf_counter() - t0)
+            if cache is not None:
+                cache.put(key, *hit)
+        out.append(hit[0])
+        seconds += hit[1]
         bar.update(len(xb))
-    return torch.cat(out)
+    return torch.cat(out), seconds
 
 
 def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int = 1000, seed: int = 0,
              batch_size: int = 250, device=None, sanity: bool = True, progress: bool = True,
              eps_for_sanity: float | None = None, sanity_config: SanityConfig | None = None,
-             norm_for_sanity: str | None = None, order: str = "first") -> EvalReport:
+             norm_for_sanity: str | None = None, order: str = "first", cache_dir: str | Path | None = None
+             ) -> EvalReport:
     """Robust accuracy of ``model`` on the first ``n_examples`` of ``dataset`` under each attack spec.
 
     Args:
@@ -158,6 +173,9 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
         order: ``"first"`` (the first ``n_examples``; class-sorted datasets interleaved) or ``"balanced"`` (the
             first ``n_examples`` of the class round-robin: the pipeline's order, so that evaluations with
             different ``n_examples`` share their first images).
+        cache_dir: keep each finished attack batch's outcome there (:mod:`ot_robust.batch_cache`) and reuse
+            outcomes found there: a killed evaluation, called again, goes on where it stopped with the same numbers.
+            The caller removes the folder when done (:func:`ot_robust.batch_cache.clear`).
     Returns:
         :class:`EvalReport`.
     Raises:
@@ -186,18 +204,19 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
         rows.append(_row("clean", "", clean, runs=1, max_min=0.0, time_s=0.0))
         robust["clean"] = clean
         worst = clean.clone()
+        cache = None if cache_dir is None else BatchCache(cache_dir, model)
         total = sum(len(_runs(a, seed, i)) for i, a in enumerate(objs)) * len(x)
         with tqdm_class()(total=total, disable=not progress, desc="evaluate", unit="ex") as bar:
             for i, (spec, atk) in enumerate(zip(specs, objs)):
-                name = parse_spec(spec)[0] if isinstance(spec, str) else type(atk).__name__
-                t0 = time.perf_counter()
-                runs = [clean & _robust_mask(model, run, x, y, batch_size, dev, _seed(seed, i, j), spec, bar)
+                name = parse_spec(spec)[0] if isinstance(attacks[i], str) else type(atk).__name__
+                done = [_robust_mask(model, run, x, y, batch_size, dev, _seed(seed, i, j), spec, bar, cache)
                         for j, run in enumerate(_runs(atk, seed, i))]
+                runs = [clean & m for m, _ in done]
                 acc_runs = [100.0 * r.float().mean().item() for r in runs]
                 both = torch.stack(runs).all(0)
                 label = name if name not in robust else f"{name} #{i}"
                 rows.append(_row(label, spec, both, runs=len(runs), max_min=max(acc_runs) - min(acc_runs),
-                                 time_s=time.perf_counter() - t0))
+                                 time_s=sum(t for _, t in done)))
                 robust[label] = both
                 if len(runs) > 1:
                     worst_run = runs[min(range(len(runs)), key=lambda j: acc_runs[j])]

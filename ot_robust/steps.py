@@ -19,6 +19,9 @@ from typing import Any
 
 from .utils import atomic_write_json, provenance
 
+PARTIAL_DIR = "partial"  # under an evaluation's out_dir: its finished attack batches (ot_robust.batch_cache)
+
+
 def _obj(v: Any) -> Any:
     """A parameter value: JSON text -> Python object; anything else unchanged."""
     return json.loads(v) if isinstance(v, str) else v
@@ -174,7 +177,8 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
                  sanity: bool = True, autoattack: Any = None, curves: Any = None, loss_curves: Any = None,
                  transfer_from: Any = None, seed: int = 0, strong: Any = None) -> dict[str, Any]:
     """Evaluate the model of ``run_dir`` and write ``out_dir/eval.json``, ``out_dir/masks.npz`` (+ ``curves.json``,
-    ``loss_curves.json``).
+    ``loss_curves.json``). Finished attack batches are kept in ``out_dir/partial/`` while it runs
+    (:mod:`ot_robust.batch_cache`): killed and run again, it goes on where it stopped; removed at the end.
 
     Every attack runs on the first ``n`` images of one fixed class-balanced order (the class round-robin of the
     test set): ``attacks`` on ``n_examples``, ``strong`` attacks and AutoAttack on the first ``n`` of the same
@@ -193,6 +197,7 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
     "report": EvalReport.to_dict(), "n_examples", "profile", "experiment", "label", "method", "attacks",
     "provenance"}``; masks.npz: see :mod:`ot_robust.masks`.
     """
+    from .batch_cache import clear as clear_cache
     from .data import get_dataset
     from .evaluate import evaluate
     from .masks import save_masks
@@ -206,7 +211,8 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
     out_dir = Path(out_dir)
     model = load_model(run_dir)
     test = get_dataset(dataset, "test", root=data_root)
-    kw = dict(seed=seed, batch_size=batch_size, progress=False, order="balanced")
+    partial = out_dir / PARTIAL_DIR  # finished attack batches: a killed evaluation resumes from them
+    kw = dict(seed=seed, batch_size=batch_size, progress=False, order="balanced", cache_dir=partial)
     report = evaluate(model, test, list(specs.values()), n_examples=n_examples, sanity=sanity, **kw)
     masks = _masks_by_key(report, specs)
     indices = report.meta["indices"]
@@ -258,6 +264,7 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
                                            _loss_curves(model, test, loss_curves, seed)).name
     result["provenance"] = provenance(profile=profile, experiment=experiment)
     write_json(out_dir / "eval.json", result)
+    clear_cache(partial)
     return result
 
 

@@ -210,6 +210,7 @@ def test_smoke_profile_end_to_end(tmp_path):
         assert acc["pgd10"] <= acc["fgsm"] + 5 and acc["pgd10"] <= acc["clean"]
         assert e["worst_case"] <= min(v for v in acc.values() if v is not None) + 1e-6
         assert e["sanity"] and {c["status"] for c in e["sanity"]} <= {"pass", "flag"}
+    assert not list(runs.glob("eval/*/partial"))  # the resume cache is removed once eval.json is written
     curves = json.loads((runs / "eval/standard/curves.json").read_text())
     assert curves["vs_epsilon"]["x"][0] == 0.0 and curves["vs_epsilon"]["accuracy"][0] > curves["vs_epsilon"]["accuracy"][-1]
     loss = json.loads((runs / "eval/feature_scattering/loss_curves.json").read_text())["loss"]
