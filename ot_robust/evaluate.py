@@ -124,7 +124,7 @@ def _check_bounds(attack, x: torch.Tensor, x_adv: torch.Tensor, spec: str) -> No
         raise RuntimeError(f"attack {spec!r} exceeded its budget: {float(size.max()):.6g} > eps={eps:.6g}")
 
 
-def _robust_mask(model, attack, x, y, batch_size, device, seed, spec, bar, cache=None
+def _robust_mask(model, attack, x, y, batch_size, device, seed, spec, bar, cache=None, log=None
                  ) -> tuple[torch.Tensor, float]:
     """Per-example robust mask of ``attack`` on ``x`` (batches seeded from ``seed``) and the attack seconds it took
     (cached batches count with the seconds they took when they ran)."""
@@ -153,14 +153,18 @@ def _robust_mask(model, attack, x, y, batch_size, device, seed, spec, bar, cache
         out.append(hit[0])
         seconds += hit[1]
         bar.update(len(xb))
+        if log is not None:
+            done = start + len(xb)
+            log(f"{spec}: {done}/{len(x)} images, {100.0 * float(torch.cat(out).float().mean()):.1f}% robust so far",
+                force=done == len(x))
     return torch.cat(out), seconds
 
 
 def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int = 1000, seed: int = 0,
              batch_size: int = 250, device=None, sanity: bool = True, progress: bool = True,
              eps_for_sanity: float | None = None, sanity_config: SanityConfig | None = None,
-             norm_for_sanity: str | None = None, order: str = "first", cache_dir: str | Path | None = None
-             ) -> EvalReport:
+             norm_for_sanity: str | None = None, order: str = "first", cache_dir: str | Path | None = None,
+             log=None) -> EvalReport:
     """Robust accuracy of ``model`` on the first ``n_examples`` of ``dataset`` under each attack spec.
 
     Args:
@@ -176,6 +180,8 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
         cache_dir: keep each finished attack batch's outcome there (:mod:`ot_robust.batch_cache`) and reuse
             outcomes found there: a killed evaluation, called again, goes on where it stopped with the same numbers.
             The caller removes the folder when done (:func:`ot_robust.batch_cache.clear`).
+        log: called with a progress line after each attack batch (``log(message, force=...)``, e.g. a
+            :class:`ot_robust.utils.ProgressLog`, which streams them to the pipeline's console log).
     Returns:
         :class:`EvalReport`.
     Raises:
@@ -209,7 +215,8 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
         with tqdm_class()(total=total, disable=not progress, desc="evaluate", unit="ex") as bar:
             for i, (spec, atk) in enumerate(zip(specs, objs)):
                 name = parse_spec(spec)[0] if isinstance(attacks[i], str) else type(atk).__name__
-                done = [_robust_mask(model, run, x, y, batch_size, dev, _seed(seed, i, j), spec, bar, cache)
+                done = [_robust_mask(model, run, x, y, batch_size, dev, _seed(seed, i, j), spec, bar, cache,
+                                     log)
                         for j, run in enumerate(_runs(atk, seed, i))]
                 runs = [clean & m for m, _ in done]
                 acc_runs = [100.0 * r.float().mean().item() for r in runs]

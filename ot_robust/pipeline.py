@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 from . import __version__
 from .profiles import Profile, load_profile
-from .utils import REPO_ROOT, atomic_write_bytes, atomic_write_json, git_commit
+from .utils import PROGRESS_ENV, REPO_ROOT, atomic_write_bytes, atomic_write_json, git_commit
 
 DONE_FILE = ".done.json"
 DEADLINE_ENV = "OT_ROBUST_DEADLINE"  # unix time after which a training step stops at its next epoch end
@@ -426,16 +426,18 @@ def run_plan(plan: Plan, force: bool = False, only: str | list[str] | None = Non
     todo = keep[::-1]
     if deadline is None and budget_s is not None:
         deadline = time.time() + budget_s
-    prev_deadline = os.environ.get(DEADLINE_ENV)
+    prev_deadline, prev_progress = os.environ.get(DEADLINE_ENV), os.environ.get(PROGRESS_ENV)
     if deadline is not None:
         os.environ[DEADLINE_ENV] = repr(deadline)  # read by the steps' kernels (Trainer: stop at an epoch end)
+    os.environ[PROGRESS_ENV] = "1"  # long steps stream progress lines to this console (utils.ProgressLog)
     try:
         _run_todo(plan, todo, status, sel_names, jobs, kernel, log, deadline)
     finally:
-        if prev_deadline is None:
-            os.environ.pop(DEADLINE_ENV, None)
-        else:
-            os.environ[DEADLINE_ENV] = prev_deadline
+        for name, prev in ((DEADLINE_ENV, prev_deadline), (PROGRESS_ENV, prev_progress)):
+            if prev is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = prev
         from .kernel import shutdown
 
         shutdown()  # the kept kernel of --jobs 1 (pool workers shut theirs down when they exit)

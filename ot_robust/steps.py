@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .utils import atomic_write_json, provenance
+from .utils import ProgressLog, atomic_write_json, provenance
 
 PARTIAL_DIR = "partial"  # under an evaluation's out_dir: its finished attack batches (ot_robust.batch_cache)
 
@@ -212,7 +212,8 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
     model = load_model(run_dir)
     test = get_dataset(dataset, "test", root=data_root)
     partial = out_dir / PARTIAL_DIR  # finished attack batches: a killed evaluation resumes from them
-    kw = dict(seed=seed, batch_size=batch_size, progress=False, order="balanced", cache_dir=partial)
+    kw = dict(seed=seed, batch_size=batch_size, progress=False, order="balanced", cache_dir=partial,
+              log=ProgressLog(f"[evaluate/{experiment}]"))
     report = evaluate(model, test, list(specs.values()), n_examples=n_examples, sanity=sanity, **kw)
     masks = _masks_by_key(report, specs)
     indices = report.meta["indices"]

@@ -32,7 +32,8 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from .training.checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
 from .training.config import TrainConfig
 from .training.distributed import DistInfo, init_distributed
-from .utils import atomic_torch_save, atomic_write_bytes, atomic_write_json, get_device, provenance, set_seed
+from .utils import (ProgressLog, atomic_torch_save, atomic_write_bytes, atomic_write_json, get_device, provenance,
+                    set_seed)
 
 __all__ = ["TrainConfig", "Trainer", "train", "load_model", "cli"]
 
@@ -203,7 +204,9 @@ class Trainer:
         bar = tqdm(self.loader, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", leave=False,
                    disable=not (self.cfg.progress and self.dist.is_main))
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        for x, y in bar:
+        log = ProgressLog(f"[train/{self.run_dir.name}] epoch {epoch + 1}/{self.cfg.epochs}:", every_s=120.0)
+        log.on = log.on and self.dist.is_main
+        for i, (x, y) in enumerate(bar):
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             if x.dim() == 4:
                 x = x.contiguous(memory_format=self.memory_format)
@@ -226,6 +229,7 @@ class Trainer:
             for k, v in out.logs.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * b
             bar.set_postfix(loss=f"{loss_sum / count:.4f}")
+            log(f"batch {i + 1}/{len(self.loader)}, loss {loss_sum / count:.4f}")
         keys = sorted(sums)
         tot = self.dist.all_sum([loss_sum, correct, count] + [sums[k] for k in keys], self.device)
         n = max(tot[2], 1.0)
@@ -277,6 +281,11 @@ class Trainer:
                        images_per_s=rec["train_images"] / max(train_time, 1e-9))
             state = self.state(epoch + 1)
             if self.dist.is_main:
+                held = ", ".join(f"{k[5:-4]} {v:.1f}" for k, v in rec.items()
+                                 if k.startswith("eval_") and k.endswith("_acc"))
+                ProgressLog(f"[train/{self.run_dir.name}]")(
+                    f"epoch {epoch + 1}/{self.cfg.epochs} done in {rec['time_s'] / 60:.1f} min: train loss "
+                    f"{rec['train_loss']:.4f}, held-out {held}", force=True)
                 with open(self.run_dir / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(rec) + "\n")
                 save_checkpoint(self.run_dir, state)

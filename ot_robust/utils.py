@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import random
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +141,30 @@ def tqdm_class():
         from tqdm.auto import tqdm
     return tqdm
 
+
+
+PROGRESS_ENV = "OT_ROBUST_PROGRESS"  # "1" under the pipeline: long steps write progress lines to its console log
+
+
+class ProgressLog:
+    """Progress lines of a long step for the pipeline's console log.
+
+    Under ``python -m ot_robust reproduce`` (which sets ``$OT_ROBUST_PROGRESS=1``) each call writes
+    ``"<prefix> <message>"`` to the process's real stderr, which the step's Jupyter kernel shares with the pipeline,
+    at most once per ``every_s`` seconds unless ``force=True``; elsewhere (JupyterLab, tests) it does nothing, and
+    the notebook shows its own bars.
+    """
+
+    def __init__(self, prefix: str, every_s: float = 60.0):
+        self.prefix, self.every_s = prefix, every_s
+        self.on = os.environ.get(PROGRESS_ENV) == "1"
+        self._last = -math.inf
+        self.t0 = time.time()
+
+    def __call__(self, message: str, force: bool = False) -> None:
+        now = time.time()
+        if not self.on or (not force and now - self._last < self.every_s):
+            return
+        self._last = now
+        stream = sys.__stderr__ or sys.stderr
+        print(f"{self.prefix} {message} ({(now - self.t0) / 60:.1f} min)", file=stream, flush=True)

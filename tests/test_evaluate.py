@@ -164,3 +164,11 @@ def test_fig3_curves_share_the_pgd20_point_and_it_is_the_same_number():
     x, y, _, _ = _load_data(test, 60, "balanced")
     direct = accuracy_vs_epsilon(model, x, y, [0.1], steps=20, batch_size=30, seed=0).accuracy.iloc[0]
     assert direct == pytest.approx(out["vs_epsilon"]["accuracy"][1], abs=1e-9)
+
+
+def test_progress_lines_after_each_batch_and_at_each_attack_end(data):
+    lines = []
+    evaluate(trained_model(), data, ["fgsm eps=0.1"], n_examples=40, batch_size=16, sanity=False, progress=False,
+             log=lambda m, force=False: lines.append((m, force)))
+    assert [m.split(": ")[1].split(",")[0] for m, _ in lines] == ["16/40 images", "32/40 images", "40/40 images"]
+    assert [f for _, f in lines] == [False, False, True] and "% robust so far" in lines[-1][0]

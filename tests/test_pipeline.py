@@ -192,6 +192,25 @@ def test_hash_skip_force_only_and_failure(tmp_path):
         run_plan(failing, only="zzz*", log=lambda s: None)
 
 
+def test_steps_stream_progress_lines_to_the_pipeline_console(tmp_path, capfd, monkeypatch):
+    monkeypatch.delenv("OT_ROBUST_PROGRESS", raising=False)
+    body = ("from ot_robust.utils import ProgressLog\nlog = ProgressLog('[step a]')\nlog('batch 1', force=True)\n"
+            "log('batch 2')\nopen(out, 'w').write(str(x))")  # the second line is throttled (< 60 s later)
+    (tmp_path / "nb").mkdir()
+    _fake_notebook(tmp_path / "nb" / "a.ipynb", body)
+    plan = Plan(load_profile("smoke"), [Step("a", "nb/a.ipynb", "runs/nb/a.ipynb", {"x": 1, "out": "runs/a/o.txt"},
+                                             "runs/a", ["runs/a/o.txt"])], tmp_path, "runs", "figs")
+    pipeline.compute_hashes(plan)
+    assert run_plan(plan, log=lambda s: None) == {"a": "ran"}
+    err = capfd.readouterr().err
+    assert "[step a] batch 1 (" in err and "batch 2" not in err
+    assert "OT_ROBUST_PROGRESS" not in __import__("os").environ  # restored after the run
+    from ot_robust.utils import ProgressLog
+
+    ProgressLog("[outside]")("silent", force=True)  # outside the pipeline: no output
+    assert "[outside]" not in capfd.readouterr().err
+
+
 # ----------------------------------------------------------------------------------------------- smoke, end to end
 @pytest.mark.slow
 def test_smoke_profile_end_to_end(tmp_path):

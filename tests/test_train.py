@@ -173,3 +173,11 @@ def test_checkpoint_from_before_a_config_field_resumes(tmp_path):
     with pytest.raises(ValueError, match="different configuration"):
         Trainer(TrainConfig.from_dict(dict(TINY, method="standard", epochs=2, num_train=100, channels_last=True)),
                 tmp_path / "run").resume()
+
+
+def test_training_streams_epoch_lines_under_the_pipeline(tmp_path, capfd, monkeypatch):
+    monkeypatch.setenv("OT_ROBUST_PROGRESS", "1")  # what `python -m ot_robust reproduce` sets for its steps
+    train(dict(TINY, method="standard", epochs=2), tmp_path / "run")
+    err = capfd.readouterr().err
+    assert "[train/run] epoch 1/2 done in" in err and "[train/run] epoch 2/2 done in" in err
+    assert "held-out clean" in err and "pgd2" in err
