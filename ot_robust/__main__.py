@@ -1,10 +1,11 @@
-"""Command line: ``python -m ot_robust reproduce|train|evaluate|robustbench|profiles ...``.
+"""Command line: ``python -m ot_robust reproduce|train|evaluate|robustbench|profiles|presets ...``.
 
 * ``reproduce --profile NAME [--force] [--only PATTERN] [--jobs N] [--dry-run] [--runs-dir DIR] [--fig-dir DIR]
   [--max-batches N] [--kernel NAME]``: run a profile's plan (see :mod:`ot_robust.pipeline`); default profile ``quick``.
 * ``train ...`` -> :func:`ot_robust.train.cli`; ``evaluate ...`` -> :func:`ot_robust.evaluate.cli`;
   ``robustbench ...`` -> :func:`ot_robust.robustbench.cli`.
 * ``profiles``: list the shipped profiles with their descriptions.
+* ``presets``: list the named paper configurations (``--preset`` of ``train``, ``preset:`` in a profile).
 
 Exit status: 0 on success, 1 when a pipeline step fails (the message names the executed notebook and the failing
 cell), 2 for bad arguments, bad values or an invalid profile: one line ``error: ...`` naming the value and what is
@@ -72,7 +73,15 @@ def _main(argv: list[str]) -> int:
     sub.add_parser("robustbench", help="RobustBench's protocol on any model (see `python -m ot_robust robustbench "
                                        "--help`)")
     sub.add_parser("profiles", help="list the shipped profiles")
+    sub.add_parser("presets", help="list the named paper configurations (TrainConfig presets)")
     args = parser.parse_args(argv)
+    if args.command == "presets":
+        from .presets import get_preset, list_presets
+
+        for name in list_presets():
+            p = get_preset(name)
+            print(f"{name:32s} {p['method']:18s} {p['dataset']:12s} {p['model']:10s} {p['epochs']:>3} epochs")
+        return 0
 
     from .pipeline import PipelineError, run_profile
     from .profiles import ProfileError, list_profiles, load_meta_profile, load_profile

@@ -385,7 +385,7 @@ def cli(argv: Optional[list[str]] = None) -> int:
     """``python -m ot_robust train --config cfg.json|yaml --run-dir DIR [--set key=value ...] [--no-resume]``."""
     p = argparse.ArgumentParser(prog="python -m ot_robust train", description=cli.__doc__)
     p.add_argument("--config", help="JSON or YAML file of TrainConfig fields (optional with --preset/--set)")
-    p.add_argument("--preset", help="named paper configuration (ot_robust.defenses.presets.PRESETS)")
+    p.add_argument("--preset", help="named paper configuration (python -m ot_robust presets lists them; ot_robust.presets)")
     p.add_argument("--run-dir", required=True)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field, e.g. --set lr=0.01 --set method_params.eps=8/255")

@@ -159,7 +159,7 @@ def test_registered_names():
 
 def test_presets_build_the_four_defenses():
     """App. A.3 presets: MNIST 0.3 / 0.01 / 40 with alpha 1 (PGD, adversarial loss only) and 6 (TRADES)."""
-    from ot_robust.defenses.got_presets import got_preset
+    from ot_robust.presets.got import got_preset
 
     p = got_preset("mnist", "pgd", label_matching=True)
     d = get_defense(p["method"], **p["params"])

@@ -5,7 +5,8 @@ import torch
 from ot_robust.data import as_tensors, get_dataset
 from ot_robust.defenses import get_defense
 from ot_robust.defenses.awp import AWP, perturbable_weights
-from ot_robust.defenses.otjr_presets import PRESETS, preset
+from ot_robust.presets import get_preset as preset
+from ot_robust.presets.otjr import PRESETS
 from ot_robust.models import get_model
 
 ATTACK = dict(eps=0.1, step_size=0.05, steps=2)  # short attack: these tests check the losses, not robustness
@@ -203,5 +204,5 @@ def test_presets_build_registered_defenses_with_the_paper_settings():
     assert (c100["epochs"], c100["lr"], c100["milestones"]) == (100, 0.1, [75, 90])
     for cfg in PRESETS.values():
         get_defense(cfg["method"], **cfg["method_params"])
-    with pytest.raises(ValueError, match="unknown OTJR preset"):
+    with pytest.raises(ValueError, match="unknown preset"):
         preset("otjr-imagenet")

@@ -6,7 +6,7 @@ import torch
 import yaml
 
 from ot_robust.data import as_tensors, get_dataset
-from ot_robust.defenses.presets import PRESETS
+from ot_robust.presets import PRESETS, get_preset
 from ot_robust.train import TrainConfig, cli, load_model, subset_indices, train
 
 TINY = dict(dataset="mnist-sample", model="small_cnn", num_train=300, batch_size=50, eval_n=40, eval_steps=2,
@@ -86,6 +86,22 @@ def test_presets_are_the_paper_settings():
         TrainConfig.from_dict({"preset": name}).validate()
     with pytest.raises(ValueError, match="unknown preset"):
         TrainConfig.from_dict({"preset": "fs-imagenet"})
+
+
+def test_one_preset_lookup_for_all_three_papers():
+    """The constructor, from_dict and the CLI take every paper's presets; given fields win over the preset's."""
+    c = TrainConfig(preset="otjr-cifar10-wrn34-10", epochs=3)  # README example; the fields left default: preset's
+    assert (c.method, c.model, c.dataset, c.epochs, c.lr, c.milestones) == ("otjr", "wrn34_10", "cifar10", 3, 0.1,
+                                                                          [75, 90])
+    assert c.method_params["lambda_sw"] == 64.0 and c.preset == "otjr-cifar10-wrn34-10"
+    assert TrainConfig.from_dict({"preset": "otjr-cifar10-wrn34-10", "epochs": 1}).epochs == 1  # even = default
+    g = TrainConfig.from_dict({"preset": "got-trades-lm-mnist-cw_cnn"})
+    assert (g.method, g.model, g.optimizer, g.lr, g.method_params["warmup_steps"]) == (
+        "got_trades_lm", "cw_cnn", "adam", 1e-3, 60000 // 128)
+    assert {p.split("-")[0] for p in PRESETS} >= {"fs", "madry", "got", "otjr", "sw", "sat"}
+    assert get_preset("fs-cifar10-wrn28-10") is not get_preset("fs-cifar10-wrn28-10")  # copies
+    with pytest.raises(ValueError, match="unknown preset 'nope'; valid names"):
+        TrainConfig(preset="nope")
 
 
 def test_stratified_subset_is_balanced():
@@ -181,3 +197,11 @@ def test_training_streams_epoch_lines_under_the_pipeline(tmp_path, capfd, monkey
     err = capfd.readouterr().err
     assert "[train/run] epoch 1/2 done in" in err and "[train/run] epoch 2/2 done in" in err
     assert "held-out clean" in err and "pgd2" in err
+
+
+def test_presets_command_lists_every_preset(capsys):
+    from ot_robust.__main__ import main
+
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == len(PRESETS) and any(ln.startswith("got-trades-lm-mnist-cw_cnn ") for ln in out)

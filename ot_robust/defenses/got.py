@@ -275,7 +275,7 @@ class GOT(Defense):
             maximisation from ``x + 0.001 N(0, 1)``).
         label_matching: False = GOT-*-S (Eq. 5), True = GOT-*-LM (Eq. 6).
         eps, step_size, steps: the training adversary (L_inf, [0, 1] pixel scale). GOT App. A.3: MNIST 0.3 / 0.01 /
-            40; CIFAR-10/100, SVHN 8/255 / 2/255 / 20 (see :mod:`.got_presets`).
+            40; CIFAR-10/100, SVHN 8/255 / 2/255 / 20 (see :mod:`ot_robust.presets.got`).
         beta: weight of W (App. A.3: 10). alpha: weight of the adversarial term (1 for PGD, 6 for TRADES; None picks
             these). clean_weight: weight of CE on clean images (1 in Eq. 3-4; the appendix drops it for GOT-PGD on
             MNIST/CIFAR and uses 0.5 on SVHN: set by the presets).

@@ -13,6 +13,8 @@ A profile is a YAML file in this folder (or any path ending in ``.yaml``). Schem
     methods:                         # one trained model per entry (the key is the experiment name)
       pgd_at:
         method: pgd_at               # a defense registered in ot_robust.defenses
+        preset: madry-cifar10-wrn28-10   # or a named paper configuration (ot_robust.presets): it gives method,
+                                     # params and train settings; the entry's own keys win key by key
         label: Madry                 # display name (optional; default: the key)
         params: {eps: 0.3, ...}      # keyword arguments of get_defense
         train: {epochs: 3}           # TrainConfig overrides for this method (optional)
@@ -62,8 +64,10 @@ TOP_KEYS = {"name": str, "description": str, "dataset": str, "data_root": (str, 
 #: a meta profile (``study``) runs other profiles in order under one budget, then the claims-verdict notebook
 META_KEYS = {"name": str, "description": str, "include": list, "runs_dir": str, "claims": bool}
 REQUIRED_TOP = ("name", "description", "dataset", "model", "methods", "eval")
-METHOD_KEYS = {"method": str, "label": str, "params": dict, "train": dict, "seed": int, "tables": dict,
+METHOD_KEYS = {"method": str, "preset": str, "label": str, "params": dict, "train": dict, "seed": int, "tables": dict,
                "curves": bool, "transfer_from": dict, "autoattack": bool}
+#: preset fields that a profile takes from the profile itself (checked equal), not from the preset
+_PRESET_PROFILE_FIELDS = ("dataset", "model")
 EVAL_KEYS = {"n_examples": int, "batch_size": int, "attacks": dict, "strong": (dict, type(None)),
              "autoattack": (dict, type(None)),
              "curves": (dict, type(None)), "loss_curves": (dict, type(None)), "sanity": bool}
@@ -209,6 +213,29 @@ def _check_keys(obj: Any, schema: dict[str, Any], where: str, src: str, required
             raise ProfileError(f"{src}: {where}.{k} must be {allowed}, got {obj[k]!r}")
 
 
+def _expand_preset(m: dict[str, Any], raw: dict[str, Any], where: str, src: str) -> dict[str, Any]:
+    """A method entry with ``preset: NAME`` (:func:`ot_robust.presets.get_preset`): the preset gives ``method``,
+    ``params`` (its method_params) and ``train`` (its training fields); the entry's own keys win, key by key. The
+    preset's dataset and model must be the profile's."""
+    from ..presets import get_preset
+
+    try:
+        p = get_preset(m["preset"])
+    except ValueError as e:
+        raise ProfileError(f"{src}: {where}.preset: {e}") from None
+    for k in _PRESET_PROFILE_FIELDS:
+        if k in p and p[k] != raw.get(k):
+            raise ProfileError(f"{src}: {where}.preset {m['preset']!r} is for {k}={p[k]!r}, the profile has "
+                               f"{k}={raw.get(k)!r}")
+    if "method" in m and m["method"] != p["method"]:
+        raise ProfileError(f"{src}: {where}.method {m['method']!r} contradicts preset {m['preset']!r} "
+                           f"(method {p['method']!r}); leave method out")
+    train = {k: v for k, v in p.items() if k not in ("method", "method_params", "preset", *_PRESET_PROFILE_FIELDS)}
+    out = {**m, "method": p["method"], "params": {**p.get("method_params", {}), **m.get("params", {})},
+           "train": {**train, **m.get("train", {})}}
+    return out
+
+
 def validate_profile(raw: Any, source: str = "<profile>", check_registries: bool = True,
                      expected_name: str | None = None) -> Profile:
     """Validate a profile given as a parsed mapping and return a :class:`Profile` (see :func:`load_profile`)."""
@@ -225,7 +252,9 @@ def validate_profile(raw: Any, source: str = "<profile>", check_registries: bool
         where = f"methods.{exp}"
         if not isinstance(exp, str) or not _NAME_RE.match(exp):
             raise ProfileError(f"{src}: experiment name {exp!r} must be lower-case letters, digits, '-' or '_'")
-        _check_keys(m, METHOD_KEYS, where, src, ("method",))
+        _check_keys(m, METHOD_KEYS, where, src, () if "preset" in m else ("method",))
+        if "preset" in m:
+            raw["methods"][exp] = m = _expand_preset(m, raw, where, src)
         for row_src, other in m.get("transfer_from", {}).items():
             if other not in raw["methods"]:
                 raise ProfileError(f"{src}: {where}.transfer_from.{row_src} names unknown experiment {other!r}; "

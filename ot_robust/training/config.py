@@ -43,7 +43,7 @@ class TrainConfig:
         eval_eps, eval_steps, eval_step_size: the per-epoch PGD (None -> ``EVAL_DEFAULTS`` for the dataset).
         num_workers, data_root, augment (None = the dataset's default training augmentation).
         ddp: None (auto: on when launched by torchrun with WORLD_SIZE > 1), True or False. ddp_backend: None
-            (nccl on CUDA, gloo on CPU). progress: tqdm bars. preset: name in ``ot_robust.defenses.presets``.
+            (nccl on CUDA, gloo on CPU). progress: tqdm bars. preset: name in ``ot_robust.presets``.
     """
 
     method: str = "standard"
@@ -80,6 +80,23 @@ class TrainConfig:
     progress: bool = True
     preset: Optional[str] = None
 
+    def __post_init__(self):
+        """``TrainConfig(preset=NAME, epochs=3, ...)``: the fields left at their defaults take the preset's values
+        (``method_params`` / ``model_params`` merged key by key, the given keys win). ValueError: unknown preset."""
+        if not self.preset:
+            return
+        from ..presets import get_preset
+
+        base = get_preset(self.preset)
+        for f in dataclasses.fields(self):
+            if f.name not in base:
+                continue
+            if f.name in ("method_params", "model_params"):
+                setattr(self, f.name, {**base[f.name], **getattr(self, f.name)})
+            elif getattr(self, f.name) == (f.default_factory() if f.default_factory is not dataclasses.MISSING
+                                           else f.default):
+                setattr(self, f.name, base[f.name])
+
     # ---------------------------------------------------------------- construction
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -92,13 +109,15 @@ class TrainConfig:
             raise ValueError(f"unknown TrainConfig keys {unknown}; allowed: {sorted(names)}")
         base: dict = {}
         if d.get("preset"):
-            from ..defenses.presets import get_preset
+            from ..presets import get_preset
 
             base = get_preset(d["preset"])
-        merged = {**base, **d}
+        merged = {**base, **d, "preset": None}  # given keys win, even where they equal a field's default
         for key in ("method_params", "model_params"):
             merged[key] = {**base.get(key, {}), **(d.get(key) or {})}
-        return cls(**merged)
+        cfg = cls(**merged)
+        cfg.preset = d.get("preset")
+        return cfg
 
     @classmethod
     def from_file(cls, path: str | Path, overrides: list[str] | None = None) -> "TrainConfig":

@@ -1,4 +1,4 @@
-"""Named paper configurations: the defaults of a :class:`~ot_robust.train.TrainConfig` with ``preset=<name>``.
+"""Feature Scattering's presets (``fs-``, ``madry-``, ``standard-``, ``random-targeted-<dataset>-wrn28-10``).
 
 Feature Scattering (Zhang & Wang 2019, Sec. 5 and official code): WRN-28-10, batch 60 (rebuttal: "Batch size of
 60 is used"), SGD momentum 0.9, weight decay 2e-4, lr 0.1 (CIFAR) / 0.01 (SVHN), x0.1 at epochs 60 and 90,
@@ -9,8 +9,6 @@ PGD 7 steps of 2/255 in an 8/255 ball (FS Fig. 3 caption: "Madry ... trained wit
 FS trains the baselines with the same batch size and weight decay as its own model (one training script).
 """
 from __future__ import annotations
-
-import copy
 
 _FS = dict(eps=8 / 255, steps=1, label_smoothing=0.5, reg=0.01, perturbation="feature_scattering", matching="ot",
            solver="sinkhorn")
@@ -30,9 +28,3 @@ for _ds, _lr in _LR.items():
     PRESETS[f"random-targeted-{_ds}-wrn28-10"] = dict(_COMMON, dataset=_ds, lr=_lr, epochs=100,
                                                       method="random_targeted", method_params=dict(_MADRY))
 
-
-def get_preset(name: str) -> dict:
-    """A deep copy of preset ``name`` (TrainConfig fields). Raises ValueError listing the valid names."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; valid names: {sorted(PRESETS)}")
-    return copy.deepcopy(PRESETS[name])

@@ -2,7 +2,9 @@
 
 :func:`got_preset` returns ``{"model", "method", "params", "train"}``: ``params`` are keyword arguments of
 ``get_defense(method, ...)`` (:class:`~ot_robust.defenses.got.GOT`), ``train`` holds TrainConfig-style fields
-(optimizer, lr, momentum, weight_decay, epochs, batch_size, schedule, milestones, gamma).
+(optimizer, lr, momentum, weight_decay, epochs, batch_size, schedule, milestones, gamma). The same settings as named
+TrainConfig presets (:data:`PRESETS`, through :func:`ot_robust.presets.get_preset`):
+``got-<pgd|trades>-<s|lm>-<dataset>-<model>``, e.g. ``got-trades-lm-mnist-cw_cnn``, ``got-pgd-s-cifar10-resnet18``.
 
 What the appendix says, and what we chose where it is ambiguous or contradicts itself:
 
@@ -35,7 +37,7 @@ from __future__ import annotations
 
 import copy
 
-from .got import POTENTIAL_DEFAULTS
+from ..defenses.got import POTENTIAL_DEFAULTS
 
 _COMMON = dict(beta=10.0, theta=0.1, lam=1.0, d_x="cosine", d_y="kl", latent="penultimate", w_gradient="adversarial",
                **POTENTIAL_DEFAULTS)
@@ -46,7 +48,7 @@ _CIFAR_TRAIN = dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=2e-4, ep
                     schedule="multistep", milestones=[75, 90], gamma=0.1)
 
 #: dataset -> {model, attack (eps, step_size, steps), train, per-variant overrides {pgd: {...}, trades: {...}}}
-PRESETS: dict[str, dict] = {
+SETTINGS: dict[str, dict] = {
     "mnist": dict(model="cw_cnn", attack=dict(eps=0.3, step_size=0.01, steps=40),
                   train=dict(optimizer="adam", lr=1e-3, weight_decay=0.0, epochs=100, batch_size=128),
                   pgd=dict(alpha=1.0, clean_weight=0.0), trades=dict(alpha=6.0, clean_weight=1.0)),
@@ -58,8 +60,8 @@ PRESETS: dict[str, dict] = {
                  train={**_CIFAR_TRAIN, "lr": 0.01},
                  pgd=dict(alpha=2.0, clean_weight=0.5), trades=dict(alpha=3.0, clean_weight=1.0)),
 }
-PRESETS["mnist-sample"] = PRESETS["mnist"]
-PRESETS["cifar10-jpeg"] = PRESETS["cifar10"]
+SETTINGS["mnist-sample"] = SETTINGS["mnist"]
+SETTINGS["cifar10-jpeg"] = SETTINGS["cifar10"]
 
 
 def got_preset(dataset: str, variant: str = "trades", label_matching: bool = True) -> dict:
@@ -68,12 +70,28 @@ def got_preset(dataset: str, variant: str = "trades", label_matching: bool = Tru
     Returns ``{"model": str, "method": "got_<variant>_<s|lm>", "params": {...GOT kwargs}, "train": {...}}`` (a
     fresh copy). Raises ValueError for an unknown dataset or variant.
     """
-    if dataset not in PRESETS:
-        raise ValueError(f"no GOT preset for dataset={dataset!r}; allowed: {sorted(PRESETS)}")
+    if dataset not in SETTINGS:
+        raise ValueError(f"no GOT preset for dataset={dataset!r}; allowed: {sorted(SETTINGS)}")
     if variant not in ("pgd", "trades"):
         raise ValueError(f"variant={variant!r}; allowed: ('pgd', 'trades')")
-    p = PRESETS[dataset]
+    p = SETTINGS[dataset]
     params = {**_COMMON, **p["attack"], **p[variant],
               "warmup_steps": TRAIN_SIZE[dataset] // p["train"]["batch_size"]}
     return copy.deepcopy({"model": p["model"], "method": f"got_{variant}_{'lm' if label_matching else 's'}",
                           "params": params, "train": p["train"]})
+
+
+def _named() -> dict[str, dict]:
+    out = {}
+    for ds in ("mnist", "cifar10", "cifar100", "svhn"):
+        for variant in ("pgd", "trades"):
+            for lm in (False, True):
+                g = got_preset(ds, variant, lm)
+                name = f"got-{variant}-{'lm' if lm else 's'}-{ds}-{g['model']}"
+                out[name] = dict(g["train"], dataset=ds, model=g["model"], method=g["method"],
+                                 method_params=g["params"])
+    return out
+
+
+#: named TrainConfig presets, one per (dataset, variant, S / LM)
+PRESETS: dict[str, dict] = _named()

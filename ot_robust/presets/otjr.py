@@ -1,8 +1,8 @@
 """The OTJR paper's training settings (Sec. 4.1, Table 7-8, Sec. 4.3) and a CPU-scale MNIST variant.
 
 Each preset is a dict of :class:`~ot_robust.train.TrainConfig` fields (``method``, ``method_params``, ``dataset``,
-``model``, optimiser and schedule), the format of :mod:`ot_robust.defenses.presets`, named
-``<method>-<dataset>-<model>`` (e.g. ``otjr-cifar10-wrn34-10``, ``otjr-mnist-small_cnn``). :func:`preset` returns a copy.
+``model``, optimiser and schedule), named ``<method>-<dataset>-<model>`` (e.g. ``otjr-cifar10-wrn34-10``,
+``otjr-mnist-small_cnn``); :func:`ot_robust.presets.get_preset` returns a copy.
 
 Paper (Sec. 4.1): WRN-34-10, 100 epochs, SGD momentum 0.9, lr 0.1 divided by 10 at epochs 75 and 90, batch 128,
 weight decay 2e-4 (authors' config), L_inf PGD-10 training attack eps 8/255 step 2/255, last-epoch model;
@@ -15,7 +15,6 @@ K = 32 (C = 10 as on CIFAR-10), lambda_SW = 64, lambda_J = 0.002 (JR-only: 0.02)
 """
 from __future__ import annotations
 
-import copy
 import math
 
 _CIFAR_TRAIN = dict(model="wrn34_10", epochs=100, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
@@ -61,17 +60,6 @@ def _presets() -> dict[str, dict]:
 
 
 PRESETS = _presets()
-
-
-def preset(name: str) -> dict:
-    """A deep copy of preset ``name`` (e.g. ``"cifar10_otjr"``, ``"cifar100_otjr"``, ``"mnist_sw"``).
-
-    Raises:
-        ValueError: unknown name (the message lists the valid ones).
-    """
-    if name not in PRESETS:
-        raise ValueError(f"unknown OTJR preset {name!r}; valid names: {sorted(PRESETS)}")
-    return copy.deepcopy(PRESETS[name])
 
 
 #: Table 8 sensitivity grid (CIFAR-10): (lambda_J, lambda_SW, K) rows, the first being the default.
