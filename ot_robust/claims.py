@@ -166,9 +166,10 @@ def evaluate_claim(claim: Claim, runs_dir: str | Path, paper_tables: dict[str, A
            "note": claim.note}
     if claim.column.startswith("curve:"):
         lo, hi = (float(v) for v in claim.column.split(":", 1)[1].split("-"))
-        if _load(runs_dir, claim.profile, claim.a) is None:
+        loaded = _load(runs_dir, claim.profile, claim.a)
+        if loaded is None:
             return row
-        ev = _load(runs_dir, claim.profile, claim.a)[0]
+        ev = loaded[0]
         d, cl, ch, n = _curve_drop(ev, runs_dir, claim.profile, claim.a, lo, hi)
         row.update(ours=d, ci_low=cl, ci_high=ch, n=n, seeds=1, test="Newcombe (drop)",
                    verdict=verdict(row["paper_effect"], cl, ch, claim.margin))

@@ -4,8 +4,9 @@
 :class:`EvalReport`: a table with clean accuracy, accuracy under each attack (per-example worst case over its
 restarts), the FS-rebuttal "min over R runs" row for attacks with restarts, the per-example worst case over all
 attacks, and the gradient-masking sanity checks of :mod:`ot_robust.sanity` beside them. Accuracy = correct on the
-clean input *and* on the attack's output, in %. Curves: :func:`accuracy_vs_epsilon` (FS Fig. 3a, GOT Figs. 2-5),
-:func:`accuracy_vs_steps` (FS Fig. 3b-c), :func:`pgd_loss_curves` (FS supplement Fig. 1).
+clean input *and* on the attack's output, in %. The curves (accuracy vs eps / steps, PGD loss over iterations) are
+in :mod:`ot_robust.curves`; loading models (run folders, your own factory, checkpoints) in
+:mod:`ot_robust.models.loading`.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .attacks import PGD, fast_path, make_attack, model_mode, parse_spec
-from .attacks.losses import LOSSES
+from .attacks import correct_mask, fast_path, make_attack, model_mode, parse_spec
 from .batch_cache import BatchCache
+from .models.loading import load_model, load_user_model
 from .sanity import SanityConfig, check_table_consistency, run_sanity
-from .utils import atomic_write_json, get_device, provenance, tqdm_class
+from .utils import atomic_write_json, derive_seed, get_device, provenance, tqdm_class
 
 COLUMNS = ["attack", "spec", "accuracy", "n", "ci_low", "ci_high", "runs", "max_min", "time_s"]
 
@@ -96,19 +97,12 @@ def _row(attack: str, spec: str, mask: torch.Tensor, **kw) -> dict[str, Any]:
     return dict(attack=attack, spec=spec, accuracy=100.0 * k / n, n=n, ci_low=lo, ci_high=hi, **kw)
 
 
-def _seed(base: int, *parts: int) -> int:
-    s = base
-    for p in parts:
-        s = (s * 1_000_003 + p + 1) % (2**31 - 1)
-    return s
-
-
 def _runs(attack, seed: int, i: int) -> list:
     """Restart studies run one restart at a time (per-run accuracies for the FS 'min over R runs' row)."""
     r = getattr(attack, "restarts", 1)
     fields = {f.name for f in dataclasses.fields(attack)} if dataclasses.is_dataclass(attack) else set()
     if r > 1 and hasattr(attack, "replace") and "seed" in fields:
-        return [attack.replace(restarts=1, seed=_seed(seed, i, j)) for j in range(r)]
+        return [attack.replace(restarts=1, seed=derive_seed(seed, i, j)) for j in range(r)]
     return [attack]
 
 
@@ -132,7 +126,7 @@ def _robust_mask(model, attack, x, y, batch_size, device, seed, spec, bar, cache
     out, seconds = [], 0.0
     for b, start in enumerate(range(0, len(x), batch_size)):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        s = _seed(seed, b)
+        s = derive_seed(seed, b)
         atk = attack
         if dataclasses.is_dataclass(attack) and "seed" in {f.name for f in dataclasses.fields(attack)} \
                 and attack.seed is None:
@@ -204,9 +198,7 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
     rows, robust = [], {}
     devices = [dev] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), model_mode(model):
-        with torch.no_grad():
-            clean = torch.cat([model(x[i:i + batch_size].to(dev)).argmax(1).cpu() == y[i:i + batch_size]
-                               for i in range(0, len(x), batch_size)])
+        clean = correct_mask(model, x, y, batch_size, dev)
         rows.append(_row("clean", "", clean, runs=1, max_min=0.0, time_s=0.0))
         robust["clean"] = clean
         worst = clean.clone()
@@ -215,7 +207,7 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
         with tqdm_class()(total=total, disable=not progress, desc="evaluate", unit="ex") as bar:
             for i, (spec, atk) in enumerate(zip(specs, objs)):
                 name = parse_spec(spec)[0] if isinstance(attacks[i], str) else type(atk).__name__
-                done = [_robust_mask(model, run, x, y, batch_size, dev, _seed(seed, i, j), spec, bar, cache,
+                done = [_robust_mask(model, run, x, y, batch_size, dev, derive_seed(seed, i, j), spec, bar, cache,
                                      log)
                         for j, run in enumerate(_runs(atk, seed, i))]
                 runs = [clean & m for m, _ in done]
@@ -240,107 +232,15 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
             for a in objs:
                 if eps is None and isinstance(getattr(a, "eps", None), (int, float)) and 0 < a.eps < math.inf:
                     eps, norm = a.eps, norm or getattr(a, "norm", "linf")
-            eps = eps if eps is not None else (0.3 if x.shape[1] == 1 else 8 / 255)
+            if eps is None:  # no attack with a finite eps: the dataset's default (tensors: by channel count)
+                from .data import default_attack
+
+                eps = default_attack(data_name)[0] if data_name != "tensors" else (0.3 if x.shape[1] == 1 else 8 / 255)
             checks = check_table_consistency(table) + run_sanity(model, x.to(dev), y.to(dev), eps, norm or "linf",
                                                                  sanity_config)
     meta = dict(n_examples=len(x), seed=seed, batch_size=batch_size, dataset=data_name, attacks=specs,
                 device=str(dev), order=order, indices=[int(i) for i in indices])
     return EvalReport(table, rows[-1]["accuracy"], checks, meta, {k: v.tolist() for k, v in robust.items()})
-
-
-def _accuracy(model, attack, x, y, batch_size, device, seed) -> float:
-    attack = fast_path(attack) if attack is not None else None
-    dev = get_device(device)
-    model.to(dev)
-    ok = []
-    with model_mode(model):
-        for b, i in enumerate(range(0, len(x), batch_size)):
-            xb, yb = x[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev)
-            torch.manual_seed(_seed(seed, b))
-            xa = attack(model, xb, yb) if attack is not None else xb
-            with torch.no_grad():
-                ok.append(((model(xb).argmax(1) == yb) & (model(xa).argmax(1) == yb)).cpu())
-    return 100.0 * torch.cat(ok).float().mean().item()
-
-
-def accuracy_vs_epsilon(model, x, y, epsilons: Sequence[float], steps: int = 20, norm: str = "linf",
-                        step_size: float | None = None, restarts: int = 1, loss: str = "ce", batch_size: int = 250,
-                        device=None, seed: int = 0) -> pd.DataFrame:
-    """PGD-``steps`` accuracy (%) at each eps (FS Fig. 3a). ``step_size`` None -> 2.5 * eps / steps per eps.
-
-    Returns a DataFrame with columns ``epsilon, accuracy``.
-    """
-    accs = []
-    for e in epsilons:
-        atk = None if e == 0 else PGD(e, steps, step_size, norm=norm, restarts=restarts, loss=loss, seed=seed)
-        accs.append(_accuracy(model, atk, x, y, batch_size, device, seed))
-    return pd.DataFrame({"epsilon": list(epsilons), "accuracy": accs})
-
-
-def accuracy_vs_steps(model, x, y, eps: float, steps_list: Sequence[int], step_size: float, norm: str = "linf",
-                      restarts: int = 1, loss: str = "ce", batch_size: int = 250, device=None,
-                      seed: int = 0) -> pd.DataFrame:
-    """PGD accuracy (%) at a fixed eps and step size for each number of steps (FS Fig. 3b-c).
-
-    With one restart and a named loss, one run of ``max(steps_list)`` steps gives every point (issue 15: no
-    repeated work): a ``k``-step PGD from the same start fools exactly the examples whose first fooling iterate
-    is ``<= k`` (``fooled_at`` of :func:`ot_robust.attacks.perturb`); otherwise one run per point.
-
-    Returns a DataFrame with columns ``steps, accuracy``.
-    """
-    steps_list = [int(s) for s in steps_list]
-    if restarts != 1 or loss not in LOSSES or not steps_list:
-        accs = [_accuracy(model, PGD(eps, s, step_size, norm=norm, restarts=restarts, loss=loss, seed=seed),
-                          x, y, batch_size, device, seed) for s in steps_list]
-        return pd.DataFrame({"steps": steps_list, "accuracy": accs})
-    from .attacks import perturb
-    from .attacks.whitebox import make_generator
-
-    PGD(eps, max(steps_list), step_size, norm=norm, loss=loss)  # the same checks as a PGD of these settings
-    dev = get_device(device)
-    model.to(dev)
-    clean, first = [], []
-    with model_mode(model):
-        for i in range(0, len(x), batch_size):
-            xb, yb = x[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev)
-            fa = torch.empty(len(xb), dtype=torch.int64, device=dev)
-            perturb(model, xb, yb, LOSSES[loss], eps, step_size, max(steps_list), norm=norm,
-                    generator=make_generator(seed, dev), stop_fooled=True, fooled_at=fa)
-            with torch.no_grad():
-                clean.append((model(xb).argmax(1) == yb).cpu())
-            first.append(fa.cpu())
-    clean, first = torch.cat(clean), torch.cat(first)
-    accs = [100.0 * (clean & (first > k)).float().mean().item() for k in steps_list]
-    return pd.DataFrame({"steps": steps_list, "accuracy": accs})
-
-
-def pgd_loss_curves(model, x, y, n_starts: int = 20, steps: int = 20, eps: float = 8 / 255,
-                    step_size: float | None = None, norm: str = "linf", loss: str = "ce", device=None,
-                    seed: int = 0) -> pd.DataFrame:
-    """Loss over PGD iterations for ``n_starts`` random starts (FS supplement Fig. 1; FS rebuttal Sec. 3).
-
-    All starts run in one batched call (x repeated ``n_starts`` times). Returns a long DataFrame with columns
-    ``start, iteration (0..steps), loss`` (mean over the examples of ``x`` for that start).
-    """
-    if loss not in LOSSES:
-        raise ValueError(f"loss={loss!r}; allowed: {sorted(LOSSES)}")
-    dev = get_device(device)
-    model.to(dev)
-    b = len(x)
-    xr, yr = x.to(dev).repeat(n_starts, 1, 1, 1), y.to(dev).repeat(n_starts)
-    record = torch.zeros(steps + 1, n_starts)
-
-    def cb(_r, t, val):
-        record[t] = val.view(n_starts, b).mean(1).cpu()
-
-    from .attacks import perturb
-
-    step_size = 2.5 * eps / steps if step_size is None else step_size
-    gen = torch.Generator(device=dev).manual_seed(seed)
-    perturb(model, xr, yr, LOSSES[loss], eps, step_size, steps, norm=norm, keep_best=True, generator=gen,
-            callback=cb)
-    return pd.DataFrame([(s, t, float(record[t, s])) for t in range(steps + 1) for s in range(n_starts)],
-                        columns=["start", "iteration", "loss"])
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
@@ -364,8 +264,6 @@ def cli(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-sanity", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
-    from .train import load_model  # lazy: owned by the trainer
-
     run = Path(a.run) if a.run else None
     dataset = a.dataset
     if run is None and dataset is None:
@@ -391,39 +289,3 @@ def cli(argv: Sequence[str] | None = None) -> int:
         print(f"[{s['status']}] {s['check']}: {s['details']}")
     rep.to_json(a.out or (run / "eval.json" if run else "eval.json"))
     return 0
-
-
-def load_user_model(factory: str, checkpoint: str | None = None) -> nn.Module:
-    """Your own model for :func:`evaluate`: ``"pkg.module:factory"`` is imported and called with no arguments; its
-    result must be an ``nn.Module`` mapping ``(B, C, H, W)`` images in [0, 1] to logits ``(B, K)`` (put any input
-    normalization inside the model). ``checkpoint``: a ``state_dict`` file (or a dict holding one under
-    ``state_dict`` / ``model``), read with ``torch.load(weights_only=True)``. Returned in eval mode.
-
-    Raises ValueError for a malformed factory string, an import or attribute error, a factory that returns no
-    module, or a checkpoint that is not weights-only or does not fit the model.
-    """
-    import importlib
-
-    mod_name, _, attr = factory.partition(":")
-    if not mod_name or not attr:
-        raise ValueError(f"--model {factory!r}: expected 'pkg.module:factory' (a callable returning an nn.Module)")
-    try:
-        fn = getattr(importlib.import_module(mod_name), attr)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"--model {factory!r}: {type(e).__name__}: {e}") from None
-    model = fn()
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"--model {factory!r} returned {type(model).__name__}, not a torch.nn.Module")
-    if checkpoint:
-        try:
-            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - unpickling errors come in many types
-            raise ValueError(f"--checkpoint {checkpoint}: cannot be read as weights ({type(e).__name__}: "
-                             f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
-        if isinstance(state, dict) and not any(isinstance(v, torch.Tensor) for v in state.values()):
-            state = state.get("state_dict", state.get("model", state))
-        try:
-            model.load_state_dict(state)
-        except (RuntimeError, TypeError) as e:
-            raise ValueError(f"--checkpoint {checkpoint} does not fit {factory}: {str(e).splitlines()[0]}") from None
-    return model.eval()

@@ -33,14 +33,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
-from .profiles import Profile, load_profile
+from .profiles import FIGURE_NOTEBOOKS, TABLE_NOTEBOOKS, Profile, load_profile
+from .training.budget import DEADLINE_ENV, BudgetReached, deadline_passed  # noqa: F401 - public names
 from .utils import PROGRESS_ENV, REPO_ROOT, atomic_write_bytes, atomic_write_json, git_commit
 
 DONE_FILE = ".done.json"
-DEADLINE_ENV = "OT_ROBUST_DEADLINE"  # unix time after which a training step stops at its next epoch end
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
-TABLE_NOTEBOOKS = {"fs": "30_tables_fs", "got": "31_tables_got", "otjr": "32_tables_otjr"}
-FIGURE_NOTEBOOKS = {"fs": "40_figures_fs", "got": "41_figures_got", "otjr": "42_figures_otjr"}
 
 
 class PipelineError(RuntimeError):
@@ -251,17 +249,6 @@ def is_committed(step: Step, root: Path) -> bool:
         return False
     missing = [o for o in step.outputs if not (root / o).exists()]
     return rec.get("hash") == step.hash and bool(missing) and all(o.endswith(".pt") for o in missing)
-
-
-class BudgetReached(RuntimeError):
-    """Raised inside a step (the Trainer, at an epoch end) when the pipeline's ``--budget`` deadline has passed;
-    the step's checkpoint is saved and the next run of the same command continues from it."""
-
-
-def deadline_passed() -> bool:
-    """True if a pipeline budget is set (``$OT_ROBUST_DEADLINE``) and its deadline has passed."""
-    v = os.environ.get(DEADLINE_ENV)
-    return bool(v) and time.time() > float(v)
 
 
 def parse_budget(text: str | None) -> float | None:

@@ -23,38 +23,9 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from .models.loading import load_checkpoint, load_user_model  # noqa: F401 - load_checkpoint: public here too
+
 THREAT_MODELS = {"Linf": "linf", "L2": "l2"}
-
-
-def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
-    """Load a RobustBench-style checkpoint into ``model`` (in place; returned in eval mode).
-
-    Accepts a plain ``state_dict`` or one nested under ``state_dict`` / ``model_state_dict`` / ``model``, with or
-    without DataParallel's ``module.`` prefix (as RobustBench's loader does). Read with ``weights_only=True``: a
-    crafted pickle cannot run code.
-
-    Raises:
-        ValueError: the file cannot be read as weights, holds no state dict, or does not fit the model (the
-            message names the file and the first mismatch).
-    """
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - unpickling errors come in many types
-        raise ValueError(f"{path}: cannot be read as weights ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
-    for key in ("state_dict", "model_state_dict", "model"):
-        if isinstance(blob, dict) and isinstance(blob.get(key), dict):
-            blob = blob[key]
-            break
-    if not isinstance(blob, dict) or not blob or not all(isinstance(v, torch.Tensor) for v in blob.values()):
-        raise ValueError(f"{path}: no state dict found (expected tensors, or a dict holding them under "
-                         "'state_dict', 'model_state_dict' or 'model')")
-    state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in blob.items()}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise ValueError(f"{path} does not fit {type(model).__name__}: {str(e).splitlines()[0]}") from None
-    return model.eval()
 
 
 def first_n(dataset, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,7 +58,7 @@ def benchmark(model: nn.Module, n_examples: int = 10000, dataset: str = "cifar10
     Raises:
         ValueError: unknown threat model, missing or bad eps (:func:`ot_robust.validation.check_eps`), bad n.
     """
-    from .attacks import AutoAttack, model_mode
+    from .attacks import AutoAttack, correct_mask
     from .data import get_dataset
     from .stats import wilson_interval
     from .utils import get_device
@@ -105,13 +76,9 @@ def benchmark(model: nn.Module, n_examples: int = 10000, dataset: str = "cifar10
     aa = autoattack or AutoAttack(eps=eps, norm=norm, seed=0)
     if (aa.eps, aa.norm) != (eps, norm):
         raise ValueError(f"autoattack has eps={aa.eps}, norm={aa.norm!r}; the benchmark asks eps={eps}, {norm!r}")
-    with model_mode(model), torch.no_grad():
-        clean = torch.cat([(model(x[i:i + batch_size].to(dev)).argmax(1) == y[i:i + batch_size].to(dev)).cpu()
-                           for i in range(0, len(x), batch_size)])
     x_adv = aa.run(model, x, y, batch_size=batch_size)
-    with model_mode(model), torch.no_grad():
-        robust = torch.cat([(model(x_adv[i:i + batch_size].to(dev)).argmax(1) == y[i:i + batch_size].to(dev)).cpu()
-                            for i in range(0, len(x), batch_size)]) & clean
+    clean = aa.last_clean.cpu()  # the clean predictions the driver started from
+    robust = correct_mask(model, x_adv, y, batch_size, dev).cpu() & clean  # re-checked on the returned points
     out: dict[str, Any] = {
         "clean_accuracy": 100.0 * clean.float().mean().item(), "robust_accuracy": 100.0 * robust.float().mean().item(),
         "n": len(x), "ci": {"clean": list(wilson_interval(int(clean.sum()), len(x))),
@@ -136,7 +103,6 @@ def benchmark(model: nn.Module, n_examples: int = 10000, dataset: str = "cifar10
 def cli(argv: Sequence[str] | None = None) -> int:
     """``python -m ot_robust robustbench --model pkg.module:factory [--checkpoint file] --dataset cifar10
     --eps 8/255 [--threat-model Linf] [--n 1000] [--batch-size 32] [--out result.json]``"""
-    from .evaluate import load_user_model
     from .utils import atomic_write_json, parse_number
 
     p = argparse.ArgumentParser(prog="python -m ot_robust robustbench", description=cli.__doc__)

@@ -167,7 +167,7 @@ def run_sanity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, n
     out.append(_result("blackbox_vs_whitebox", sq < pgd - cfg.tol,
                        f"Square ({cfg.square_queries} queries) must not beat PGD-{k}", square=sq, pgd=pgd))
 
-    from .evaluate import pgd_loss_curves  # evaluate imports this module at top level
+    from .curves import pgd_loss_curves
 
     curves = pgd_loss_curves(model, x[: cfg.loss_examples], y[: cfg.loss_examples], n_starts=cfg.loss_starts,
                              steps=k, eps=eps, norm=norm, seed=s)

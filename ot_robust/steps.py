@@ -44,7 +44,7 @@ def train_config(*, method: str, method_params: Any, dataset: str, data_root: st
     Raises:
         ValueError: unknown TrainConfig field, or a value TrainConfig.validate rejects (checked before training).
     """
-    from .train import TrainConfig
+    from .training.config import TrainConfig
 
     kw = {"progress": False, **dict(_obj(train_params) or {})}
     kw.update(method=method, method_params=dict(_obj(method_params) or {}), dataset=dataset, model=model,
@@ -165,10 +165,10 @@ def worst_by_threat_model(masks: dict[str, Any], specs: dict[str, str]) -> dict[
 
 def default_attacks(dataset: str) -> dict[str, str]:
     """The evaluate notebook's default suite: FGSM and PGD-20 (step 2.5 eps / 20) at the dataset's eps
-    (:data:`ot_robust.training.config.EVAL_DEFAULTS`: MNIST 0.3, Fashion-MNIST 0.1, else 8/255)."""
-    from .train import TrainConfig
+    (:func:`ot_robust.data.default_attack`: MNIST 0.3, Fashion-MNIST 0.1, else 8/255)."""
+    from .data import default_attack
 
-    eps = TrainConfig(dataset=dataset).eval_attack()[0]
+    eps = default_attack(dataset)[0]
     return {"fgsm": f"fgsm eps={eps!r}", "pgd20": f"pgd-linf eps={eps!r} steps=20 step={2.5 * eps / 20!r}"}
 
 
@@ -202,7 +202,7 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
     from .evaluate import evaluate
     from .masks import save_masks
     from .stats import wilson_interval
-    from .train import load_model
+    from .models.loading import load_model
 
     specs = default_attacks(dataset) if attacks == "default" else dict(_obj(attacks))
     aa, curves, loss_curves, transfer_from = (_obj(autoattack), _obj(curves), _obj(loss_curves),
@@ -271,7 +271,7 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
 
 def _curves(model, test, c: dict[str, Any], seed: int, batch_size: int) -> dict[str, Any]:
     """FS Fig. 3 data: accuracy under PGD-20 vs epsilon (step 2.5 eps / 20) and vs iterations at ``c["eps"]``."""
-    from .evaluate import accuracy_vs_epsilon, accuracy_vs_steps
+    from .curves import accuracy_vs_epsilon, accuracy_vs_steps
     from .utils import parse_number
 
     from .evaluate import _load_data
@@ -299,7 +299,7 @@ def _loss_curves(model, test, c: dict[str, Any], seed: int) -> dict[str, Any]:
     """FS supplement Fig. 1 data: the PGD cross-entropy per iteration for ``restarts`` random starts (mean over
     ``n_examples`` test images), as a restarts x (steps + 1) list."""
     from .data import as_tensors
-    from .evaluate import pgd_loss_curves
+    from .curves import pgd_loss_curves
     from .utils import parse_number
 
     eps = parse_number(c["eps"])

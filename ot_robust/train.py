@@ -1,320 +1,21 @@
-"""The Trainer: one loop for every method (the defense supplies the loss), with checkpoints, resume, metrics and DDP.
+"""Training, the public face: ``train(config, run_dir)``, :func:`load_model`, and ``python -m ot_robust train``.
 
-``train(config, run_dir)`` writes into ``run_dir``:
-
-* ``config.json``: every parameter (:class:`TrainConfig`), model spec, dataset and whether it is the exact original,
-  git commit and package versions (:func:`ot_robust.utils.provenance`), world size;
-* ``checkpoint.pt`` every epoch (atomic; the previous kept as ``checkpoint.prev.pt``; SHA-256 sidecars) with the
-  model, optimiser(s) (the defense's own too), scheduler, AMP scaler, defense state, RNG states of every process
-  (Python, NumPy, torch CPU/CUDA, DataLoader generator) and the epoch: resuming continues exactly as if never stopped
-  (bit-identical on CPU with ``deterministic=True``);
-* ``metrics.jsonl``: one line per epoch (train loss, train accuracy on the training inputs, clean and PGD accuracy on
-  a fixed held-out batch, the defense's logs averaged, lr, time, images/s);
-* ``model.pt`` at the end: weights + model spec, for :func:`load_model`.
-
-The epoch order comes from a ``DistributedSampler`` (also with one process: same permutation, seeded by
-``seed + epoch``) and ``drop_last`` batches, so that with P processes each takes a slice of every global batch and
-the union of the slices is exactly the single-process batch.
+``train`` runs the :class:`~ot_robust.training.trainer.Trainer` (one loop for every method: the defense supplies the
+loss; checkpoints, resume, metrics, DDP) and writes into ``run_dir``: ``config.json`` (every parameter, model spec,
+dataset, provenance), ``checkpoint.pt`` every epoch (atomic, resumable bit-identically), ``metrics.jsonl`` (one line
+per epoch) and ``model.pt`` at the end, which :func:`load_model` reads back. See :mod:`ot_robust.training.trainer`.
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import math
-import time
 from pathlib import Path
 from typing import Optional
 
-import torch
-from torch.utils.data import DataLoader, DistributedSampler, Subset
-
-from .training.checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
+from .models.loading import load_model
 from .training.config import TrainConfig
-from .training.distributed import DistInfo, init_distributed
-from .utils import (ProgressLog, atomic_torch_save, atomic_write_bytes, atomic_write_json, get_device, provenance,
-                    set_seed)
+from .training.trainer import Trainer, backward, subset_indices
 
-__all__ = ["TrainConfig", "Trainer", "train", "load_model", "cli"]
-
-# config fields that may change between the first run and a resume without changing the numbers' meaning
-_RESUMABLE = {"epochs", "progress", "num_workers", "device", "data_root", "ddp", "ddp_backend"}
-
-
-def subset_indices(targets: torch.Tensor, n: int, how: str, seed: int) -> torch.Tensor:
-    """Indices of an ``n``-example training subset (sorted). ``stratified``: per class the first examples in dataset
-    order, classes balanced (round-robin by within-class rank); ``random``: seeded; ``first``: ``0..n-1``."""
-    N = len(targets)
-    n = min(n, N)
-    if how == "first":
-        return torch.arange(n)
-    if how == "random":
-        return torch.randperm(N, generator=torch.Generator().manual_seed(seed))[:n].sort().values
-    from .data import class_round_robin
-
-    return class_round_robin(targets)[:n].sort().values
-
-
-def backward(loss: torch.Tensor, params) -> None:
-    """``loss.backward()`` restricted to ``params`` (the tensors an optimizer steps): the same gradients for them,
-    nothing accumulated elsewhere, and autograd skips the work only other leaves need, e.g. the first layer's input
-    gradient when a defense's clean inputs require grad (OTJR's Jacobian penalty). Raises ``ValueError`` when no
-    parameter requires grad."""
-    inputs = [p for p in params if p.requires_grad]
-    if not inputs:
-        raise ValueError("no parameter requires grad: nothing to train")
-    torch.autograd.backward(loss, inputs=inputs)
-
-
-def _targets(ds) -> torch.Tensor:
-    from .data import dataset_targets
-
-    t = dataset_targets(ds)
-    return t if t is not None else torch.tensor([ds[i][1] for i in range(len(ds))], dtype=torch.long)
-
-
-class Trainer:
-    """Builds the model, defense, optimiser, schedule and data of a :class:`TrainConfig` and runs the epochs.
-
-    Raises ValueError (from :meth:`TrainConfig.validate`) for a bad configuration before anything is trained.
-    """
-
-    def __init__(self, config: TrainConfig, run_dir: str | Path):
-        from .data import as_tensors, dataset_info, get_dataset
-        from .models import get_model
-
-        self.cfg, self.run_dir = config, Path(run_dir)
-        self.device = get_device(config.device)
-        self.dist: DistInfo = init_distributed(config.ddp, config.ddp_backend, self.device.type)
-        try:
-            self.defense = config.validate(self.dist.world_size)
-        except Exception:
-            self.dist.close()
-            raise
-        if self.dist.enabled and self.device.type == "cuda":
-            self.device = torch.device("cuda", self.dist.local_rank)
-            torch.cuda.set_device(self.device)
-        self.defense.distributed = self.dist if self.dist.enabled else None
-        set_seed(config.seed, config.deterministic)
-        self.info = dataset_info(config.dataset)
-        self.model = get_model(config.model, config.dataset, **config.model_params).to(self.device)
-        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-        self.model.to(memory_format=self.memory_format)
-        self.dist.broadcast_module(self.model)
-        # each process draws its own attack noise (as P independent slices of one batch would)
-        torch.manual_seed(config.seed + 1_000_003 * self.dist.rank)
-        self.optimizer = self._make_optimizer()
-        self.scheduler = self._make_scheduler()
-        # mixed precision: float16 + loss scaling on CUDA, bfloat16 autocast (no scaling needed) on the CPU
-        self.amp = bool(config.amp)
-        self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.device.type == "cuda")
-
-        train_ds = get_dataset(config.dataset, "train", root=config.data_root, augment=config.augment)
-        if config.num_train is not None:
-            train_ds = Subset(train_ds, subset_indices(_targets(train_ds), config.num_train, config.subset,
-                                                       config.seed).tolist())
-        self.sampler = DistributedSampler(train_ds, num_replicas=self.dist.world_size, rank=self.dist.rank,
-                                          shuffle=True, seed=config.seed, drop_last=True)
-        self.loader_gen = torch.Generator().manual_seed(config.seed)
-        self.loader = DataLoader(train_ds, batch_size=config.batch_size // self.dist.world_size,
-                                 sampler=self.sampler, drop_last=True, num_workers=config.num_workers,
-                                 generator=self.loader_gen, pin_memory=self.device.type == "cuda",
-                                 persistent_workers=False)
-        test_ds = get_dataset(config.dataset, "test", root=config.data_root, augment=False)
-        self.eval_x, self.eval_y = (t.to(self.device) for t in as_tensors(test_ds, config.eval_n))
-        self.start_epoch = 0
-
-    # ------------------------------------------------------------------ construction helpers
-    def _make_optimizer(self) -> torch.optim.Optimizer:
-        c = self.cfg
-        if c.optimizer == "sgd":
-            return torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum,
-                                   weight_decay=c.weight_decay, nesterov=c.nesterov)
-        return torch.optim.Adam(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-
-    def _make_scheduler(self):
-        c = self.cfg
-        if c.schedule == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=c.epochs)
-        milestones = list(c.milestones) if c.schedule == "multistep" else []
-        return torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones=milestones, gamma=c.gamma)
-
-    def model_spec(self) -> dict:
-        return {"name": self.cfg.model, "dataset": self.cfg.dataset, "num_classes": self.model.num_classes,
-                "params": dict(self.cfg.model_params)}
-
-    # ------------------------------------------------------------------ checkpoint / resume
-    def state(self, epoch: int) -> dict:
-        rngs = self.dist.gather_object(rng_state(self.loader_gen))
-        return {"epoch": epoch, "config": self.cfg.to_dict(), "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict(), "defense": self.defense.state_dict(),
-                "defense_optimizers": {k: o.state_dict() for k, o in self.defense.optimizers().items()},
-                "rng": rngs, "world_size": self.dist.world_size}
-
-    def resume(self) -> int:
-        """Load the newest intact checkpoint (if any); returns the number of completed epochs."""
-        state, path = load_latest(self.run_dir)
-        if state is None:
-            self._truncate_metrics(0)  # killed after an epoch's metrics line, before its first checkpoint
-            return 0
-        old, new = state["config"], self.cfg.to_dict()
-        default = TrainConfig().to_dict()  # a field newer than the checkpoint ran at its default
-        diff = sorted(k for k in new if k not in _RESUMABLE and old.get(k, default.get(k)) != new[k])
-        if diff:
-            raise ValueError(f"{path}: the run was made with a different configuration ({diff}); "
-                             "use another run_dir or resume=False")
-        if state["world_size"] != self.dist.world_size:
-            raise ValueError(f"{path}: saved with {state['world_size']} processes, resuming with "
-                             f"{self.dist.world_size}: the RNG streams would differ")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.defense.load_state_dict(state["defense"])
-        for k, opt in self.defense.optimizers().items():
-            if k in state["defense_optimizers"]:
-                opt.load_state_dict(state["defense_optimizers"][k])
-        set_rng_state(state["rng"][self.dist.rank], self.loader_gen)
-        self.start_epoch = int(state["epoch"])
-        self._truncate_metrics(self.start_epoch)
-        return self.start_epoch
-
-    def _truncate_metrics(self, epochs_done: int) -> None:
-        """Drop metric lines of epochs after the checkpoint we resume from (e.g. after a fallback to ``prev``)."""
-        path = self.run_dir / "metrics.jsonl"
-        if self.dist.is_main and path.exists():
-            lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-            keep = [ln for ln in lines if json.loads(ln)["epoch"] <= epochs_done]
-            if len(keep) != len(lines):
-                path.write_text("".join(ln + "\n" for ln in keep))
-
-    # ------------------------------------------------------------------ the loop
-    def train_epoch(self, epoch: int) -> dict:
-        """One pass over the training data; returns the epoch's averaged training metrics (global under DDP)."""
-        from .utils import tqdm_class
-
-        tqdm = tqdm_class()
-
-        self.model.train()
-        self.sampler.set_epoch(epoch)
-        sums: dict[str, float] = {}
-        loss_sum = correct = count = 0.0
-        bar = tqdm(self.loader, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", leave=False,
-                   disable=not (self.cfg.progress and self.dist.is_main))
-        params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        log = ProgressLog(f"[train/{self.run_dir.name}] epoch {epoch + 1}/{self.cfg.epochs}:", every_s=120.0)
-        log.on = log.on and self.dist.is_main
-        for i, (x, y) in enumerate(bar):
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            if x.dim() == 4:
-                x = x.contiguous(memory_format=self.memory_format)
-            autocast = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp
-                        else contextlib.nullcontext())
-            with autocast:
-                out = self.defense.loss(self.model, x, y)
-            self.optimizer.zero_grad(set_to_none=True)
-            backward(self.scaler.scale(out.loss), params)
-            self.dist.all_reduce_grads(params)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.defense.after_step(self.model)  # e.g. AWP removes its weight perturbation
-            self.dist.broadcast_module(self.model, buffers_only=True)
-            b = x.shape[0]
-            loss_sum += float(out.loss.detach()) * b
-            count += b
-            if out.logits_adv is not None:
-                correct += float((out.logits_adv.argmax(1) == y).sum())
-            for k, v in out.logs.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * b
-            bar.set_postfix(loss=f"{loss_sum / count:.4f}")
-            log(f"batch {i + 1}/{len(self.loader)}, loss {loss_sum / count:.4f}")
-        keys = sorted(sums)
-        tot = self.dist.all_sum([loss_sum, correct, count] + [sums[k] for k in keys], self.device)
-        n = max(tot[2], 1.0)
-        return {"train_loss": tot[0] / n, "train_acc": 100 * tot[1] / n, "train_images": int(tot[2]),
-                **{f"train_{k}": v / n for k, v in zip(keys, tot[3:])}}
-
-    def evaluate_heldout(self) -> dict:
-        """Clean and PGD accuracy (%) on the fixed held-out batch (eval mode; fixed attack seed)."""
-        from .attacks import PGD
-
-        eps, steps, step = self.cfg.eval_attack()
-        attack = PGD(eps=eps, steps=steps, step_size=step, seed=self.cfg.seed)
-        self.model.eval()
-        bs = self.cfg.batch_size
-        clean = robust = 0
-        for i in range(0, len(self.eval_x), bs):
-            x, y = self.eval_x[i:i + bs], self.eval_y[i:i + bs]
-            with torch.no_grad():
-                clean += int((self.model(x).argmax(1) == y).sum())
-            x_adv = attack(self.model, x, y)
-            with torch.no_grad():
-                robust += int((self.model(x_adv).argmax(1) == y).sum())
-        self.model.train()
-        n = len(self.eval_x)
-        return {"eval_clean_acc": 100 * clean / n, f"eval_pgd{steps}_acc": 100 * robust / n, "eval_n": n,
-                "eval_eps": eps}
-
-    def fit(self, resume: bool = True) -> Path:
-        """Run the remaining epochs; returns ``run_dir/model.pt``."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if resume:
-            self.resume()
-        elif self.dist.is_main:
-            for name in ("metrics.jsonl", "checkpoint.pt", "checkpoint.prev.pt"):
-                (self.run_dir / name).unlink(missing_ok=True)
-                (self.run_dir / (name + ".sha256")).unlink(missing_ok=True)
-        if self.dist.is_main:
-            self.write_config()
-        self.dist.barrier()
-        for epoch in range(self.start_epoch, self.cfg.epochs):
-            t0 = time.perf_counter()
-            lr = self.optimizer.param_groups[0]["lr"]
-            rec = {"epoch": epoch + 1, "lr": lr, **self.train_epoch(epoch)}
-            train_time = time.perf_counter() - t0
-            self.scheduler.step()
-            if self.dist.is_main:
-                rec.update(self.evaluate_heldout())
-            rec.update(time_s=time.perf_counter() - t0, train_time_s=train_time,
-                       images_per_s=rec["train_images"] / max(train_time, 1e-9))
-            state = self.state(epoch + 1)
-            if self.dist.is_main:
-                held = ", ".join(f"{k[5:-4]} {v:.1f}" for k, v in rec.items()
-                                 if k.startswith("eval_") and k.endswith("_acc"))
-                ProgressLog(f"[train/{self.run_dir.name}]")(
-                    f"epoch {epoch + 1}/{self.cfg.epochs} done in {rec['time_s'] / 60:.1f} min: train loss "
-                    f"{rec['train_loss']:.4f}, held-out {held}", force=True)
-                with open(self.run_dir / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(rec) + "\n")
-                save_checkpoint(self.run_dir, state)
-            self.dist.barrier()
-            from .pipeline import BudgetReached, deadline_passed
-
-            if epoch + 1 < self.cfg.epochs and deadline_passed():
-                raise BudgetReached(f"pipeline budget reached after epoch {epoch + 1}/{self.cfg.epochs} of "
-                                    f"{self.run_dir}; the checkpoint is saved, rerun to continue")
-        path = self.run_dir / "model.pt"
-        if self.dist.is_main:
-            data = atomic_torch_save({"format": "ot_robust.model/1", "spec": self.model_spec(),
-                                      "state_dict": self.model.state_dict(), "epochs": self.cfg.epochs,
-                                      "config": self.cfg.to_dict()}, path)
-            import hashlib
-
-            atomic_write_bytes(self.run_dir / "model.pt.sha256", (hashlib.sha256(data).hexdigest() + "\n").encode())
-        self.dist.barrier()
-        return path
-
-    def write_config(self) -> None:
-        info = self.info
-        atomic_write_json(self.run_dir / "config.json", {
-            "config": self.cfg.to_dict(), "model_spec": self.model_spec(),
-            "defense": repr(self.defense), "world_size": self.dist.world_size, "device": str(self.device),
-            "amp_active": self.amp, "amp_dtype": str(self.amp_dtype).replace("torch.", "") if self.amp else None, "eval_attack": dict(zip(("eps", "steps", "step_size"), self.cfg.eval_attack())),
-            "dataset": {"name": info.name, "exact": info.exact, "note": info.note},
-            "provenance": provenance(),
-        })
+__all__ = ["TrainConfig", "Trainer", "train", "load_model", "cli", "backward", "subset_indices"]
 
 
 def train(config: TrainConfig | dict, run_dir: str | Path, resume: bool = True) -> Path:
@@ -325,8 +26,6 @@ def train(config: TrainConfig | dict, run_dir: str | Path, resume: bool = True) 
     Returns the path of ``model.pt``. Raises ValueError for a bad configuration before any training.
     """
     cfg = TrainConfig.from_dict(config) if isinstance(config, dict) else config
-    if cfg.preset and isinstance(config, TrainConfig):
-        cfg = _with_preset_defaults(cfg)
     trainer = Trainer(cfg, run_dir)
     try:
         return trainer.fit(resume=resume)
@@ -334,58 +33,11 @@ def train(config: TrainConfig | dict, run_dir: str | Path, resume: bool = True) 
         trainer.dist.close()
 
 
-def _with_preset_defaults(cfg: TrainConfig) -> TrainConfig:
-    """For a TrainConfig built directly: preset values replace the fields still at their dataclass default."""
-    import dataclasses
-
-    default = TrainConfig()
-    explicit = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
-                if getattr(cfg, f.name) != getattr(default, f.name)}
-    return TrainConfig.from_dict(explicit | {"preset": cfg.preset})
-
-
-def load_model(run_dir: str | Path, device: Optional[str | torch.device] = None) -> torch.nn.Module:
-    """Rebuild the trained model of a run (``run_dir/model.pt``, or a ``model.pt`` path) in eval mode on ``device``.
-
-    The file is read with ``torch.load(weights_only=True)`` (tensors and plain values only: a crafted pickle cannot
-    run code) and checked against its ``model.pt.sha256`` sidecar when there is one.
-
-    Raises:
-        FileNotFoundError: there is no ``model.pt`` (training not finished).
-        ValueError: the file does not match its SHA-256 sidecar, is truncated or corrupted, holds anything but
-            tensors and plain values, or is not an ``ot_robust.model`` file (the message names the file).
-    """
-    import hashlib
-    import io
-
-    from .models import get_model
-
-    path = Path(run_dir)
-    path = path / "model.pt" if path.is_dir() else path
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: the run has not finished (checkpoint.pt holds partial training)")
-    data = path.read_bytes()
-    side = path.with_name(path.name + ".sha256")
-    if side.exists() and side.read_text().strip() != hashlib.sha256(data).hexdigest():
-        raise ValueError(f"{path} does not match its SHA-256 ({side.name}): the file is corrupted or was altered")
-    try:
-        blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - unpickling errors come in many types
-        raise ValueError(f"{path} cannot be loaded as weights ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-                         "a model file holds tensors and plain values only") from None
-    if not isinstance(blob, dict) or "spec" not in blob or "state_dict" not in blob:
-        raise ValueError(f"{path} is not an ot_robust model file (expected a dict with 'spec' and 'state_dict')")
-    spec = blob["spec"]
-    model = get_model(spec["name"], spec["dataset"], num_classes=spec["num_classes"], **spec["params"])
-    model.load_state_dict(blob["state_dict"])
-    return model.to(get_device(device)).eval()
-
-
 def cli(argv: Optional[list[str]] = None) -> int:
     """``python -m ot_robust train --config cfg.json|yaml --run-dir DIR [--set key=value ...] [--no-resume]``."""
     p = argparse.ArgumentParser(prog="python -m ot_robust train", description=cli.__doc__)
     p.add_argument("--config", help="JSON or YAML file of TrainConfig fields (optional with --preset/--set)")
-    p.add_argument("--preset", help="named paper configuration (python -m ot_robust presets lists them; ot_robust.presets)")
+    p.add_argument("--preset", help="named paper configuration (`python -m ot_robust presets` lists them)")
     p.add_argument("--run-dir", required=True)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field, e.g. --set lr=0.01 --set method_params.eps=8/255")

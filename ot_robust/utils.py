@@ -116,6 +116,15 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> bytes:
     return buf.getvalue()
 
 
+def derive_seed(base: int, *parts: int) -> int:
+    """A seed in [0, 2**31 - 1) derived from ``base`` and integer ``parts`` (e.g. attack index, batch index): the
+    evaluation's per-batch seeds, so that every random choice of an evaluation follows from its one seed."""
+    s = base
+    for p in parts:
+        s = (s * 1_000_003 + p + 1) % (2**31 - 1)
+    return s
+
+
 def parse_number(text: str | float | int) -> float:
     """Parse ``"8/255"``, ``"0.3"`` or a number into a float. Raises ValueError naming the bad text."""
     if isinstance(text, (int, float)):

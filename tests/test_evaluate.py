@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from ot_robust.attacks import make_attack
-from ot_robust.evaluate import accuracy_vs_epsilon, accuracy_vs_steps, cli, evaluate, pgd_loss_curves
+from ot_robust.curves import accuracy_vs_epsilon, accuracy_vs_steps, pgd_loss_curves
+from ot_robust.evaluate import cli, evaluate
 
 from _models import mnist_test, one_thread, trained_model
 
@@ -137,7 +138,7 @@ def test_evaluate_your_own_model_from_the_command_line(tmp_path, monkeypatch, ca
 def test_accuracy_vs_steps_one_run_equals_one_run_per_point(data):
     """issue 15: the one-run accuracy_vs_steps (fooled_at) gives what a separate k-step PGD gives for every k."""
     from ot_robust.attacks import PGD
-    from ot_robust.evaluate import _accuracy
+    from ot_robust.curves import _accuracy
 
     model = trained_model()
     x, y = data[0][:120], data[1][:120]

@@ -162,7 +162,7 @@ def test_metrics_have_each_epoch_once_after_kill_before_first_checkpoint(tmp_pat
     def boom(run_dir, state):
         raise Killed
 
-    monkeypatch.setattr("ot_robust.train.save_checkpoint", boom)
+    monkeypatch.setattr("ot_robust.training.trainer.save_checkpoint", boom)
     with pytest.raises(Killed):
         train(CFG, r)
     assert len((r / "metrics.jsonl").read_text().splitlines()) == 1

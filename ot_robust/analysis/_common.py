@@ -54,8 +54,11 @@ def batches(n: int, batch_size: int, progress: bool = True, desc: str = "") -> I
 
 
 def default_eps(dataset: str) -> float:
-    """The papers' Linf budget on the [0, 1] scale: 0.3 for MNIST-like data (GOT), else 8/255 (FS, OTJR)."""
-    return 0.3 if "mnist" in dataset.lower() else 8 / 255
+    """The dataset's Linf budget on the [0, 1] scale (:func:`ot_robust.data.default_attack`: MNIST 0.3,
+    Fashion-MNIST 0.1, colour data 8/255)."""
+    from ..data import default_attack
+
+    return default_attack(dataset)[0]
 
 
 def pgd(eps: float, steps: int = 20, step_size: float | None = None, seed: int | None = 0) -> Perturbation:

@@ -138,7 +138,7 @@ def table12_input_gradients(runs_dir: str | Path, profile: Any = None, eps: floa
     or the experiment name). ``eps`` defaults to the profile's ``pgd20`` budget (else 8/255), step to eps/4."""
     from ..attacks import make_attack
     from ..data import as_tensors, get_dataset
-    from ..train import load_model
+    from ..models.loading import load_model
     from .input_gradients import TABLE12_STEPS, input_gradient_l1
 
     runs_dir = Path(runs_dir)
@@ -147,7 +147,10 @@ def table12_input_gradients(runs_dir: str | Path, profile: Any = None, eps: floa
     rows = [{"row": r, "source": "paper", **dict(zip(cols, v))} for r, v in pt["rows"].items()]
     if profile is not None and eps is None and "pgd20" in (profile.eval.get("attacks") or {}):
         eps = float(make_attack(profile.eval["attacks"]["pgd20"]).eps)
-    eps = 8 / 255 if eps is None else eps
+    if eps is None:
+        from ..data import default_attack
+
+        eps = default_attack(profile.dataset if profile is not None else "cifar10")[0]
     step_size = eps / 4 if step_size is None else step_size
     x = y = None
     for model_pt in sorted(runs_dir.glob("train/*/model.pt")):

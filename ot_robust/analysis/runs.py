@@ -33,7 +33,7 @@ def load_trained_models(experiments: Sequence[str], runs_dir: str | Path, profil
     A missing run is skipped with a printed note naming where it was looked for (the notebook then renders the
     figures for the models that exist).
     """
-    from ..train import load_model
+    from ..models.loading import load_model
 
     models = {}
     for exp in experiments:

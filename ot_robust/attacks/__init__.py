@@ -8,12 +8,12 @@ Images are ``(B, C, H, W)`` floats in [0, 1]; every eps / step is on that pixel 
 from .feature_scattering import FS_IPOT, feature_matching_distance, feature_scatter
 from .blackbox import LocalSearch, SimBA, Transfer
 from .library import APGD, APGDT, CWL2, FAB, SPSA, AutoAttack, DeepFool, Square
-from .loop import model_mode, perturb, project_, random_init, step_
+from .loop import correct_mask, model_mode, perturb, project_, random_init, step_
 from .losses import ce_loss, cw_margin_loss, margin
 from .spec import ATTACKS, make_attack, parse_spec
 from .whitebox import CW, FGSM, MIM, PGD, fast_path, random_targets
 
-__all__ = ["perturb", "fast_path", "project_", "random_init", "step_", "model_mode", "ce_loss", "cw_margin_loss",
+__all__ = ["perturb", "correct_mask", "fast_path", "project_", "random_init", "step_", "model_mode", "ce_loss", "cw_margin_loss",
            "margin",
            "PGD", "FGSM", "CW", "MIM", "random_targets", "APGD", "APGDT", "FAB", "Square", "SPSA", "CWL2",
            "DeepFool", "AutoAttack", "Transfer", "SimBA", "LocalSearch", "make_attack", "parse_spec", "ATTACKS",

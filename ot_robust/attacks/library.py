@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from .loop import check_attack_params, check_images, model_mode, project_
+from .loop import check_attack_params, check_images, correct_mask, model_mode, project_
 from .whitebox import num_classes_of
 
 _TA_NORM = {"linf": "Linf", "l2": "L2"}
@@ -242,7 +242,8 @@ class AutoAttack:
 
     Args: eps (required, [0, 1] pixel scale), norm (``linf`` or ``l2``), seed, and the reference budgets
     ``apgd_steps=100``, ``fab_steps=100``, ``n_targets=9``, ``queries=5000`` (lower them only for tests). After a
-    call, ``last_log`` holds the robust accuracy (in %, among all B inputs) after each component.
+    call, ``last_log`` holds the robust accuracy (in %, among all B inputs) after each component and ``last_clean``
+    the clean-correctness mask ``(B,)`` bool the components started from.
     Raises: ValueError for bad settings (at construction); ImportError naming the install command when
     ``pyautoattack`` is missing (at the first call).
     """
@@ -255,6 +256,7 @@ class AutoAttack:
     n_targets: int = 9
     queries: int = 5000
     last_log: list = field(default_factory=list, compare=False, repr=False)
+    last_clean: Any = field(default=None, compare=False, repr=False)
     kind: ClassVar[str] = "autoattack"
 
     def __post_init__(self):
@@ -295,8 +297,8 @@ class AutoAttack:
         saved = [p.grad for p in params]  # FAB calls .backward() through the model
         try:
             with torch.random.fork_rng(devices=devices), model_mode(model), torch.no_grad():
-                robust = torch.cat([(model(x[i:i + bs].to(dev)).argmax(1) == y[i:i + bs].to(dev)).to(x.device)
-                                    for i in range(0, len(x), bs)])
+                robust = correct_mask(model, x, y, bs, dev)
+                self.last_clean = robust.clone()
                 self.last_log = [("clean", 100.0 * robust.float().mean().item())]
                 comps = self.components(model, num_classes_of(model, x[:1].to(dev)), dev)
                 for name, atk in comps:  # as fra31's driver, under no_grad (components enable grad themselves)

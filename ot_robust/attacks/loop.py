@@ -40,6 +40,18 @@ def model_mode(model: nn.Module, eval_mode: bool = True) -> Iterator[None]:
             m.training = training
 
 
+def correct_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int | None = None,
+                 device=None) -> torch.Tensor:
+    """``model(x).argmax(1) == y`` in eval mode (modes restored), without grad, in batches of ``batch_size`` (None:
+    one batch) moved to ``device`` (default: the model's); a bool tensor ``(N,)`` on ``x``'s device."""
+    if device is None:
+        device = next(iter(model.parameters()), x).device
+    bs = len(x) if batch_size is None else int(batch_size)
+    with model_mode(model), torch.no_grad():
+        return torch.cat([(model(x[i:i + bs].to(device)).argmax(1) == y[i:i + bs].to(device)).to(x.device)
+                          for i in range(0, len(x), bs)]) if len(x) else torch.zeros(0, dtype=torch.bool)
+
+
 def check_attack_params(eps, norm: str = "linf", **positive_ints) -> None:
     """Validate an attack's budget and counts: ``eps`` finite >= 0 (or None: no budget, e.g. C&W-L2 / DeepFool),
     ``norm`` in :data:`NORMS`, every keyword an integer >= 1. Raises ValueError naming the bad value."""
@@ -171,7 +183,7 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss_fn: 
         fooled_at: an int64 ``(B,)`` tensor to fill (``keep_best``, ``restarts=1``): the index ``t`` of the first
             iterate that fooled each example (``t`` updates made; ``steps + 1`` if none did). A ``k``-step run
             with the same start fools exactly the examples with ``fooled_at <= k``, so one run gives the
-            accuracy after every number of steps (FS Fig. 3b-c, :func:`ot_robust.evaluate.accuracy_vs_steps`).
+            accuracy after every number of steps (FS Fig. 3b-c, :func:`ot_robust.curves.accuracy_vs_steps`).
     Returns:
         ``x_adv`` ``(B, C, H, W)``, detached, with ``||x_adv - x|| <= eps`` and values in [0, 1].
     Raises:

@@ -149,7 +149,7 @@ def make_attack(spec: str, source=None):
 
     ``transfer source=RUN_DIR via=pgd-linf eps=... steps=...`` builds a :class:`~ot_robust.attacks.blackbox.Transfer`
     whose inner attack (``via``, one of ``TRANSFER_INNER``) takes the remaining keys; the source model is ``source``
-    (an ``nn.Module``) or loaded from ``RUN_DIR`` with ``ot_robust.train.load_model``.
+    (an ``nn.Module``) or loaded from ``RUN_DIR`` with ``ot_robust.models.loading.load_model``.
 
     Raises:
         ValueError: unknown name or key, unparsable value, invalid setting (negative eps, a single Linf step larger
@@ -166,7 +166,7 @@ def make_attack(spec: str, source=None):
     if source is None:
         if path is None:
             raise ValueError(f"spec {spec!r}: transfer needs source=RUN_DIR (or make_attack(spec, source=model))")
-        from ..train import load_model  # lazy: the trainer module is optional here
+        from ..models.loading import load_model
 
         source = load_model(path)
     return blackbox.Transfer(source, _build(via, raw, spec))

@@ -78,6 +78,9 @@ CURVE_KEYS = {"epsilons": list, "steps": list, "eps": (int, float, str), "step_s
 LOSS_CURVE_KEYS = {"experiment": str, "restarts": int, "steps": int, "n_examples": int, "eps": (int, float, str),
                    "step_size": (int, float, str)}
 NOTEBOOKS = ("00_overview", "01_ot_solvers")
+#: the notebook that renders each paper's tables / figures (names ``<paper>_...`` go to it)
+TABLE_NOTEBOOKS = {"fs": "30_tables_fs", "got": "31_tables_got", "otjr": "32_tables_otjr"}
+FIGURE_NOTEBOOKS = {"fs": "40_figures_fs", "got": "41_figures_got", "otjr": "42_figures_otjr"}
 #: analysis notebooks (issue 9): each takes ``models`` (experiment names of this profile) and its own parameters
 ANALYSIS_NOTEBOOKS = ("43_figures_tsne", "44_figures_landscape", "45_figures_activations",
                       "46_figures_decision_cells", "47_figures_toy")
@@ -347,7 +350,6 @@ def _check_registries(p: Profile, src: str) -> None:
     if names is not None and p.model not in names:
         raise ProfileError(f"{src}: model {p.model!r} unknown; allowed: {sorted(names)}")
     from .. import plots, tables
-    from ..pipeline import FIGURE_NOTEBOOKS, TABLE_NOTEBOOKS
 
     def known(name: str, registry: dict, notebooks: dict) -> bool:
         # FS names are checked here; other papers' names (got_*, otjr_*) are checked by their own notebooks
@@ -375,12 +377,9 @@ def _check_registries(p: Profile, src: str) -> None:
             if m["method"] not in DEFENSES:
                 raise ProfileError(f"{src}: methods.{exp}.method {m['method']!r} unknown; allowed: {sorted(DEFENSES)}")
     try:
-        from ..train import TrainConfig
+        from ..training.config import TrainConfig
     except ImportError:
-        try:
-            from ..training.config import TrainConfig
-        except ImportError:
-            TrainConfig = None
+        TrainConfig = None
     if TrainConfig is not None:
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         for where, d in [("defaults", p.defaults)] + [(f"methods.{e}.train", m.get("train", {}))

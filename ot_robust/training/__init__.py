@@ -1,7 +1,7 @@
 """Internals of the Trainer (:mod:`ot_robust.train` is the public entry): config, checkpoints, distributed helpers."""
 from .checkpoint import load_latest, save_checkpoint
-from .config import EVAL_DEFAULTS, TrainConfig, apply_overrides
+from .config import TrainConfig, apply_overrides
 from .distributed import DistInfo, init_distributed
 
-__all__ = ["TrainConfig", "EVAL_DEFAULTS", "apply_overrides", "save_checkpoint", "load_latest", "DistInfo",
+__all__ = ["TrainConfig", "apply_overrides", "save_checkpoint", "load_latest", "DistInfo",
            "init_distributed"]

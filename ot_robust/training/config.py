@@ -15,11 +15,6 @@ OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("multistep", "cosine", "constant")
 SUBSETS = ("stratified", "random", "first")
 
-#: Per-epoch PGD check on the fixed held-out batch, by dataset family: (eps, steps, step_size), [0, 1] pixel scale.
-#: MNIST: the Madry MNIST budget 0.3 with 20 steps of 0.01; Fashion-MNIST: 0.1 / 20 / 0.01 (its usual budget);
-#: colour datasets: the FS/Madry budget 8/255 with 20 steps of 2/255 (FS's PGD20). Override with eval_* fields.
-EVAL_DEFAULTS = {"mnist": (0.3, 20, 0.01), "fashion-mnist": (0.1, 20, 0.01), "default": (8 / 255, 20, 2 / 255)}
-
 
 @dataclass
 class TrainConfig:
@@ -40,7 +35,8 @@ class TrainConfig:
         num_train, subset: optional training subset size and how it is drawn ("stratified": the first examples of
             each class in dataset order, balanced; "random": a seeded random subset; "first": the first n).
         eval_n: size of the fixed held-out batch (first eval_n test images) for the per-epoch clean/PGD accuracy.
-        eval_eps, eval_steps, eval_step_size: the per-epoch PGD (None -> ``EVAL_DEFAULTS`` for the dataset).
+        eval_eps, eval_steps, eval_step_size: the per-epoch PGD (None -> the dataset's default,
+            :func:`ot_robust.data.default_attack`: MNIST 0.3 / 20 / 0.01, Fashion-MNIST 0.1, colour 8/255 / 20 / 2/255).
         num_workers, data_root, augment (None = the dataset's default training augmentation).
         ddp: None (auto: on when launched by torchrun with WORLD_SIZE > 1), True or False. ddp_backend: None
             (nccl on CUDA, gloo on CPU). progress: tqdm bars. preset: name in ``ot_robust.presets``.
@@ -136,9 +132,10 @@ class TrainConfig:
 
     # ---------------------------------------------------------------- derived values
     def eval_attack(self) -> tuple[float, int, float]:
-        """(eps, steps, step_size) of the per-epoch PGD check (``EVAL_DEFAULTS`` for unset fields)."""
-        family = "mnist" if self.dataset in ("mnist", "mnist-sample") else self.dataset
-        d = EVAL_DEFAULTS.get(family, EVAL_DEFAULTS["default"])
+        """(eps, steps, step_size) of the per-epoch PGD check (:func:`ot_robust.data.default_attack` for unset fields)."""
+        from ..data import default_attack
+
+        d = default_attack(self.dataset)
         eps = d[0] if self.eval_eps is None else parse_number(self.eval_eps)
         steps = d[1] if self.eval_steps is None else self.eval_steps
         step = d[2] if self.eval_step_size is None else parse_number(self.eval_step_size)

@@ -1,0 +1,101 @@
+"""The package's import graph has no cycles, between modules or between subpackages (docs/design.md, "Layers")."""
+
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[1] / "ot_robust"
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for f in PKG.rglob("*.py"):
+        parts = f.relative_to(PKG.parent).with_suffix("").parts
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = f
+    return out
+
+
+def _edges(mods: dict[str, Path]) -> dict[str, set[str]]:
+    """module -> the package modules it imports (anywhere in the file: lazy imports count too)."""
+    edges = {m: set() for m in mods}
+    for m, f in mods.items():
+        base = m.split(".") if f.name == "__init__.py" else m.split(".")[:-1]
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                prefix = base[:len(base) - node.level + 1] if node.level else []
+                target = ".".join(prefix + ([node.module] if node.module else []))
+                for a in node.names:
+                    sub = f"{target}.{a.name}"
+                    edges[m].add(sub if sub in mods else target)
+            elif isinstance(node, ast.Import):
+                edges[m].update(a.name for a in node.names)
+        edges[m] = {t for t in edges[m] if t in mods and t != m}
+    return edges
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one node (Tarjan)."""
+    index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycles_between_modules():
+    assert _cycles(_edges(_modules())) == []
+
+
+def test_no_import_cycles_between_subpackages():
+    def unit(m):
+        return ".".join(m.split(".")[:2])
+
+    units: dict[str, set[str]] = {}
+    for a, targets in _edges(_modules()).items():
+        units.setdefault(unit(a), set()).update(unit(b) for b in targets if unit(b) != unit(a))
+    for targets in list(units.values()):
+        for t in targets:
+            units.setdefault(t, set())
+    assert _cycles(units) == []
+
+
+def test_the_checker_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_dataset_facts_come_from_one_table():
+    """The Trainer's held-out PGD, the evaluate notebook's default suite and the analysis figures' eps agree."""
+    from ot_robust.analysis import default_eps
+    from ot_robust.attacks import make_attack
+    from ot_robust.data import default_attack
+    from ot_robust.steps import default_attacks
+    from ot_robust.training.config import TrainConfig
+
+    for ds, eps in [("mnist", 0.3), ("mnist-sample", 0.3), ("fashion-mnist", 0.1), ("cifar10", 8 / 255),
+                    ("cifar10-jpeg", 8 / 255), ("svhn", 8 / 255), ("imagefolder:/nowhere", 8 / 255)]:
+        assert default_attack(ds)[0] == eps, ds
+        assert TrainConfig(dataset=ds).eval_attack() == default_attack(ds)
+        assert default_eps(ds) == eps
+        assert make_attack(default_attacks(ds)["pgd20"]).eps == eps
