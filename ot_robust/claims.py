@@ -209,7 +209,7 @@ def claims_table(runs_dir: str | Path = "results", claims: list[Claim] | None = 
     """The verdict table (a DataFrame, one row per claim) from the evaluations under ``runs_dir``."""
     import pandas as pd
 
-    from .tables import load_paper_tables
+    from .reports.tables import load_paper_tables
 
     pt = load_paper_tables()
     rows = [evaluate_claim(c, runs_dir, pt) for c in (claims or CLAIMS) if profiles is None or c.profile in profiles]
@@ -224,8 +224,8 @@ CAPTION = ("One row per headline claim. Paper effect = A - B in points from the 
 
 def render_claims(df, out_dir: str | Path) -> list[Path]:
     """Write ``claims.md``, ``claims.csv`` and ``claims.tex`` to ``out_dir`` (the project's one table renderer,
-    :func:`ot_robust.tables.render_frame`); returns the paths."""
-    from .tables import render_frame
+    :func:`ot_robust.reports.tables.render_frame`); returns the paths."""
+    from .reports.tables import render_frame
     from .utils import atomic_write_bytes
 
     out = Path(out_dir)

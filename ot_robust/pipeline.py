@@ -35,6 +35,7 @@ from typing import Any, Callable
 from . import __version__
 from .profiles import FIGURE_NOTEBOOKS, TABLE_NOTEBOOKS, Profile, load_profile
 from .training.budget import DEADLINE_ENV, BudgetReached, deadline_passed  # noqa: F401 - public names
+from .layout import RunLayout
 from .utils import PROGRESS_ENV, REPO_ROOT, atomic_write_bytes, atomic_write_json, git_commit
 
 DONE_FILE = ".done.json"
@@ -122,23 +123,23 @@ def build_plan(profile: Profile | str | Path, runs_dir: str | Path | None = None
     if max_batches is not None and max_batches < 1:
         raise ValueError(f"max_batches must be >= 1 or None, got {max_batches}")
     runs_dir = runs_dir or prof.runs_dir or "runs"
-    rd = f"{Path(runs_dir).as_posix().rstrip('/')}/{prof.name}"
-    fd = f"{Path(fig_dir).as_posix().rstrip('/')}/{prof.name}"
+    lay = RunLayout(str(runs_dir), prof.name, str(fig_dir))
+    rd, fd = lay.root, lay.figures
     prof_file = str(prof.path or "")
     prof_sha = _sha256(Path(prof_file).read_bytes()) if prof_file and Path(prof_file).is_file() else ""
     common = {"profile": prof.name}
     steps: list[Step] = []
 
     def add(name: str, stem: str, params: dict, done_dir: str, outputs=(), deps=()):
-        out = f"{rd}/notebooks/{stem}" + (f".{name.split('/', 1)[1]}" if "/" in name else "") + ".ipynb"
+        out = f"{lay.notebooks}/{stem}" + (f".{name.split('/', 1)[1]}" if "/" in name else "") + ".ipynb"
         steps.append(Step(name, _nb(nbdir, stem, root), out, {**common, **params}, done_dir, list(outputs),
                           list(deps)))
 
     for stem in prof.notebooks:
         short = stem.split("_", 1)[1]
-        add(short, stem, {"fig_dir": fd, **({"runs_dir": rd} if stem == "00_overview" else {})}, f"{rd}/{short}")
+        add(short, stem, {"fig_dir": fd, **({"runs_dir": rd} if stem == "00_overview" else {})}, lay.step(short))
     for exp, m in prof.methods.items():
-        run_dir = f"{rd}/train/{exp}"
+        run_dir = lay.train(exp)
         train = {**prof.defaults, **m.get("train", {})}
         add(f"train/{exp}", "10_train", {
             "experiment": exp, "method": m["method"], "method_params": _js(m.get("params", {})),
@@ -148,22 +149,22 @@ def build_plan(profile: Profile | str | Path, runs_dir: str | Path | None = None
     ev = prof.eval
     eval_steps = []
     for exp, m in prof.methods.items():
-        out_dir = f"{rd}/eval/{exp}"
+        out_dir = lay.eval(exp)
         lc = ev.get("loss_curves") if (ev.get("loss_curves") or {}).get("experiment") == exp else None
         sources = m.get("transfer_from", {})
         outputs = [f"{out_dir}/eval.json"] + ([f"{out_dir}/curves.json"] if m.get("curves") and ev.get("curves")
                                               else []) + ([f"{out_dir}/loss_curves.json"] if lc else [])
         add(f"evaluate/{exp}", "20_evaluate", {
-            "experiment": exp, "label": prof.label(exp), "method": m["method"], "run_dir": f"{rd}/train/{exp}",
+            "experiment": exp, "label": prof.label(exp), "method": m["method"], "run_dir": lay.train(exp),
             "out_dir": out_dir, "dataset": prof.dataset, "data_root": prof.data_root,
             "attacks": _js(ev["attacks"]), "n_examples": ev["n_examples"], "batch_size": ev.get("batch_size", 250),
             "sanity": ev.get("sanity", True), "autoattack": _js(ev.get("autoattack") if m.get("autoattack", True) else None),
             "curves": _js(ev.get("curves") if m.get("curves") else None), "loss_curves": _js(lc),
-            "transfer_from": _js({row: f"{rd}/train/{src}" for row, src in sources.items()}),
+            "transfer_from": _js({row: lay.train(src) for row, src in sources.items()}),
             "seed": prof.seed, **({"strong": _js(ev["strong"])} if ev.get("strong") else {})}, out_dir,
             outputs + [f"{out_dir}/masks.npz"], [f"train/{exp}"] + [f"train/{s}" for s in sources.values()])
         eval_steps.append(f"evaluate/{exp}")
-    for kind, names, notebooks, folder in [("tables", prof.tables, TABLE_NOTEBOOKS, f"{fd}/tables"),
+    for kind, names, notebooks, folder in [("tables", prof.tables, TABLE_NOTEBOOKS, lay.tables),
                                            ("figures", prof.figures, FIGURE_NOTEBOOKS, fd)]:
         by_paper: dict[str, list[str]] = {}
         for n in names:
@@ -175,13 +176,13 @@ def build_plan(profile: Profile | str | Path, runs_dir: str | Path | None = None
                                  f"{(nbdir / f'{stem or paper}.ipynb')} does not exist")
             add(f"{kind}/{paper}", stem, {"profile_file": prof_file, "profile_sha256": prof_sha, "runs_dir": rd,
                                           "fig_dir": fd, kind: _js(items)},
-                f"{rd}/{kind}/{paper}", [], eval_steps)
+                lay.step(kind, paper), [], eval_steps)
     for stem, params in prof.analysis.items():
         short = stem.split("_", 1)[1]
         models = params.get("models", [])
         add(f"analysis/{short}", stem, {"runs_dir": rd, "fig_dir": fd,
                                         **{k: _js(v) if isinstance(v, (list, dict)) else v for k, v in params.items()}},
-            f"{rd}/analysis/{short}", [], [f"train/{m}" for m in models])
+            lay.step("analysis", short), [], [f"train/{m}" for m in models])
     plan = Plan(prof, _interleave(steps), root, rd, fd)
     compute_hashes(plan)
     return plan

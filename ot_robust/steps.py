@@ -2,8 +2,8 @@
 
 * :func:`run_train` - ``10_train``: TrainConfig from the profile's settings, ``train(config, run_dir)``.
 * :func:`run_evaluate` - ``20_evaluate``: attack suite + AutoAttack + sanity checks + curves -> ``eval.json``.
-* :func:`run_tables` - ``30_tables_*``: paper tables with our numbers (:mod:`ot_robust.tables`).
-* :func:`run_figures` - ``40_figures_*``: figures (:mod:`ot_robust.plots`).
+* :func:`run_tables` - ``30_tables_*``: paper tables with our numbers (:mod:`ot_robust.reports`).
+* :func:`run_figures` - ``40_figures_*``: figures (:mod:`ot_robust.reports`).
 
 Structured parameters arrive as JSON strings (papermill ``-p``) or as Python objects; both are accepted.
 Accuracies are in percent; epsilons on the [0, 1] pixel scale.
@@ -61,15 +61,14 @@ def run_train(*, profile: str, experiment: str, method: str, method_params: Any,
               run_dir: str | Path) -> dict[str, Any]:
     """Train one model into ``run_dir`` and write ``train_summary.json`` (last metrics, provenance); returns it."""
     from .train import train
+    from .training.trainer import ConfigMismatch
 
     cfg = train_config(method=method, method_params=method_params, dataset=dataset, data_root=data_root, model=model,
                        model_params=model_params, seed=seed, max_batches=max_batches, train_params=train_params)
     run_dir = Path(run_dir)
     try:
         train(cfg, run_dir)  # resumes an interrupted run with the same configuration
-    except ValueError as e:
-        if "different configuration" not in str(e):
-            raise
+    except ConfigMismatch as e:
         print(f"{run_dir} holds a run with other settings ({e}); starting afresh")
         train(cfg, run_dir, resume=False)
     metrics = _read_jsonl(run_dir / "metrics.jsonl")
@@ -90,7 +89,7 @@ def plot_training(run_dir: str | Path):
     """Plot every numeric series of ``metrics.jsonl`` against its step/epoch (for the notebook; not saved)."""
     import pandas as pd
 
-    from .plots import figure
+    from .style import figure
 
     rows = _read_jsonl(Path(run_dir) / "metrics.jsonl")
     if not rows:
@@ -335,7 +334,7 @@ def run_tables(*, profile: Any, runs_dir: str | Path, fig_dir: str | Path, table
     """Build the ``tables`` (JSON list or list of names) of ``profile`` into ``<fig_dir>/tables/``; also writes
     ``<runs_dir>/tables/<first table's paper>/tables.json`` listing them."""
     from .profiles import Profile, load_profile
-    from .tables import build_tables
+    from .reports import build_tables
 
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     names = list(_obj(tables))
@@ -355,9 +354,9 @@ def show_tables(written: dict[str, list[Path]]):
 
 
 def run_figures(*, profile: Any, runs_dir: str | Path, fig_dir: str | Path, figures: Any) -> dict[str, list[str]]:
-    """Render the ``figures`` (JSON list or list of names, keys of ``ot_robust.plots.FIGURES``) into ``fig_dir``;
+    """Render the ``figures`` (JSON list or list of names, keys of ``ot_robust.reports.FIGURES``) into ``fig_dir``;
     also writes ``<runs_dir>/figures/<paper>/figures.json``."""
-    from .plots import FIGURES
+    from .reports import FIGURES
     from .profiles import Profile, load_profile
 
     prof = profile if isinstance(profile, Profile) else load_profile(profile)

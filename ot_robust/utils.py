@@ -116,6 +116,23 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> bytes:
     return buf.getvalue()
 
 
+def all_reduce_mean_(tensors: list[torch.Tensor]) -> None:
+    """Average ``tensors`` in place over the processes of ``torch.distributed`` (one flattened all-reduce); nothing
+    when it is not initialized (a single process). Used for the model's gradients (the Trainer) and for GOT's
+    Kantorovich potential."""
+    import torch.distributed as dist
+
+    if not tensors or not (dist.is_available() and dist.is_initialized()):
+        return
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    dist.all_reduce(flat)
+    flat.div_(dist.get_world_size())
+    offset = 0
+    for t in tensors:
+        t.copy_(flat[offset:offset + t.numel()].view_as(t))
+        offset += t.numel()
+
+
 def derive_seed(base: int, *parts: int) -> int:
     """A seed in [0, 2**31 - 1) derived from ``base`` and integer ``parts`` (e.g. attack index, batch index): the
     evaluation's per-batch seeds, so that every random choice of an evaluation follows from its one seed."""

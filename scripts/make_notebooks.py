@@ -161,7 +161,7 @@ profile_file = ""            # the profile YAML (default: the shipped one)
 profile_sha256 = ""          # content hash of the profile (so that editing it reruns this step)
 runs_dir = "runs/quick"
 fig_dir = "figures/quick"
-tables = '["fs_table1"]'     # JSON list of table names (ot_robust.tables.TABLES)""",
+tables = '["fs_table1"]'     # JSON list of table names (ot_robust.reports.TABLES)""",
         [code("written = steps.run_tables(profile=profile_file or profile, runs_dir=runs_dir, fig_dir=fig_dir, "
               "tables=tables)\nlist(written)"),
          code("steps.show_tables(written)")])
@@ -183,7 +183,7 @@ profile_file = ""
 profile_sha256 = ""
 runs_dir = "runs/quick"
 fig_dir = "figures/quick"
-figures = '["fs_fig3", "fs_supp_fig1"]'   # JSON list of figure names (ot_robust.plots.FIGURES)""",
+figures = '["fs_fig3", "fs_supp_fig1"]'   # JSON list of figure names (ot_robust.reports.FIGURES)""",
         [code("written = steps.run_figures(profile=profile_file or profile, runs_dir=runs_dir, fig_dir=fig_dir, "
               "figures=figures)\nwritten"),
          code("steps.show_figures(written)")])

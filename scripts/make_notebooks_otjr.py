@@ -1,7 +1,7 @@
 """Generate the OTJR notebooks ``32_tables_otjr`` and ``42_figures_otjr`` with nbformat (``--check``: exit 1 if stale).
 
 Same conventions as ``scripts/make_notebooks.py`` (title cell, a cell tagged ``parameters``, setup cell, thin cells
-calling :mod:`ot_robust.analysis.otjr_tables`). Parameters: ``profile``, ``runs_dir`` (``runs`` or
+calling :mod:`ot_robust.reports.otjr`). Parameters: ``profile``, ``runs_dir`` (``runs`` or
 ``runs/<profile>``: both work), ``fig_dir`` (None = do not write files), and the pipeline's ``tables``/``figures``.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ profile_file = ""
 profile_sha256 = ""
 {extra}'''
 
-RESOLVE = """from ot_robust.analysis import otjr_tables as O
+RESOLVE = """from ot_robust.reports import otjr as O
 from ot_robust.profiles import load_profile
 prof = load_profile(profile_file or profile)
 rd = Path(runs_dir) if Path(runs_dir).name == prof.name else Path(runs_dir) / prof.name
@@ -41,7 +41,7 @@ a sound evaluation (AutoAttack starts with APGD-CE); the check flags it.
 
 """ + PROFILE_NOTE,
         PARAMS.format(extra='tables = None               # JSON list of otjr_* table names (None: all)'),
-        [code(RESOLVE.replace("WANTED", "tables").replace("DEFAULT", "[s.name for s in O.TABLE_SPECS]")),
+        [code(RESOLVE.replace("WANTED", "tables").replace("DEFAULT", "[s.name for s in O.TABLES]")),
          markdown("## Accuracy tables (Tables 2, 3, 6, 7, 8, 9, 10)"),
          code("""special = {"otjr_table10", "otjr_table11", "otjr_table12"}
 out_dir = Path(fig_dir) / "tables" if fig_dir else None
@@ -57,20 +57,17 @@ for name in [n for n in wanted if n not in special]:
                                                            "otjr_table6")], ignore_index=True)
 flagged = flags[flags["status"] != "pass"]
 flagged"""),
-         markdown("## Table 10: sanity tests (accuracy vs PGD steps and vs budget)"),
-         code("""t10 = O.table10_sanity(rd) if "otjr_table10" in wanted else None
-t10"""),
-         markdown("## Table 11: training time per epoch, ratio to standard training"),
-         code("""t11 = O.table11_training_time(rd, prof) if "otjr_table11" in wanted else None
-t11"""),
-         markdown("## Tables 5 and 12: mean |grad_x CE| (x 1e-4) after 0, 1, 5, 10, 15, 20 PGD iterations"),
-         code("""t12 = O.table12_input_gradients(rd, prof, n_examples=100) if "otjr_table12" in wanted else None
-t12"""),
-         code("""if out_dir:
-    for name, df in (("otjr_table10", t10), ("otjr_table11", t11), ("otjr_table12", t12), ("otjr_paper_flags", flags)):
-        if df is not None:
-            steps.write_json(out_dir / f"{name}.json", json.loads(df.reset_index().to_json(orient="records")))
-            (out_dir / f"{name}.txt").write_text(df.to_string())""")])
+         markdown("## Tables 10 (sanity: accuracy vs PGD steps and vs budget), 11 (training time per epoch, ratio "
+                  "to standard training) and 5/12 (mean |grad_x CE| x 1e-4 after 0-20 PGD iterations)"),
+         code("""for name, res in O.special_tables(rd, prof, wanted).items():
+    if out_dir:
+        res.write(out_dir)
+    display(Markdown(res.render("md")))
+if out_dir:
+    from ot_robust.reports.tables import render_frame
+    (out_dir / "otjr_paper_flags.md").write_text(render_frame(flags, "md", "OTJR: the paper's own consistency",
+                                                              "Checks of the paper's numbers (ot_robust.sanity).",
+                                                              "otjr_paper_flags", n_text=1))""")])
 
 
 def figures_nb():

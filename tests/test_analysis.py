@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from ot_robust import analysis as A
 from ot_robust.data import as_tensors, get_dataset
 from ot_robust.models import get_model
-from ot_robust.plots import save_figure
+from ot_robust.style import save_figure
 
 EPS = 0.1
 
@@ -145,10 +145,16 @@ def test_find_run_dir_layouts_and_missing_models_are_skipped(tmp_path, capsys):
     for layout in ("quick/train/std", "quick/fs"):
         (tmp_path / layout).mkdir(parents=True)
         (tmp_path / layout / "model.pt").write_bytes(b"x")
-    assert A.find_run_dir(tmp_path, "quick", "std") == tmp_path / "quick/train/std"
-    assert A.find_run_dir(tmp_path / "quick", "quick", "fs") == tmp_path / "quick/fs"
-    assert A.find_run_dir(tmp_path, "quick", "missing") is None
-    assert A.load_trained_models(["missing"], tmp_path, "quick") == {}
+    from ot_robust.layout import RunLayout, find_run_dir, load_trained_models
+
+    assert find_run_dir(tmp_path, "quick", "std") == tmp_path / "quick/train/std"
+    assert find_run_dir(tmp_path / "quick", "quick", "fs") == tmp_path / "quick/fs"
+    assert find_run_dir(tmp_path, "quick", "missing") is None
+    assert load_trained_models(["missing"], tmp_path, "quick") == {}
+    assert RunLayout.resolve(tmp_path, "quick") == tmp_path / "quick" == RunLayout.resolve(tmp_path / "quick", "quick")
+    lay = RunLayout("runs/", "quick", "figures")
+    assert (lay.train("fs"), lay.eval("fs"), lay.tables, lay.step("tables", "fs")) == (
+        "runs/quick/train/fs", "runs/quick/eval/fs", "figures/quick/tables", "runs/quick/tables/fs")
     assert "skipping 'missing'" in capsys.readouterr().out
     with pytest.raises(ValueError, match="n_examples"):
         A.activation_magnitudes(None, torch.zeros(2, 1, 4, 4), torch.zeros(2, dtype=torch.long), identity, 0)

@@ -81,6 +81,22 @@ def test_no_import_cycles_between_subpackages():
     assert _cycles(units) == []
 
 
+#: docs/design.md's layers, top (imported by the others) to bottom
+LAYERS = [["utils", "validation", "stats", "masks", "data"], ["ot", "models", "attacks"], ["defenses", "presets"],
+          ["training", "train"], ["evaluate", "sanity", "curves", "batch_cache", "robustbench"], ["style", "analysis"],
+          ["reports"], ["layout", "profiles", "claims", "steps", "pipeline", "kernel", "__main__"]]
+
+
+def test_layers_import_only_upwards():
+    rank = {u: i for i, units in enumerate(LAYERS) for u in units}
+    mods = _modules()
+    units = {m.split(".")[1] for m in mods if "." in m}
+    assert units == set(rank), f"modules not placed in a layer: {sorted(units - set(rank))}"
+    up = [(a, b) for a, targets in _edges(mods).items() if "." in a for b in targets if "." in b
+          and rank[b.split(".")[1]] > rank[a.split(".")[1]]]
+    assert up == []
+
+
 def test_the_checker_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ot_robust import tables
+from ot_robust.reports import tables
 from ot_robust.profiles import load_profile
 
 
@@ -106,10 +106,40 @@ def test_got_table2_aliases_and_awp_columns():
     assert (ours["nat"], ours["pgd"], ours["AA"], ours["worst"]) == (50.0, 30.0, 25.0, 30.0)
     assert df.loc[("GOT-TRADES-LM", "paper (svhn)")].notna().any()
     assert ("PGD-AT", "ours (got-cifar10-cpu, cifar10-jpeg)") not in list(df.index)  # not evaluated: no row
-    from ot_robust.analysis import otjr_tables  # registers the OTJR tables
+    from ot_robust.reports import otjr as otjr_tables  # its tables are registered with the others
 
     abl = load_profile("ablations")
     t3 = tables.build_table("otjr_table3", {"awp_otjr": _eval({"clean": 80.0, "pgd20": 40.0}, aa=33.0)}, abl).frame
     row = t3.loc[("OTJR", "ours (ablations)")]
     assert row.iloc[0] == 80.0 and row.iloc[1] == 33.0 and pd.isna(row.iloc[2])  # awp_clean, awp_aa; no LBGAT run
     assert otjr_tables is not None
+
+
+def test_got_mnist_tables_use_the_one_renderer_and_only_mnist_profiles_get_them(tmp_path):
+    """GOT Tables 1/4/5 (issue 14: JPEG-CIFAR numbers once sat under MNIST captions; issue 18: their own renderer)."""
+    from ot_robust.reports import got
+
+    quick = load_profile("quick")
+    evals = {"pgd_at": _eval({"clean": 98.0, "pgd20": 90.0, "pgd40": 88.5}, aa=85.25),
+             "got_trades_lm": _eval({"clean": 97.0, "pgd40": 89.0}, aa=86.0, sanity=("pass", "flag"))}
+    t1 = got.build_mnist_table("got_table1", evals, quick)
+    assert list(t1.frame.columns) == ["Nat", "PGD", "AA", "attack", "sanity"]
+    ours = t1.frame.loc[("PGD-AT", "ours (quick: pgd_at)")]
+    assert (ours["Nat"], ours["PGD"], ours["AA"], ours["attack"]) == (98.0, 88.5, 85.25, "pgd40")  # strongest PGD
+    assert t1.frame.loc[("GOT-TRADES-LM", "ours (quick: got_trades_lm)")]["sanity"] == "flag: c1"
+    assert t1.frame.loc[("MART", "ours (quick)")]["sanity"] == got.NOT_RUN
+    md, tex = t1.render("md"), t1.render("tex")
+    assert md.startswith("**GOT Table 1: MNIST") and "profile `quick` (mnist-sample" in md and "| 85.2 |" in md
+    assert r"\label{tab:got_table1}" in tex
+    cifar = load_profile("got-cifar10-cpu")
+    assert got.build_mnist_table("got_table1", evals, cifar) is None
+    (tmp_path / "eval/pgd_at").mkdir(parents=True)
+    (tmp_path / "eval/pgd_at/eval.json").write_text(json.dumps(evals["pgd_at"]))
+    written = got.write_tables(cifar, tmp_path, tmp_path / "tables")
+    assert "MNIST table" in written["got_table1"] and "MNIST finding" in written["got_eps_plateau_check"]
+    assert [p.name for p in written["got_table2"]] == ["got_table2.md", "got_table2.csv", "got_table2.tex"]
+    written = got.write_tables(quick, tmp_path, tmp_path / "q", ["got_table1", "got_eps_plateau_check"])
+    assert (tmp_path / "q/got_table1.tex").is_file() and "GOT models evaluated" in (
+        tmp_path / "q/got_eps_plateau_check.md").read_text()
+    with pytest.raises(ValueError, match="unknown GOT MNIST table"):
+        got.build_mnist_table("got_table9", evals, quick)

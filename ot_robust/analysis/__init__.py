@@ -20,7 +20,6 @@ from .grad_ratios import GradRatios, gradient_norm_ratios, per_example_grad_norm
 from .landscape import LossLandscape, adversarial_direction, loss_landscape, plot_loss_landscapes
 from .toy import (MovementDirections, ToyMLP, ToyPerturbations, make_toy_data, movement_directions,
                   plot_movement_directions, plot_toy_perturbations, toy_clouds, toy_perturbations, train_toy_model)
-from .runs import find_run_dir, load_trained_models, profile_dataset, profile_eps
 from .tsne import TSNEResult, extract_features, plot_tsne_grid, tsne_features
 
 _INPUT_GRADIENTS = ("input_gradient_l1", "mean_abs_input_gradient", "TABLE12_STEPS", "input_gradient_curves",
@@ -37,8 +36,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "default_eps", "pgd", "feature_scattering", "find_run_dir", "load_trained_models", "profile_dataset",
-    "profile_eps",
+    "default_eps", "pgd", "feature_scattering",
     "TSNEResult", "extract_features", "tsne_features", "plot_tsne_grid",
     "LossLandscape", "adversarial_direction", "loss_landscape", "plot_loss_landscapes",
     "ActivationMagnitudes", "activation_magnitudes", "plot_activation_magnitudes",

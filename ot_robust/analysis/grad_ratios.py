@@ -105,7 +105,7 @@ def plot_gradient_ratios(results: Mapping[str, GradRatios], statistic: str = "me
     Raises:
         ValueError: empty ``results`` or unknown ``statistic``.
     """
-    from ..plots import use_style
+    from ..style import use_style
 
     use_style()
     if not results:

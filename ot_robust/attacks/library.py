@@ -38,6 +38,11 @@ def _ta():
     return torchattacks
 
 
+def resolve_seed(seed: int | None) -> int:
+    """``seed`` as an int; ``None``: an int drawn from torch's global RNG (the caller's stream)."""
+    return int(seed) if seed is not None else int(torch.randint(0, 2**31 - 1, ()))
+
+
 @dataclass
 class LibraryAttack:
     """Base adapter: subclasses implement ``build(model, num_classes) -> torchattacks.Attack``."""
@@ -49,6 +54,11 @@ class LibraryAttack:
 
     def build(self, model: nn.Module, num_classes: int):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def run_seed(self) -> int:
+        """The seed of this call: ``seed``, or with ``seed=None`` one drawn from the caller's torch RNG (so that
+        ``evaluate``'s per-batch seeding decides it). One meaning of None for every attack of this module."""
+        return resolve_seed(self.seed)
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Adversarial examples ``(B, C, H, W)`` in [0, 1] within the eps-ball (when ``eps`` is set)."""
@@ -86,7 +96,7 @@ class APGD(LibraryAttack):
 
     def build(self, model, num_classes):
         return _ta().APGD(model, norm=_TA_NORM[self.norm], eps=self.eps, steps=self.steps,
-                                 n_restarts=self.restarts, seed=self.seed or 0, loss=self.loss, rho=0.75)
+                                 n_restarts=self.restarts, seed=self.run_seed(), loss=self.loss, rho=0.75)
 
 
 @dataclass
@@ -104,7 +114,7 @@ class APGDT(LibraryAttack):
 
     def build(self, model, num_classes):
         atk = _ta().APGDT(model, norm=_TA_NORM[self.norm], eps=self.eps, steps=self.steps,
-                                 n_restarts=self.restarts, seed=self.seed or 0, rho=0.75, n_classes=num_classes)
+                                 n_restarts=self.restarts, seed=self.run_seed(), rho=0.75, n_classes=num_classes)
         atk.n_target_classes = min(self.n_targets, num_classes - 1)
         return atk
 
@@ -125,7 +135,7 @@ class FAB(LibraryAttack):
 
     def build(self, model, num_classes):
         atk = _ta().FAB(model, norm=_TA_NORM[self.norm], eps=self.eps, steps=self.steps,
-                               n_restarts=self.restarts, alpha_max=0.1, eta=1.05, beta=0.9, seed=self.seed or 0,
+                               n_restarts=self.restarts, alpha_max=0.1, eta=1.05, beta=0.9, seed=self.run_seed(),
                                multi_targeted=self.targeted, n_classes=num_classes)
         atk.n_target_classes = min(self.n_targets, num_classes - 1)
         return atk
@@ -148,7 +158,7 @@ class Square(LibraryAttack):
     def build(self, model, num_classes):
         return _ta().Square(model, norm=_TA_NORM[self.norm], eps=self.eps, n_queries=self.queries,
                                    n_restarts=self.restarts, p_init=self.p_init, loss="margin",
-                                   resc_schedule=True, seed=self.seed or 0)
+                                   resc_schedule=True, seed=self.run_seed())
 
 
 @dataclass
@@ -266,7 +276,7 @@ class AutoAttack:
     def components(self, model: nn.Module, num_classes: int, device) -> list[tuple[str, Any]]:
         """The four fra31 attacks of version 'standard' for ``model`` (each has ``perturb(x, y)``)."""
         APGDAttack, APGDAttack_targeted, FABAttack_PT, SquareAttack = _fra31()
-        norm, seed, k = _TA_NORM[self.norm], int(self.seed or 0), min(self.n_targets, num_classes - 1)
+        norm, seed, k = _TA_NORM[self.norm], resolve_seed(self.seed), min(self.n_targets, num_classes - 1)
         kw = dict(norm=norm, eps=self.eps, seed=seed, device=device)
         apgd = APGDAttack(model, n_iter=self.apgd_steps, n_restarts=1, loss="ce", eot_iter=1, rho=0.75, **kw)
         apgdt = APGDAttack_targeted(model, n_iter=self.apgd_steps, n_restarts=1, eot_iter=1, rho=0.75,

@@ -86,12 +86,6 @@ class AWP(Defense):
     def validate(self, batch_size: int) -> None:
         self.inner.validate(batch_size)
 
-    def modules(self) -> dict[str, nn.Module]:
-        return self.inner.modules()  # the proxy is scratch space, re-copied from the model at every step
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self.inner.optimizers()
-
     def state_dict(self) -> dict:
         return {"steps_done": self.steps_done, "inner": self.inner.state_dict()}
 

@@ -5,10 +5,10 @@ A defense turns a clean batch into the scalar training loss (its inner maximisat
     out = defense.loss(model, x, y)      # x (B, C, H, W) in [0, 1], y (B,) int64
     out.loss.backward()                  # the Trainer steps the optimiser(s)
 
-The Trainer never knows which method it runs: it asks :meth:`Defense.validate` before training, adds the
-parameters of :meth:`Defense.modules` to nothing (they are trained by :meth:`Defense.optimizers`, owned by the
-defense), checkpoints :meth:`Defense.state_dict`, and refuses ``amp=True`` at configuration time for a defense
-whose ``supports_amp`` is False.
+The Trainer never knows which method it runs: it asks :meth:`Defense.validate` before training, checkpoints
+:meth:`Defense.state_dict` (which holds whatever the defense trains itself, e.g. GOT's Kantorovich potential and its
+optimiser, stepped inside :meth:`Defense.loss`), and refuses ``amp=True`` at configuration time for a defense whose
+``supports_amp`` is False.
 """
 from __future__ import annotations
 
@@ -81,14 +81,6 @@ class Defense:
         if self.batch_coupled and int(batch_size) < 2:
             raise ValueError(f"{self.name} couples the examples of a batch (optimal transport) and needs "
                              f"batch_size >= 2, got {batch_size}")
-
-    def modules(self) -> dict[str, nn.Module]:
-        """Extra trainable modules owned by the defense (GOT's Kantorovich potential); default none."""
-        return {}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        """Optimisers of :meth:`modules`, stepped by the defense itself inside :meth:`loss`; default none."""
-        return {}
 
     def state_dict(self) -> dict:
         """The defense's own state (modules etc.) for checkpoints; default empty."""

@@ -53,6 +53,7 @@ from torch import Tensor, nn
 
 from ..attacks import ce_loss, perturb
 from ..ot import KantorovichPotential, entropic_dual, joint_cost
+from ..utils import all_reduce_mean_
 from .base import Defense, DefenseOutput, attack_params, check_choice, check_int, check_number, register_defense
 from .trades import kl_clean_adv, trades_perturb
 
@@ -172,12 +173,8 @@ class GOTDistance:
                 best, best_params = value, [p.detach().clone() for p in params]
             if step == self.potential_steps:
                 break
-            grads = torch.autograd.grad(-obj, params)
-            if torch.distributed.is_available() and torch.distributed.is_initialized():
-                world = torch.distributed.get_world_size()
-                for g in grads:
-                    torch.distributed.all_reduce(g)
-                    g.div_(world)
+            grads = list(torch.autograd.grad(-obj, params))
+            all_reduce_mean_(grads)  # under torch.distributed: the mean over processes
             for p, g in zip(params, grads):
                 p.grad = g
             self.optimizer.step()
@@ -325,12 +322,6 @@ class GOT(Defense):
         if self.ramp_steps == 0:
             return self.beta
         return self.beta * min(1.0, (step - self.warmup_steps + 1) / self.ramp_steps)
-
-    def modules(self) -> dict[str, nn.Module]:
-        return {} if self.ot.potential is None else {"potential": self.ot.potential}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {} if self.ot.optimizer is None else {"potential": self.ot.optimizer}
 
     def state_dict(self) -> dict:
         return {"ot": self.ot.state_dict(), "step": self.step}

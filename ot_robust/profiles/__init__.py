@@ -31,8 +31,8 @@ A profile is a YAML file in this folder (or any path ending in ``.yaml``). Schem
       autoattack: {spec: "autoattack eps=0.3", n_examples: 100}                          # or null
       curves: {epsilons: [...], steps: [...], eps: 0.3, n_examples: 200}                 # FS Fig. 3
       loss_curves: {experiment: feature_scattering, restarts: 20, steps: 40, n_examples: 4}  # FS supp. Fig. 1
-    tables: [fs_table1, ...]         # names in ot_robust.tables.TABLES
-    figures: [fs_fig3, ...]          # names in ot_robust.plots.FIGURES
+    tables: [fs_table1, ...]         # names in ot_robust.reports.TABLES
+    figures: [fs_fig3, ...]          # names in ot_robust.reports.FIGURES
     notebooks: [00_overview, 01_ot_solvers]   # stand-alone notebooks run with (profile, fig_dir)
     analysis:                        # analysis figure notebooks (43-47) -> their papermill parameters
       43_figures_tsne: {models: [standard, feature_scattering], n_examples: 150}
@@ -349,7 +349,8 @@ def _check_registries(p: Profile, src: str) -> None:
     names = getattr(models, "MODELS", None)
     if names is not None and p.model not in names:
         raise ProfileError(f"{src}: model {p.model!r} unknown; allowed: {sorted(names)}")
-    from .. import plots, tables
+    from .. import reports as plots
+    from ..reports import tables
 
     def known(name: str, registry: dict, notebooks: dict) -> bool:
         # FS names are checked here; other papers' names (got_*, otjr_*) are checked by their own notebooks

@@ -18,6 +18,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from ..utils import all_reduce_mean_
+
 
 @dataclass
 class DistInfo:
@@ -49,18 +51,8 @@ class DistInfo:
 
     def all_reduce_grads(self, params: Iterable[nn.Parameter]) -> None:
         """Average the gradients over processes (one flattened all-reduce)."""
-        if not self.enabled:
-            return
-        grads = [p.grad for p in params if p.grad is not None]
-        if not grads:
-            return
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        flat.div_(self.world_size)
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset:offset + g.numel()].view_as(g))
-            offset += g.numel()
+        if self.enabled:
+            all_reduce_mean_([p.grad for p in params if p.grad is not None])
 
     def broadcast_module(self, module: nn.Module, buffers_only: bool = False) -> None:
         """Copy rank 0's parameters (unless ``buffers_only``) and buffers to every process."""

@@ -34,6 +34,10 @@ from .checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
 from .distributed import DistInfo, init_distributed
 
+class ConfigMismatch(ValueError):
+    """Resuming a run folder whose checkpoint was made with another configuration (the message names the fields)."""
+
+
 # config fields that may change between the first run and a resume without changing the numbers' meaning
 _RESUMABLE = {"epochs", "progress", "num_workers", "device", "data_root", "ddp", "ddp_backend"}
 
@@ -147,7 +151,6 @@ class Trainer:
         return {"epoch": epoch, "config": self.cfg.to_dict(), "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(), "defense": self.defense.state_dict(),
-                "defense_optimizers": {k: o.state_dict() for k, o in self.defense.optimizers().items()},
                 "rng": rngs, "world_size": self.dist.world_size}
 
     def resume(self) -> int:
@@ -160,7 +163,7 @@ class Trainer:
         default = TrainConfig().to_dict()  # a field newer than the checkpoint ran at its default
         diff = sorted(k for k in new if k not in _RESUMABLE and old.get(k, default.get(k)) != new[k])
         if diff:
-            raise ValueError(f"{path}: the run was made with a different configuration ({diff}); "
+            raise ConfigMismatch(f"{path}: the run was made with a different configuration ({diff}); "
                              "use another run_dir or resume=False")
         if state["world_size"] != self.dist.world_size:
             raise ValueError(f"{path}: saved with {state['world_size']} processes, resuming with "
@@ -169,10 +172,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        self.defense.load_state_dict(state["defense"])
-        for k, opt in self.defense.optimizers().items():
-            if k in state["defense_optimizers"]:
-                opt.load_state_dict(state["defense_optimizers"][k])
+        self.defense.load_state_dict(state["defense"])  # its own optimisers too (older checkpoints also hold a
+        # duplicate "defense_optimizers" entry, ignored)
         set_rng_state(state["rng"][self.dist.rank], self.loader_gen)
         self.start_epoch = int(state["epoch"])
         self._truncate_metrics(self.start_epoch)

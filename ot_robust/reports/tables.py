@@ -1,4 +1,4 @@
-"""Paper tables with our numbers beside the paper's, as Markdown, CSV and LaTeX.
+"""Paper tables with our numbers beside the paper's, as Markdown, CSV and LaTeX: the one renderer of the project.
 
 The paper numbers come from ``ot_robust/assets/paper_tables.yaml`` (a copy of the project's transcription of the
 papers' tables, see ``assets/paper_tables.source.json``); ours come from the ``eval.json`` files that
@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from .utils import PACKAGE_ROOT
+from ..utils import PACKAGE_ROOT
 
 PAPER_TABLES_PATH = PACKAGE_ROOT / "assets" / "paper_tables.yaml"
 EXTRA_COLUMNS = ("AA", "worst", "sanity")
@@ -55,35 +55,13 @@ class TableSpec:
     aliases: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
 
-TABLES: dict[str, TableSpec] = {t.name: t for t in [
-    TableSpec("fs_table1", "fs", "table1_cifar10_whitebox", "FS Table 1: white-box accuracy vs attack iterations"),
-    TableSpec("fs_table2a", "fs", "table2a_svhn_whitebox", "FS Table 2(a): SVHN white-box"),
-    TableSpec("fs_table2b", "fs", "table2b_cifar100_whitebox", "FS Table 2(b): CIFAR-100 white-box"),
-    TableSpec("fs_table3a", "fs", "table3a_perturbation_scheme", "FS Table 3(a): perturbation scheme ablation"),
-    TableSpec("fs_table3b", "fs", "table3b_matching_scheme", "FS Table 3(b): matching scheme ablation"),
-    TableSpec("fs_table4", "fs", "table4_ot_solvers", "FS Table 4: OT solvers", kind="blocks"),
-    TableSpec("fs_blackbox", "fs", "sec5_3_blackbox_cifar10", "FS Sec. 5.3: black-box (transfer) attacks",
-              kind="transfer"),
-    TableSpec("fs_supp_table1", "fs", "supp_table1_stronger_whitebox",
-              "FS supplement Table 1: stronger white-box attacks (min over 5 random starts)"),
-    TableSpec("fs_supp_gradient_free", "fs", "supp_gradient_free", "FS supplement Sec. 2.2: gradient-free attacks"),
-    TableSpec("fs_supp_table2", "fs", "supp_table2_label_smoothing", "FS supplement Table 2: label smoothing"),
-    TableSpec("fs_supp_table3", "fs", "supp_table3_sinkhorn_tau", "FS supplement Table 3: Sinkhorn tau"),
-    TableSpec("fs_supp_table4", "fs", "supp_table4_ipot_beta", "FS supplement Table 4: IPOT beta"),
-    TableSpec("fs_rebuttal_batch_size", "fs", "rebuttal_batch_size_pgd100", "FS rebuttal: training batch size (PGD100)",
-              kind="sweep", metric="pgd100"),
-    TableSpec("fs_rebuttal_label_smoothing", "fs", "rebuttal_label_smoothing_pgd100",
-              "FS rebuttal: label smoothing (PGD100)", kind="sweep", metric="pgd100"),
-    TableSpec("fs_rebuttal_random_targeted", "fs", "rebuttal_random_targeted",
-              "FS rebuttal: random-targeted adversarial training baseline"),
-    # GOT Table 2 spans three datasets (one profile each); Tables 1, 4, 5 are built by notebook 31 itself
-    TableSpec("got_table2", "got", "table2_resnet18", "GOT Table 2: ResNet-18, Nat / PGD-20 / AA", kind="blocks",
-              aliases=(("nat", "clean"), ("pgd", "pgd20"), ("aa", "autoattack"))),
-]}
+#: every table of the three papers, by name (filled by :mod:`ot_robust.reports` from its paper modules)
+TABLES: dict[str, TableSpec] = {}
 
 
 def register_table(spec: TableSpec) -> TableSpec:
-    """Add a table (GOT, OTJR, ...) to :data:`TABLES`. Raises ValueError if the name exists or is not in the YAML."""
+    """Add a table to :data:`TABLES` (done for every paper by :mod:`ot_robust.reports`). Raises ValueError if the
+    name exists or is not in the YAML."""
     if spec.name in TABLES:
         raise ValueError(f"table {spec.name!r} already registered")
     paper_table(spec.paper, spec.key)
@@ -124,7 +102,7 @@ def _pretty(col: str) -> str:
     return col
 
 
-def _sanity_text(ev: dict[str, Any]) -> str:
+def sanity_text(ev: dict[str, Any]) -> str:
     checks = ev.get("sanity") or []
     if not checks:
         return ""
@@ -150,7 +128,7 @@ def _ours(ev: dict[str, Any], columns: list[str], aliases: tuple[tuple[str, str]
         return ev.get("autoattack") if v is None and base == "autoattack" else v
 
     row = {c: value(c) for c in columns}
-    extra = {"AA": ev.get("autoattack"), "worst": ev.get("worst_case"), "sanity": _sanity_text(ev)}
+    extra = {"AA": ev.get("autoattack"), "worst": ev.get("worst_case"), "sanity": sanity_text(ev)}
     row.update({k: v for k, v in extra.items() if k in extras})
     return row
 
@@ -175,7 +153,7 @@ class TableResult:
 
     def write(self, out_dir: str | Path) -> list[Path]:
         """Write ``<name>.md``, ``<name>.csv``, ``<name>.tex`` into ``out_dir``; returns the paths."""
-        from .utils import atomic_write_bytes
+        from ..utils import atomic_write_bytes
 
         paths = []
         for fmt in FORMATS:
@@ -215,7 +193,8 @@ def _fmt_cell(v: Any) -> str:
     return str(v)
 
 
-def _caption(spec: TableSpec, pt: dict[str, Any], profile: Any, evals: dict[str, dict], note: str = "") -> str:
+def caption(pt: dict[str, Any], profile: Any, evals: dict[str, dict], note: str = "") -> str:
+    """The caption of a paper-beside-ours table: the paper's setting and source, our profile, n, AutoAttack's n."""
     ev0 = next(iter(evals.values()), {})
     n = ev0.get("n_examples", (profile.eval or {}).get("n_examples") if profile else None)
     aa = (profile.eval.get("autoattack") or {}) if profile else {}
@@ -310,7 +289,7 @@ def build_table(name: str, evals: dict[str, dict[str, Any]], profile: Any = None
     for c in frame.columns:
         if c != "sanity":
             frame[c] = pd.to_numeric(frame[c], errors="coerce")
-    return TableResult(spec, frame, _caption(spec, pt, profile, evals, note))
+    return TableResult(spec, frame, caption(pt, profile, evals, note))
 
 
 def build_tables(profile: Any, runs_dir: str | Path, out_dir: str | Path, names: list[str] | None = None

@@ -5,7 +5,7 @@ Our numbers come from ``<runs_dir>/eval/<exp>/eval.json`` (accuracies, %), ``<ru
 experiment stands for which paper row is the profile's ``methods.<exp>.tables: {otjr_table2: OTJR, ...}``; a paper
 row without an experiment is listed as "not run in this profile" in the caption, never an error.
 
-Tables (names registered in :data:`ot_robust.tables.TABLES`, prefix ``otjr_``):
+Tables (:data:`TABLES`, registered in :data:`ot_robust.reports.tables.TABLES` by :mod:`ot_robust.reports`):
 ``otjr_table2`` (CIFAR-10 block; ``otjr_table2_c100``), ``otjr_table6``, ``otjr_table7`` (+ ``_c100``),
 ``otjr_table8``, ``otjr_table9`` (WRN-28 layout), plus :func:`table11_training_time`,
 :func:`table12_input_gradients` (Tables 5/12), :func:`table10_sanity` and :func:`paper_consistency` (flags OTJR
@@ -19,9 +19,9 @@ from typing import Any
 
 import pandas as pd
 
-from .. import tables as T
+from . import tables as T
 
-TABLE_SPECS = [
+TABLES = [
     T.TableSpec("otjr_table2", "otjr", "table2_wrn34_cifar10", "OTJR Table 2 (CIFAR-10 block): white-/black-box"),
     T.TableSpec("otjr_table2_c100", "otjr", "table2_wrn34_cifar100", "OTJR Table 2 (CIFAR-100 block)"),
     T.TableSpec("otjr_table3", "otjr", "table3_awp_lbgat_cifar100", "OTJR Table 3: losses inside AWP / LBGAT"),
@@ -36,9 +36,6 @@ TABLE_SPECS = [
     T.TableSpec("otjr_table12", "otjr", "table12_input_gradient_vs_pgd_steps",
                 "OTJR Tables 5/12: mean |grad_x CE| after PGD iterations"),
 ]
-for _spec in TABLE_SPECS:
-    if _spec.name not in T.TABLES:
-        T.register_table(_spec)
 
 #: table -> builder for the tables that are not plain accuracy rows
 NOT_RUN = "not run in this profile"
@@ -57,7 +54,7 @@ def _read_jsonl(path: Path) -> list[dict]:
 def load_runs(runs_dir: str | Path) -> dict[str, dict[str, Any]]:
     """``{exp: eval.json}`` with OTJR column aliases filled: ``cw`` <- cw20, ``l2_pgd``, and the Table 8
     hyper-parameters <- the experiment's ``config.json`` method_params (``autoattack`` and Table 3's ``awp_*``
-    columns are read by :func:`ot_robust.tables.build_table` itself)."""
+    columns are read by :func:`ot_robust.reports.tables.build_table` itself)."""
     runs_dir = Path(runs_dir)
     evals = T.load_evals(runs_dir)
     for exp, ev in evals.items():
@@ -85,7 +82,7 @@ def build_otjr_table(name: str, runs_dir: str | Path, profile: Any = None) -> T.
     """An OTJR accuracy table (Tables 2, 3, 6, 7, 8, 9, 10a) with ours beside the paper's; missing rows are named
     in the caption ("not run in this profile"). Raises ValueError for an unknown table name."""
     if name not in T.TABLES or not name.startswith("otjr_"):
-        raise ValueError(f"unknown OTJR table {name!r}; allowed: {[s.name for s in TABLE_SPECS]}")
+        raise ValueError(f"unknown OTJR table {name!r}; allowed: {[s.name for s in TABLES]}")
     evals = load_runs(runs_dir)
     res = T.build_table(name, evals, profile)
     missing = _unrun_rows(name, evals, profile)
@@ -139,7 +136,7 @@ def table12_input_gradients(runs_dir: str | Path, profile: Any = None, eps: floa
     from ..attacks import make_attack
     from ..data import as_tensors, get_dataset
     from ..models.loading import load_model
-    from .input_gradients import TABLE12_STEPS, input_gradient_l1
+    from ..analysis.input_gradients import TABLE12_STEPS, input_gradient_l1
 
     runs_dir = Path(runs_dir)
     pt = T.paper_table("otjr", "table12_input_gradient_vs_pgd_steps")
@@ -201,7 +198,7 @@ def fig7_ce_curves(runs_dir: str | Path, fig_dir: str | Path | None, profile: An
                    methods: tuple[str, ...] = ("sw", "sat")) -> tuple[Any, list[Path]]:
     """OTJR Fig. 7: training cross-entropy (adversarial CE, per epoch) of the SW and SAT models (experiments whose
     method is in ``methods``); returns ``(fig, written paths)`` (none when ``fig_dir`` is None or nothing ran)."""
-    from ..plots import figure, save_figure
+    from ..style import figure, save_figure
 
     method_of = {exp: cfg.get("method") for exp, cfg in (profile.methods.items() if profile else [])}
     curves = {e: c for e, c in training_curves(runs_dir).items() if method_of.get(e, e) in methods}
@@ -216,3 +213,40 @@ def fig7_ce_curves(runs_dir: str | Path, fig_dir: str | Path | None, profile: An
         ax.legend()
     paths = save_figure(fig, "otjr_fig7", fig_dir, close=False) if (fig_dir and curves) else []
     return fig, paths
+
+
+#: the OTJR tables with their own builders (not plain accuracy rows), rendered by :func:`special_tables`
+SPECIAL = {"otjr_table10a": ("table10a_sanity_pgd_steps", "OTJR Table 10(a): sanity test, accuracy vs PGD steps"),
+           "otjr_table10b": ("table10b_sanity_eps", "OTJR Table 10(b): sanity test, accuracy vs the budget eps"),
+           "otjr_table11": ("table11_training_time", "OTJR Table 11: training time per epoch, ratio to standard"),
+           "otjr_table12": ("table12_input_gradient_vs_pgd_steps",
+                            "OTJR Tables 5/12: mean |grad_x CE| (x 1e-4) after PGD iterations")}
+
+
+def _result(name: str, frame: pd.DataFrame, profile: Any, note: str) -> T.TableResult:
+    key, title = SPECIAL[name]
+    frame = frame.dropna(axis=1, how="all")
+    return T.TableResult(T.TableSpec(name, "otjr", key, title), frame,
+                         T.caption(T.paper_table("otjr", key), profile, {}, note))
+
+
+def special_tables(runs_dir: str | Path, profile: Any, wanted: list[str], n_examples: int = 100
+                   ) -> dict[str, T.TableResult]:
+    """OTJR Tables 10 (split into its steps and budget halves), 11 and 12 as :class:`~.tables.TableResult` (the
+    one renderer: Markdown, CSV, LaTeX), for the names of ``wanted`` among ``otjr_table10`` / ``_11`` / ``_12``."""
+    out: dict[str, T.TableResult] = {}
+    if "otjr_table10" in wanted:
+        t10 = table10_sanity(runs_dir)
+        for half, sweep in (("otjr_table10a", "steps"), ("otjr_table10b", "eps")):
+            frame = t10.xs(sweep, level="sweep") if len(t10) else t10
+            out[half] = _result(half, frame, profile, "Ours: every model with accuracy-vs-steps / eps curves "
+                                "(curves.json, PGD-20 for the budget sweep).")
+    if "otjr_table11" in wanted:
+        out["otjr_table11"] = _result("otjr_table11", table11_training_time(runs_dir, profile), profile,
+                                      "Ratio = mean training seconds per epoch / the standard model's (paper: "
+                                      "minutes per epoch / XE's); our seconds are CPU seconds of this machine.")
+    if "otjr_table12" in wanted:
+        out["otjr_table12"] = _result("otjr_table12", table12_input_gradients(runs_dir, profile,
+                                                                              n_examples=n_examples), profile,
+                                      f"Ours: the first {n_examples} test images, PGD step eps/4.")
+    return out
