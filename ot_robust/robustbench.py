@@ -17,7 +17,6 @@ comparable with RobustBench's leaderboard, and the result says so.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch

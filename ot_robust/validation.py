@@ -6,6 +6,9 @@ every check raises ``ValueError`` naming the bad value and what is allowed (issu
 * :func:`check_step` - the step-size rule shared by evaluation attacks and training adversaries.
 * :func:`check_images` - floating, finite (no NaN / Inf), in [0, 1].
 * :func:`check_labels` - integer class indices of shape (B,) matching the batch, in [0, num_classes).
+* :func:`check_number`, :func:`check_int`, :func:`check_choice` - scalar parameters (a finite number in an interval,
+  ``"8/255"`` accepted; an integer >= a bound; one of the allowed values), for the defenses, the OT solvers and the
+  attacks alike.
 """
 from __future__ import annotations
 
@@ -81,3 +84,37 @@ def check_step(eps: float, step_size: float, steps: int, norm: str = "linf", ran
         raise ValueError(f"a single Linf step of size {v:g} exceeds the budget eps={eps:g}; the projection would "
                          "cut it back to eps (use step <= eps)")
     return v
+
+
+def check_number(name: str, value, low: float = 0.0, low_open: bool = False, high: float = math.inf,
+                 high_open: bool = True) -> float:
+    """``float(value)`` if finite and inside the interval (``low_open``/``high_open`` exclude the ends).
+
+    Strings such as ``"8/255"`` are accepted. Raises ValueError naming ``name``, the value and the allowed range.
+    """
+    from .utils import parse_number
+
+    try:
+        v = parse_number(value) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r} must be a number") from None
+    ok = math.isfinite(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+    if not ok:
+        lo = f"{'(' if low_open else '['}{low:g}"
+        hi = f"{high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name}={value!r} must be a finite number in {lo}, {hi}")
+    return v
+
+
+def check_int(name: str, value, low: int = 1) -> int:
+    """``int(value)`` if it is an integer >= ``low``; ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < low:
+        raise ValueError(f"{name}={value!r} must be an integer >= {low}")
+    return int(value)
+
+
+def check_choice(name: str, value, allowed) -> str:
+    """``value`` if it is one of ``allowed``; ValueError listing them otherwise."""
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r}; allowed: {tuple(allowed)}")
+    return value

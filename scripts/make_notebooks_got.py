@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from make_notebooks import notebook
-from nbgen import code, main, markdown
+from nbgen import code, main
 
 
 PARAMS = '''profile = "quick"

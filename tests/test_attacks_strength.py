@@ -6,7 +6,7 @@ import pytest
 import torch
 import torchattacks
 
-from ot_robust.attacks import APGD, PGD, AutoAttack, LocalSearch, SimBA, make_attack
+from ot_robust.attacks import PGD, AutoAttack, LocalSearch, SimBA, make_attack
 
 from _models import mnist_test, one_thread, trained_model
 

@@ -11,7 +11,6 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from ot_robust.attacks.feature_scattering import feature_matching_distance
-from ot_robust.data import as_tensors, get_dataset
 from ot_robust.models import get_model
 from ot_robust.train import train
 from ot_robust.training.distributed import DistInfo

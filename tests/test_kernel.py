@@ -2,7 +2,6 @@
 namespace, and a failed step or a changed environment gets a fresh kernel."""
 
 import json
-import os
 
 import nbformat
 import pytest

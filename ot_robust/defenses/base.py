@@ -12,12 +12,12 @@ optimiser, stepped inside :meth:`Defense.loss`), and refuses ``amp=True`` at con
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-import torch
 from torch import Tensor, nn
+
+from ..validation import check_eps, check_int, check_number, check_step
 
 
 @dataclass
@@ -125,48 +125,10 @@ def get_defense(name: str, **params) -> Defense:
         raise ValueError(f"bad parameters for defense {name!r}: {e}") from None
 
 
-# ---- parameter checks shared by the defenses (clear ValueErrors, before any training) ----
-
-def check_number(name: str, value, low: float = 0.0, low_open: bool = False, high: float = math.inf,
-                 high_open: bool = True) -> float:
-    """``float(value)`` if finite and inside the interval (``low_open``/``high_open`` exclude the ends).
-
-    Strings such as ``"8/255"`` are accepted. Raises ValueError naming ``name``, the value and the allowed range.
-    """
-    from ..utils import parse_number
-
-    try:
-        v = parse_number(value) if isinstance(value, str) else float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r} must be a number") from None
-    ok = math.isfinite(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
-    if not ok:
-        lo = f"{'(' if low_open else '['}{low:g}"
-        hi = f"{high:g}{')' if high_open else ']'}"
-        raise ValueError(f"{name}={value!r} must be a finite number in {lo}, {hi}")
-    return v
-
-
-def check_int(name: str, value, low: int = 1) -> int:
-    """``int(value)`` if it is an integer >= ``low``; ValueError otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < low:
-        raise ValueError(f"{name}={value!r} must be an integer >= {low}")
-    return int(value)
-
-
-def check_choice(name: str, value, allowed) -> str:
-    """``value`` if it is one of ``allowed``; ValueError listing them otherwise."""
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r}; allowed: {tuple(allowed)}")
-    return value
-
-
 def attack_params(eps, step_size, steps, random_start: bool = True) -> tuple[float, float, int]:
     """Checked training-adversary parameters (Linf, the [0, 1] pixel scale): eps by
     :func:`ot_robust.validation.check_eps` (above 1 refused: "did you mean 8/255?"), steps >= 1, and the step size by
     the same rule as the evaluation attacks (:func:`ot_robust.validation.check_step`)."""
-    from ..validation import check_eps, check_step
-
     e = check_eps(check_number("eps", eps))
     n = check_int("steps", steps)
     return e, check_step(e, check_number("step_size", step_size, low_open=True), n, "linf", random_start), n

@@ -30,7 +30,8 @@ from torch import Tensor, nn
 from ..attacks import ce_loss, perturb
 from ..attacks.feature_scattering import MATCHINGS, SOLVERS, feature_matching_distance, feature_scatter
 from ..validation import check_eps
-from .base import Defense, DefenseOutput, check_choice, check_int, check_number, register_defense
+from ..validation import check_choice, check_int, check_number
+from .base import Defense, DefenseOutput, register_defense
 
 
 PERTURBATIONS = ("feature_scattering", "supervised", "random")

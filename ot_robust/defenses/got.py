@@ -54,7 +54,8 @@ from torch import Tensor, nn
 from ..attacks import ce_loss, perturb
 from ..ot import KantorovichPotential, entropic_dual, joint_cost
 from ..utils import all_reduce_mean_
-from .base import Defense, DefenseOutput, attack_params, check_choice, check_int, check_number, register_defense
+from ..validation import check_choice, check_int, check_number
+from .base import Defense, DefenseOutput, attack_params, register_defense
 from .trades import kl_clean_adv, trades_perturb
 
 VARIANTS = ("pgd", "trades")

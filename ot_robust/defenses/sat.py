@@ -18,7 +18,8 @@ from __future__ import annotations
 from torch import Tensor
 
 from ..ot import sinkhorn_divergence
-from .base import check_int, check_number, register_defense
+from ..validation import check_int, check_number
+from .base import register_defense
 from .otjr import OTJR
 
 

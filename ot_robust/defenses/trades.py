@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..attacks import model_mode, perturb
-from .base import Defense, DefenseOutput, attack_params, check_number, register_defense
+from ..validation import check_number
+from .base import Defense, DefenseOutput, attack_params, register_defense
 
 
 def kl_clean_adv(logits: Tensor, logits_adv: Tensor) -> Tensor:

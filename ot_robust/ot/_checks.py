@@ -1,32 +1,31 @@
-"""Input validation shared by the OT solvers (clear ``ValueError`` messages)."""
+"""Input validation of the OT solvers: tensors and marginals here; scalar parameters through the project's one
+vocabulary (:mod:`ot_robust.validation`)."""
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
+from ..validation import check_choice as _check_choice
+from ..validation import check_int as _check_int
+from ..validation import check_number
+
 
 def check_choice(name: str, value, allowed) -> None:
-    """Raise ValueError unless ``value`` is one of ``allowed``."""
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not valid; allowed: {sorted(allowed)}")
+    """Raise ValueError unless ``value`` is one of ``allowed`` (:func:`ot_robust.validation.check_choice`)."""
+    _check_choice(name, value, allowed)
 
 
 def check_positive(name: str, value, allow_zero: bool = False) -> float:
     """Return ``float(value)``; ValueError unless it is a finite number > 0 (>= 0 if ``allow_zero``)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r} must be a number") from None
-    if not (v == v and abs(v) != float("inf")) or v < 0 or (v == 0 and not allow_zero):
-        raise ValueError(f"{name}={value!r} must be {'>= 0' if allow_zero else '> 0'} and finite")
-    return v
+    return check_number(name, value, low=0.0, low_open=not allow_zero)
 
 
 def check_int(name: str, value, minimum: int = 1) -> int:
-    """Return ``value`` as int; ValueError unless it is an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    """Return ``value`` as int; ValueError unless it is an integer >= ``minimum`` (a float such as 3.0 is refused:
+    solver iteration counts are ints)."""
+    if isinstance(value, float):
         raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
-    return value
+    return _check_int(name, value, minimum)
 
 
 def check_cost(C) -> Tensor:

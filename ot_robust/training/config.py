@@ -149,7 +149,7 @@ class TrainConfig:
         split over the DDP processes."""
         from ..data import dataset_info
         from ..defenses import get_defense
-        from ..defenses.base import check_choice, check_int, check_number
+        from ..validation import check_choice, check_int, check_number
         from ..models import MODELS
 
         dataset_info(self.dataset)
