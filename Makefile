@@ -44,7 +44,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 lab: $(STAMP)
-	$(PY) -m ipykernel install --user --name ot-robust --display-name "Python (ot-robust)"
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ot-robust)"
 	$(VENV)/bin/jupyter lab notebooks/
 
 clean-venv:

@@ -12,25 +12,25 @@ cells = [
     md("# 01 - OT solvers\n\nThe optimal-transport computations behind the three papers, from `ot_robust.ot`: "
        "log-domain Sinkhorn (FS supplement Alg. 1), IPOT (FS supplement Alg. 2), exact OT (POT `ot.emd`), the "
        "Feature Scattering solver preset, and sliced-Wasserstein movement directions (OTJR Eq. 7-11, Fig. 5). "
-       "Figures go to `figures/<profile>/` (PNG + PDF), numbers to `runs/<profile>/ot_solvers/results.json`."),
-    code('profile = "quick"   # "smoke" (CI, seconds) or "quick"\nfig_dir = None      # None -> figures/<profile>/\n'
+       "Figures are shown inline and written (PNG + PDF) to `fig_dir` (the pipeline: `figures/<profile>/`; by hand: "
+       "`runs/<profile>/figures/` unless you set it), numbers to `runs/<profile>/ot_solvers/results.json`."),
+    code('profile = "quick"   # "smoke" (CI, seconds) or "quick"\nfig_dir = None      # None -> runs/<profile>/figures/ (the pipeline passes figures/<profile>)\n'
          'seed = 0', ["parameters"]),
     code("""import json
 from pathlib import Path
 
-import matplotlib
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
 from ot_robust.ot import (FS_SINKHORN, cosine_cost, cost_matrix, emd, ipot, random_projections, sinkhorn,
                           sliced_wasserstein)
+from ot_robust.style import save_figure
 from ot_robust.utils import atomic_write_json, provenance, set_seed
 
 set_seed(seed)
 smoke = profile == "smoke"
 root = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
-fig_dir = Path(fig_dir) if fig_dir is not None else root / "figures" / profile
+fig_dir = Path(fig_dir) if fig_dir is not None else root / "runs" / profile / "figures"
 run_dir = root / "runs" / profile / "ot_solvers"
 fig_dir.mkdir(parents=True, exist_ok=True)
 run_dir.mkdir(parents=True, exist_ok=True)
@@ -38,9 +38,7 @@ results = {}
 
 
 def save(fig, name):
-    for ext in ("png", "pdf"):
-        fig.savefig(fig_dir / f"01_{name}.{ext}", bbox_inches="tight", dpi=120)
-    plt.close(fig)"""),
+    save_figure(fig, f"01_{name}", fig_dir, close=False)  # atomic PNG + PDF; the figure stays, shown inline"""),
     md("## 1. Plans: Sinkhorn at several tau (FS supp. Alg. 1, Table 3's tau values), IPOT (Alg. 2) and exact OT\n\n"
        "One small problem: 12 source and 12 target points in 2-D, squared-Euclidean cost scaled to [0, 1]. "
        "Large tau blurs the plan; as tau -> 0 Sinkhorn and IPOT approach the exact (permutation) plan."),

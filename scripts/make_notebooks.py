@@ -160,7 +160,7 @@ transfer sources), **supplement Tables 1-4** (stronger attacks, label smoothing,
 profile_file = ""            # the profile YAML (default: the shipped one)
 profile_sha256 = ""          # content hash of the profile (so that editing it reruns this step)
 runs_dir = "runs/quick"
-fig_dir = "figures/quick"
+fig_dir = "runs/quick/figures"  # by hand: a scratch folder; the pipeline passes figures/<profile>
 tables = '["fs_table1"]'     # JSON list of table names (ot_robust.reports.TABLES)""",
         [code("written = steps.run_tables(profile=profile_file or profile, runs_dir=runs_dir, fig_dir=fig_dir, "
               "tables=tables)\nlist(written)"),
@@ -182,7 +182,7 @@ random starts on test examples, for the Feature Scattering model). Curves come f
 profile_file = ""
 profile_sha256 = ""
 runs_dir = "runs/quick"
-fig_dir = "figures/quick"
+fig_dir = "runs/quick/figures"  # by hand: a scratch folder; the pipeline passes figures/<profile>
 figures = '["fs_fig3", "fs_supp_fig1"]'   # JSON list of figure names (ot_robust.reports.FIGURES)""",
         [code("written = steps.run_figures(profile=profile_file or profile, runs_dir=runs_dir, fig_dir=fig_dir, "
               "figures=figures)\nwritten"),

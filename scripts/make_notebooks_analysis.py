@@ -16,7 +16,7 @@ from nbgen import build, code, main, markdown
 PARAMS = """\
 profile = "quick"
 runs_dir = "runs"          # parent of <profile>/ (or runs/<profile> itself, as the pipeline passes it)
-fig_dir = None             # None -> figures/<profile>/
+fig_dir = None             # None -> runs/<profile>/figures/ (scratch; the pipeline passes figures/<profile>)
 models = ["standard", "pgd_at", "feature_scattering"]   # experiment names of the profile's trained models
 dataset = None             # None -> the profile's dataset (test split), e.g. "mnist-sample"
 n_examples = {n}
@@ -38,7 +38,7 @@ from ot_robust.utils import parse_number
 
 models = json.loads(models) if isinstance(models, str) else models  # the pipeline passes lists as JSON
 torch.manual_seed(seed)
-fig_dir = Path(fig_dir or f"figures/{profile}")
+fig_dir = Path(fig_dir or f"runs/{profile}/figures")
 dataset = dataset or L.profile_dataset(profile)
 eps = L.profile_eps(profile, dataset) if eps is None else parse_number(eps)
 trained = L.load_trained_models(models, runs_dir, profile)
@@ -202,7 +202,7 @@ def toy():
         200,
         [code("import os\nfrom pathlib import Path\nif Path.cwd().name == \"notebooks\":\n    os.chdir(\"..\")\n"
               "from ot_robust import analysis as A\nfrom ot_robust.style import save_figure\n\n"
-              "fig_dir = Path(fig_dir or f\"figures/{profile}\")\n"
+              "fig_dir = Path(fig_dir or f\"runs/{profile}/figures\")\n"
               "toy = A.toy_perturbations({\"supervised (PGD-10)\": A.pgd(toy_eps, 10, seed=seed),\n"
               "                           \"feature scattering\": A.feature_scattering(toy_eps, seed=seed)},\n"
               "                          n=n_examples, eps=toy_eps, seed=seed)\n"

@@ -17,7 +17,7 @@ PARAMS = '''profile = "quick"
 profile_file = ""            # the profile YAML (default: the shipped one)
 profile_sha256 = ""          # content hash of the profile (so that editing it reruns this step)
 runs_dir = "runs"            # runs/ or runs/<profile>/ (both accepted)
-fig_dir = None               # None: figures/<profile>
+fig_dir = None               # None: runs/<profile>/figures (scratch; the pipeline passes figures/<profile>)
 {extra}'''
 
 RESOLVE = """from IPython.display import Markdown, display
@@ -27,7 +27,7 @@ prof = load_profile(profile_file or profile)
 rd = Path(runs_dir)
 if not (rd / "eval").is_dir() and (rd / prof.name / "eval").is_dir():
     rd = rd / prof.name
-out = Path(fig_dir) if fig_dir else Path("figures") / prof.name
+out = Path(fig_dir) if fig_dir else Path("runs") / prof.name / "figures"
 print(f"profile {prof.name} ({prof.dataset}): runs in {rd}")"""
 
 
