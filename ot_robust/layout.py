@@ -110,6 +110,18 @@ def profile_dataset(profile: str, default: str = "mnist-sample") -> str:
         return default
 
 
+def profile_labels(profile: str) -> dict[str, str]:
+    """``{experiment: the paper's name}`` (the profile's ``label`` of each method), for figure legends; ``{}`` if
+    the profile is unknown."""
+    try:
+        from .profiles import load_profile
+
+        prof = load_profile(profile)
+    except (ValueError, FileNotFoundError, ImportError):
+        return {}
+    return {e: prof.label(e) for e in prof.methods}
+
+
 def profile_eps(profile: str, dataset: str) -> float:
     """The Linf budget of ``profile``'s PGD evaluation (first Linf attack spec of ``eval.attacks`` with an eps);
     falls back to the dataset's default (:func:`ot_robust.data.default_attack`) when the profile is unknown."""

@@ -56,3 +56,40 @@ def save_figure(fig, name: str, fig_dir: str | Path, close: bool = True) -> list
     if close:
         plt.close(fig)
     return paths
+
+
+#: one colour per method, the same in every figure, keyed by the papers' names (a profile's ``label``); colorblind-safe
+#: (seaborn "colorblind" order, then "dark"). Names not listed get a stable colour from their text.
+METHOD_COLORS = {
+    "Standard": "#949494", "Madry": "#0173b2", "PGD-AT": "#0173b2", "TRADES": "#de8f05", "Proposed": "#029e73",
+    "Feature Scattering": "#029e73", "FS": "#029e73", "ALP": "#ca9161", "MART": "#fbafe4",
+    "Random-targeted AT": "#56b4e9", "GOT-PGD-S": "#d55e00", "GOT-PGD-LM": "#cc78bc", "GOT-TRADES-S": "#ece133",
+    "GOT-TRADES-LM": "#8c0800", "OTJR": "#a23582", "SW": "#006374", "SAT": "#b8850a", "Random JR": "#3c3c3c",
+    "Optimal JR": "#001c7f", "SAT + JR": "#12711c",
+}
+_EXTRA = ["#023eff", "#ff7c00", "#1ac938", "#e8000b", "#8b2be2", "#9f4800", "#f14cc1", "#a3a3a3", "#00d7ff"]
+
+
+def method_color(label: str) -> str:
+    """The colour of method ``label`` in every figure (:data:`METHOD_COLORS`; an unlisted name gets a colour fixed
+    by its text, the same in every run). A label such as ``"Madry (seed 1)"`` takes its method's colour."""
+    if label in METHOD_COLORS:
+        return METHOD_COLORS[label]
+    base = next((k for k in sorted(METHOD_COLORS, key=len, reverse=True) if label.startswith(k + " ")), None)
+    if base is not None:
+        return METHOD_COLORS[base]
+    import zlib
+
+    return _EXTRA[zlib.crc32(label.encode()) % len(_EXTRA)]
+
+
+def legend_outside(ax, **kw) -> None:
+    """The legend to the right of ``ax``, where it cannot cover a curve."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False, **kw)
+
+
+def integer_ticks(axis) -> None:
+    """Integer tick marks only (PGD steps, epochs, indices): ``integer_ticks(ax.xaxis)``."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))

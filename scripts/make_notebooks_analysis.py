@@ -42,6 +42,8 @@ fig_dir = Path(fig_dir or f"runs/{profile}/figures")
 dataset = dataset or L.profile_dataset(profile)
 eps = L.profile_eps(profile, dataset) if eps is None else parse_number(eps)
 trained = L.load_trained_models(models, runs_dir, profile)
+names = L.profile_labels(profile)  # legends and titles use the papers' names (a profile's label), not experiment keys
+trained = {names.get(k, k): m for k, m in trained.items()}
 x, y = as_tensors(get_dataset(dataset, "test"), n_examples)
 print(f"models: {list(trained)}; {len(x)} test images of {dataset}; Linf eps = {eps:.4g}; figures -> {fig_dir}")"""
 

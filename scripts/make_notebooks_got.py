@@ -64,9 +64,8 @@ MNIST, beta in {0.01, 0.1, 1, 10, 100}) from the GOT experiments of the profile 
 Fig. 6 (t-SNE) is made by the analysis notebooks.""",
                     PARAMS.format(extra='figures = "null"         # JSON list of figure names; null: all'), [
         code(RESOLVE),
-        code('''labels = {e: prof.label(e) for e in prof.methods}
-try:
-    print(got.fig_got_fig2(rd, out, labels, f" ({prof.name})"))
+        code('''try:
+    print(got.fig_got_fig2(prof, rd, out))
 except ValueError as e:
     print("Figs. 2-5: not drawn:", e)
 paths = got.fig_got_fig7(prof, rd, out)

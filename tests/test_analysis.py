@@ -158,3 +158,24 @@ def test_find_run_dir_layouts_and_missing_models_are_skipped(tmp_path, capsys):
     assert "skipping 'missing'" in capsys.readouterr().out
     with pytest.raises(ValueError, match="n_examples"):
         A.activation_magnitudes(None, torch.zeros(2, 1, 4, 4), torch.zeros(2, dtype=torch.long), identity, 0)
+
+
+def test_one_colour_per_method_in_every_figure():
+    """Issue 17: a method keeps its colour across figures (keyed by the paper's name, seeds included)."""
+    from ot_robust.reports.figures import plot_accuracy_curves
+    from ot_robust.style import METHOD_COLORS, method_color
+
+    assert method_color("Madry") == method_color("PGD-AT") == method_color("Madry (seed 1)") == METHOD_COLORS["Madry"]
+    assert method_color("my new defense") == method_color("my new defense")  # unlisted: stable
+    assert len({METHOD_COLORS[k] for k in ("Standard", "Madry", "TRADES", "Proposed", "OTJR", "SW", "SAT")}) == 7
+    c = {"vs_epsilon": {"x": [0, 0.1], "accuracy": [90, 40], "steps": 20},
+         "vs_steps": {"x": [1, 5, 20], "accuracy": [60, 50, 40], "eps": 0.1}, "n_examples": 300}
+    fig = plot_accuracy_curves({"TRADES": c, "Proposed": c})
+    a, b = fig.axes[0], fig.axes[1]
+    for ax in (a, b):
+        assert [ln.get_color() for ln in ax.lines] == [METHOD_COLORS["TRADES"], METHOD_COLORS["Proposed"]]
+    assert "n = 300" in a.get_title() and "eps = 0.1" in b.get_title() and "PGD-20" in a.get_title()
+    assert all(float(t).is_integer() for t in b.get_xticks())
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

@@ -33,10 +33,11 @@ class GradRatios:
     """Gradient-norm ratios per parameter tensor.
 
     Attributes:
-        names: the ``P`` parameter names (``model.named_parameters()`` order, input to output).
+        names: the ``P`` trainable parameter names (``model.named_parameters()`` order, input to output).
         ratios: ``(P,)`` mean over examples of the per-example ratio (the papers' quantity, no unit).
         per_example: ``(N, P)`` per-example ratios.
         clean_norms, adv_norms: ``(N, P)`` per-example gradient L2 norms on clean and adversarial inputs.
+        labels: the same parameters for a figure axis (:func:`readable_parameter_names`: ``conv 1 weight``, ...).
     """
 
     names: list[str]
@@ -44,6 +45,7 @@ class GradRatios:
     per_example: np.ndarray
     clean_norms: np.ndarray
     adv_norms: np.ndarray
+    labels: list[str] | None = None
 
 
 def per_example_grad_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -94,7 +96,27 @@ def gradient_norm_ratios(model: nn.Module, x: torch.Tensor, y: torch.Tensor, att
     clean_n, adv_n = torch.cat(clean).double(), torch.cat(adv).double()
     per_ex = adv_n / (clean_n + eps)
     names = [k for k, v in model.named_parameters() if v.requires_grad]
-    return GradRatios(names, per_ex.mean(0).numpy(), per_ex.numpy(), clean_n.numpy(), adv_n.numpy())
+    return GradRatios(names, per_ex.mean(0).numpy(), per_ex.numpy(), clean_n.numpy(), adv_n.numpy(),
+                      readable_parameter_names(model))
+
+
+def readable_parameter_names(model: nn.Module) -> list[str]:
+    """Names of the trainable parameters for a figure axis: layer kind and its rank among layers of that kind, input
+    to output, e.g. ``conv 1 weight``, ``batchnorm 2 bias``, ``linear 1 weight`` (instead of ``stages.0.0.0.weight``).
+    """
+    owner = {id(p): m for m in model.modules() for p in m.parameters(recurse=False)}
+    rank: dict[str, dict[int, int]] = {}
+    out = []
+    for key, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        m = owner.get(id(p))
+        kind = type(m).__name__.lower().replace("2d", "").replace("1d", "") if m is not None else "param"
+        kind = {"conv": "conv", "batchnorm": "batchnorm", "linear": "linear"}.get(kind, kind)
+        seen = rank.setdefault(kind, {})
+        k = seen.setdefault(id(m), len(seen) + 1)
+        out.append(f"{kind} {k} {key.rsplit('.', 1)[-1]}")
+    return out
 
 
 def plot_gradient_ratios(results: Mapping[str, GradRatios], statistic: str = "mean", log: bool = True) -> plt.Figure:
@@ -105,7 +127,7 @@ def plot_gradient_ratios(results: Mapping[str, GradRatios], statistic: str = "me
     Raises:
         ValueError: empty ``results`` or unknown ``statistic``.
     """
-    from ..style import use_style
+    from ..style import legend_outside, method_color, use_style
 
     use_style()
     if not results:
@@ -115,15 +137,16 @@ def plot_gradient_ratios(results: Mapping[str, GradRatios], statistic: str = "me
     fig, ax = plt.subplots(figsize=(7.5, 3.4))
     for name, r in results.items():
         vals = r.ratios if statistic == "mean" else np.median(r.per_example, 0)
-        ax.plot(np.arange(len(vals)), vals, marker="o", ms=3, label=name)
+        ax.plot(np.arange(len(vals)), vals, marker="o", ms=3, label=name, color=method_color(name))
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
     if log:
         ax.set_yscale("log")
-    names = next(iter(results.values())).names
+    first = next(iter(results.values()))
+    names = first.labels or first.names
     if len(names) <= 24:  # small models: name every tensor
         ax.set_xticks(np.arange(len(names)), names, rotation=60, ha="right", fontsize=7)
     ax.set_xlabel("parameter tensor (input -> output)")
     ax.set_ylabel(f"{statistic} ||grad(x_adv)|| / ||grad(x)|| (ratio)")
-    ax.legend(fontsize=8)
+    legend_outside(ax, fontsize=8)
     fig.tight_layout()
     return fig

@@ -12,15 +12,17 @@ from typing import Sequence
 
 import numpy as np
 
-from ..style import figure
+from ..style import figure, integer_ticks, legend_outside, method_color
 
 
 def plot_accuracy_curves(curves: dict[str, dict], title_suffix: str = ""):
-    """FS Fig. 3: accuracy (%) vs epsilon (a) and vs PGD iterations (b).
+    """FS Fig. 3 / GOT Figs. 2-5: accuracy (%) vs epsilon (a) and vs PGD iterations (b), one line per method in its
+    colour (:func:`ot_robust.style.method_color`), the legend beside the panels, n and the attack in the titles.
 
     Args:
-        curves: ``{label: {"vs_epsilon": {"x": eps list, "accuracy": % list}, "vs_steps": {"x": steps, ...}}}``;
-            a label missing one of the two curves is left out of that panel.
+        curves: ``{label: {"vs_epsilon": {"x": eps list, "accuracy": % list, "steps"?}, "vs_steps": {"x": steps,
+            "accuracy", "eps"?}, "n_examples"?}}`` (``curves.json``); a label missing one of the two curves is left
+            out of that panel. ``label``: the paper's name of the method (a profile's ``label``).
     Returns:
         the matplotlib Figure (two panels).
     Raises:
@@ -29,16 +31,23 @@ def plot_accuracy_curves(curves: dict[str, dict], title_suffix: str = ""):
     if not curves:
         raise ValueError("plot_accuracy_curves needs at least one model's curves")
     fig, axes = figure(ncols=2)
-    for key, ax, xlabel, letter in [("vs_epsilon", axes[0, 0], "attack budget $\\epsilon$ ([0,1] pixel scale)", "a"),
-                                    ("vs_steps", axes[0, 1], "PGD attack iterations", "b")]:
+    any_c = next(iter(curves.values()))
+    n = any_c.get("n_examples")
+    steps = (any_c.get("vs_epsilon") or {}).get("steps", 20)
+    eps = (any_c.get("vs_steps") or {}).get("eps")
+    titles = {"vs_epsilon": f"(a) PGD-{steps} accuracy vs budget",
+              "vs_steps": "(b) accuracy vs PGD iterations" + (f", eps = {eps:.3g}" if eps is not None else "")}
+    for key, ax, xlabel in [("vs_epsilon", axes[0, 0], "attack budget $\\epsilon$ ([0,1] pixel scale)"),
+                            ("vs_steps", axes[0, 1], "PGD attack iterations")]:
         for label, c in curves.items():
             if key in c:
-                ax.plot(c[key]["x"], c[key]["accuracy"], marker="o", label=label)
+                ax.plot(c[key]["x"], c[key]["accuracy"], marker="o", label=label, color=method_color(label))
         ax.set_xlabel(xlabel)
         ax.set_ylabel("accuracy (%)")
         ax.set_ylim(0, 100)
-        ax.set_title(f"({letter}) accuracy vs {'budget' if letter == 'a' else 'iterations'}{title_suffix}")
-    axes[0, 1].legend(loc="best")
+        ax.set_title(titles[key] + (f" (n = {n})" if n else "") + title_suffix)
+    integer_ticks(axes[0, 1].xaxis)
+    legend_outside(axes[0, 1])
     fig.tight_layout()
     return fig
 
@@ -60,6 +69,7 @@ def plot_loss_curves(loss: Sequence[Sequence[float]], label: str = "", loss_name
     for row in arr:
         ax.plot(it, row, color="0.6", linewidth=0.7, alpha=0.8)
     ax.plot(it, arr.mean(0), color="C3", label=f"mean of {arr.shape[0]} random starts")
+    integer_ticks(ax.xaxis)
     ax.set_xlabel("PGD iteration")
     ax.set_ylabel(f"{loss_name} loss")
     ax.set_title(f"PGD loss, {arr.shape[0]} random starts{(' - ' + label) if label else ''}")

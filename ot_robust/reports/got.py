@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ..style import figure, save_figure
+from ..style import figure, legend_outside, method_color, save_figure
 from .figures import plot_accuracy_curves
 from .tables import TableResult, TableSpec, caption, load_evals, paper_table, sanity_text
 
@@ -194,14 +194,17 @@ def write_tables(profile: Any, runs_dir: str | Path, out_dir: str | Path, names:
     return written
 
 
-def fig_got_fig2(runs_dir: str | Path, fig_dir: str | Path, labels: dict[str, str], title: str = ""
-                 ) -> list[Path]:
-    """GOT Figs. 2-5: accuracy under PGD vs eps and vs steps for every ``eval/<exp>/curves.json``."""
-    curves = {labels.get(p.parent.name, p.parent.name): json.loads(p.read_text())
-              for p in sorted(Path(runs_dir).glob("eval/*/curves.json"))}
+def fig_got_fig2(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> list[Path]:
+    """GOT Figs. 2-5: accuracy under PGD vs eps and vs steps for the GOT paper's methods of ``profile`` (PGD-AT,
+    TRADES, MART, the GOT variants: :data:`ROW`) that have ``eval/<exp>/curves.json``; other methods of the profile
+    (OTJR, FS, ...) are left out. Raises ValueError when none has curves."""
+    rd = Path(runs_dir)
+    curves = {profile.label(e): json.loads((rd / "eval" / e / "curves.json").read_text())
+              for e, m in profile.methods.items() if m["method"] in ROW and (rd / "eval" / e / "curves.json").is_file()}
     if not curves:
-        raise ValueError(f"no eval/*/curves.json under {runs_dir}: set curves: true for the profile's methods")
-    return save_figure(plot_accuracy_curves(curves, title), "got_fig2_accuracy_vs_eps_steps", fig_dir)
+        raise ValueError(f"no GOT-paper method of profile {profile.name} has eval/<exp>/curves.json under {rd}")
+    return save_figure(plot_accuracy_curves(curves, f" ({profile.name}, {profile.dataset})"),
+                       "got_fig2_accuracy_vs_eps_steps", fig_dir)
 
 
 def fig_got_fig7(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> list[Path] | None:
@@ -220,10 +223,11 @@ def fig_got_fig7(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> lis
     fig, axes = figure()
     ax = axes[0, 0]
     for key, pts in groups.items():
-        ax.plot([b for b, _ in pts], [ours(evals[e])["PGD"] for _, e in pts], marker="o", label=ROW[key[0]])
+        ax.plot([b for b, _ in pts], [ours(evals[e])["PGD"] for _, e in pts], marker="o", label=ROW[key[0]],
+                color=method_color(ROW[key[0]]))
     ax.set_xscale("log")
     ax.set_xlabel(r"$\beta$ (weight of the OT term)")
     ax.set_ylabel("PGD accuracy (%)")
     ax.set_title(f"GOT Fig. 7: beta sensitivity ({profile.name})")
-    ax.legend()
+    legend_outside(ax)
     return save_figure(fig, "got_fig7_beta_sensitivity", fig_dir)
