@@ -123,7 +123,7 @@ def _robust_mask(model, attack, x, y, batch_size, device, seed, spec, bar, cache
     """Per-example robust mask of ``attack`` on ``x`` (batches seeded from ``seed``) and the attack seconds it took
     (cached batches count with the seconds they took when they ran)."""
     attack = fast_path(attack)  # only the masks are read
-    out, seconds = [], 0.0
+    out, seconds, robust = [], 0.0, 0
     for b, start in enumerate(range(0, len(x), batch_size)):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         s = derive_seed(seed, b)
@@ -139,18 +139,16 @@ def _robust_mask(model, attack, x, y, batch_size, device, seed, spec, bar, cache
             torch.manual_seed(s)
             x_adv = atk(model, xb, yb)
             _check_bounds(atk, xb, x_adv, spec)
-            with torch.no_grad(), model_mode(model):
-                mask = (model(x_adv).argmax(1) == yb).cpu()
-            hit = (mask, time.perf_counter() - t0)
+            hit = (correct_mask(model, x_adv, yb).cpu(), time.perf_counter() - t0)
             if cache is not None:
                 cache.put(key, *hit)
         out.append(hit[0])
         seconds += hit[1]
+        robust += int(hit[0].sum())
         bar.update(len(xb))
         if log is not None:
             done = start + len(xb)
-            log(f"{spec}: {done}/{len(x)} images, {100.0 * float(torch.cat(out).float().mean()):.1f}% robust so far",
-                force=done == len(x))
+            log(f"{spec}: {done}/{len(x)} images, {100.0 * robust / done:.1f}% robust so far", force=done == len(x))
     return torch.cat(out), seconds
 
 
