@@ -11,12 +11,18 @@ count restarts at 1), so a step sees what a fresh kernel would, apart from modul
 is replaced when the working folder, the kernel name or the environment the steps read (``OMP_NUM_THREADS``,
 ``OT_ROBUST_*``, ``PYTHONPATH``) changes, and after any failed step (a kernel in an unknown state never runs the
 next step). ``OT_ROBUST_FRESH_KERNEL=1`` starts a fresh kernel for every step (the papermill default).
+
+On POSIX the kept kernel talks over IPC (Unix sockets in a private temporary folder, removed at shutdown) instead
+of TCP on localhost: ipykernel >= 7 warns on every start that TCP traffic is unencrypted, and IPC keeps the steps'
+code and outputs off the network stack.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -55,15 +61,29 @@ def shutdown() -> None:
     """Shut the kept kernel down (no-op when there is none)."""
     km = _kept.pop("km", None)
     _kept.pop("key", None)
-    if km is None:
-        return
-    from jupyter_core.utils import run_sync
+    sockets = _kept.pop("sockets", None)
+    if km is not None:
+        from jupyter_core.utils import run_sync
 
-    try:
-        if run_sync(km.is_alive)():
-            run_sync(km.shutdown_kernel)(now=True)
-    except Exception:  # noqa: BLE001 - the kernel may already be gone
-        pass
+        try:
+            if run_sync(km.is_alive)():
+                run_sync(km.shutdown_kernel)(now=True)
+        except Exception:  # noqa: BLE001 - the kernel may already be gone
+            pass
+    if sockets is not None:
+        shutil.rmtree(sockets, ignore_errors=True)
+
+
+def _new_manager(kernel_name: str):
+    """An ``AsyncKernelManager`` for ``kernel_name``: IPC transport with its sockets in a private temporary folder
+    on POSIX (kept in ``_kept["sockets"]`` for :func:`shutdown`), TCP elsewhere."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    if os.name != "posix":
+        return AsyncKernelManager(kernel_name=kernel_name)
+    sockets = tempfile.mkdtemp(prefix="ot-robust-kernel-")
+    _kept["sockets"] = sockets
+    return AsyncKernelManager(kernel_name=kernel_name, transport="ipc", ip=os.path.join(sockets, "kernel"))
 
 
 def _reset(km) -> None:
@@ -84,7 +104,6 @@ def _reset(km) -> None:
 def _kernel(cwd: str, kernel_name: str):
     """The kept kernel manager for (cwd, kernel, environment): reset if it has run a step, else a new one that
     papermill starts (in ``cwd``) on first use."""
-    from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
 
     key = _key(cwd, kernel_name)
@@ -96,7 +115,7 @@ def _kernel(cwd: str, kernel_name: str):
         except Exception:  # noqa: BLE001 - a kernel that cannot reset is replaced
             pass
     shutdown()
-    km = AsyncKernelManager(kernel_name=kernel_name)
+    km = _new_manager(kernel_name)
     _kept.update(key=key, km=km)
     _register_exit()
     return km

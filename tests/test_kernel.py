@@ -2,6 +2,7 @@
 namespace, and a failed step or a changed environment gets a fresh kernel."""
 
 import json
+import os
 
 import nbformat
 import pytest
@@ -80,3 +81,16 @@ def test_no_tqdm_iprogress_warning_in_notebooks(tmp_path):
                              "from ot_robust.utils import tqdm_class\nfor _ in tqdm_class()(range(3)): pass")
     text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     assert "IProgress" not in text and "TqdmWarning" not in text
+
+
+@pytest.mark.skipif(os.name != "posix", reason="IPC transport exists on POSIX only (TCP elsewhere)")
+def test_ipc_transport_no_tcp_warning_and_sockets_removed(tmp_path, capfd):
+    """The kept kernel talks over Unix sockets in a private folder (not the step's cwd), ipykernel prints no
+    'running over TCP without encryption' warning, and shutdown removes the sockets."""
+    _run(tmp_path, "ipc", "print('hi')")
+    km, sockets = kernel._kept["km"], kernel._kept["sockets"]
+    assert km.transport == "ipc" and km.ip.startswith(sockets) and os.listdir(sockets)
+    assert not [p for p in tmp_path.iterdir() if p.is_socket()]  # no socket left in the working folder
+    kernel.shutdown()
+    assert not os.path.exists(sockets)
+    assert "without encryption" not in capfd.readouterr().err
