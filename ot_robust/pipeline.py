@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
+from .eta import StepClock, format_minutes
 from .profiles import FIGURE_NOTEBOOKS, TABLE_NOTEBOOKS, Profile, load_profile
 from .training.budget import DEADLINE_ENV, BudgetReached, deadline_passed  # noqa: F401 - public names
 from .layout import RunLayout
@@ -460,6 +461,7 @@ def _run_todo(plan: Plan, todo: list[Step], status: dict[str, str], sel_names: s
             raise _failure(s, res, root)
         finished.add(s.name)
         status[s.name] = "ran"
+        clock.record(s, res["seconds"])
         log(f"[done] {s.name} in {res['seconds']:.1f} s")
 
     def deferred(s: Step) -> bool:
@@ -469,12 +471,19 @@ def _run_todo(plan: Plan, todo: list[Step], status: dict[str, str], sel_names: s
         return False
 
     total = len(todo)
+    clock = StepClock(jobs)
+    clock.record_done_files(plan.steps, root, DONE_FILE)
+    started: list[str] = []
 
     def start_line(s: Step) -> str:
+        started.append(s.name)
         done = sum(v in ("ran", "stopped") for v in status.values())
         el = time.time() - run_t0
-        eta = f", ETA {el / done * (total - done) / 60:.0f} min" if done else ""
-        return f"[run]  {s.name} ({done + 1}/{total}, {el / 60:.1f} min elapsed{eta}) -> {s.output}"
+        left = clock.remaining([t for t in todo if t.name not in started or t.name == s.name])
+        eta = format_minutes(left)
+        if eta and deadline is not None and time.time() + left > deadline:
+            eta += f" (beyond the budget, {max(0.0, deadline - time.time()) / 60:.0f} min left)"
+        return f"[run]  {s.name} ({done + 1}/{total}, {el / 60:.1f} min elapsed{', ' + eta if eta else ''}) -> {s.output}"
 
     if jobs == 1:
         for s in todo:
