@@ -12,7 +12,6 @@ in :mod:`ot_robust.curves`; loading models (run folders, your own factory, check
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import time
@@ -24,7 +23,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .attacks import correct_mask, fast_path, make_attack, model_mode, parse_spec
+from .attacks import correct_mask, fast_path, make_attack, model_mode, parse_spec, restart_runs, with_default_seed
 from .batch_cache import BatchCache
 from .models.loading import load_model, load_user_model
 from .sanity import SanityConfig, check_table_consistency, run_sanity
@@ -99,11 +98,7 @@ def _row(attack: str, spec: str, mask: torch.Tensor, **kw) -> dict[str, Any]:
 
 def _runs(attack, seed: int, i: int) -> list:
     """Restart studies run one restart at a time (per-run accuracies for the FS 'min over R runs' row)."""
-    r = getattr(attack, "restarts", 1)
-    fields = {f.name for f in dataclasses.fields(attack)} if dataclasses.is_dataclass(attack) else set()
-    if r > 1 and hasattr(attack, "replace") and "seed" in fields:
-        return [attack.replace(restarts=1, seed=derive_seed(seed, i, j)) for j in range(r)]
-    return [attack]
+    return list(restart_runs(attack, lambda j: derive_seed(seed, i, j)))
 
 
 def _check_bounds(attack, x: torch.Tensor, x_adv: torch.Tensor, spec: str) -> None:
@@ -127,10 +122,7 @@ def _robust_mask(model, attack, x, y, batch_size, device, seed, spec, bar, cache
     for b, start in enumerate(range(0, len(x), batch_size)):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         s = derive_seed(seed, b)
-        atk = attack
-        if dataclasses.is_dataclass(attack) and "seed" in {f.name for f in dataclasses.fields(attack)} \
-                and attack.seed is None:
-            atk = dataclasses.replace(attack, seed=s)
+        atk = with_default_seed(attack, s)
         key = cache.key(f"{atk!r}|batch seed {s}", xb, yb) if cache is not None else None
         hit = cache.get(key) if cache is not None else None
         if hit is None:
@@ -162,7 +154,10 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
     Args:
         model: images (B, C, H, W) in [0, 1] -> logits; evaluated in eval mode (its modes are restored).
         dataset: a Dataset, a dataset name (its test split) or an ``(x, y)`` tuple of tensors.
-        attacks: spec strings for :func:`ot_robust.attacks.make_attack` (or attack objects).
+        attacks: spec strings for :func:`ot_robust.attacks.make_attack` (or attack objects: any
+            ``attack(model, x, y) -> x_adv`` callable with optional ``eps``/``norm``; evaluate asks it only through
+            the attack protocol, :mod:`ot_robust.attacks.protocol`: subclass ``AttackProtocol`` to be seeded per
+            batch, split into restart runs, or given a fast path).
         seed: every random choice (starts, targets, Square) derives from it: equal seeds give equal numbers.
         sanity: run :func:`ot_robust.sanity.run_sanity` (at ``eps_for_sanity``, default: the first attack's eps)
             plus :func:`~ot_robust.sanity.check_table_consistency` on the table.

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from ot_robust.attacks import make_attack
+from ot_robust.attacks import AttackProtocol, make_attack
 from ot_robust.batch_cache import BatchCache, clear, model_digest, tensor_digest
 from ot_robust.evaluate import evaluate
 
@@ -21,8 +21,9 @@ class Killed(Exception):
 
 
 @dataclass
-class CountingPGD:
-    """PGD-5 that records its calls and can be 'killed' at a chosen call (a stand-in for a process kill)."""
+class CountingPGD(AttackProtocol):
+    """PGD-5 that records its calls and can be 'killed' at a chosen call (a stand-in for a process kill); the
+    attack protocol's ``with_default_seed`` lets evaluate seed each batch."""
 
     eps: float = 0.1
     norm: str = "linf"

@@ -11,9 +11,10 @@ from .library import APGD, APGDT, CWL2, FAB, SPSA, AutoAttack, DeepFool, Square
 from .loop import correct_mask, model_mode, perturb, project_, random_init, step_
 from .losses import ce_loss, cw_margin_loss, margin
 from .spec import ATTACKS, make_attack, parse_spec
-from .whitebox import CW, FGSM, MIM, PGD, fast_path, random_targets
+from .protocol import AttackProtocol, fast_path, restart_runs, with_default_seed
+from .whitebox import CW, FGSM, MIM, PGD, random_targets
 
-__all__ = ["perturb", "correct_mask", "fast_path", "project_", "random_init", "step_", "model_mode", "ce_loss", "cw_margin_loss",
+__all__ = ["perturb", "correct_mask", "AttackProtocol", "fast_path", "restart_runs", "with_default_seed", "project_", "random_init", "step_", "model_mode", "ce_loss", "cw_margin_loss",
            "margin",
            "PGD", "FGSM", "CW", "MIM", "random_targets", "APGD", "APGDT", "FAB", "Square", "SPSA", "CWL2",
            "DeepFool", "AutoAttack", "Transfer", "SimBA", "LocalSearch", "make_attack", "parse_spec", "ATTACKS",

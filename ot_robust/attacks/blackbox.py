@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .protocol import AttackProtocol
 from .loop import check_attack_params, check_images, model_mode, project_
 from .whitebox import make_generator
 
@@ -32,7 +33,7 @@ def _true_prob(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torc
 
 
 @dataclass
-class Transfer:
+class Transfer(AttackProtocol):
     """Transfer attack: ``attack`` (e.g. a :class:`~ot_robust.attacks.PGD`) run on ``source``, evaluated on the target.
 
     ``eps``/``norm`` are the inner attack's, so the bounds hold by construction.
@@ -63,7 +64,7 @@ def dct_matrix(n: int, device=None, dtype=torch.float32) -> torch.Tensor:
 
 
 @dataclass
-class SimBA:
+class SimBA(AttackProtocol):
     """SimBA (Guo et al. 2019, Alg. 1), batched: all active examples try the same direction ``q_t`` each iteration.
 
     Args:
@@ -146,7 +147,7 @@ class SimBA:
 
 
 @dataclass
-class LocalSearch:
+class LocalSearch(AttackProtocol):
     """Greedy local search (Narodytska & Kasiviswanathan 2017, Alg. 3 LocSearchAdv), Linf-bounded and batched.
 
     Each round scores up to ``candidates`` pixel locations from the current candidate set P (initially a random

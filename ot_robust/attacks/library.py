@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from .protocol import AttackProtocol
 from .loop import check_attack_params, check_images, correct_mask, model_mode, project_
 from .whitebox import num_classes_of
 
@@ -44,7 +45,7 @@ def resolve_seed(seed: int | None) -> int:
 
 
 @dataclass
-class LibraryAttack:
+class LibraryAttack(AttackProtocol):
     """Base adapter: subclasses implement ``build(model, num_classes) -> torchattacks.Attack``."""
 
     eps: float | None = None
@@ -234,7 +235,7 @@ def _fra31():
 
 
 @dataclass
-class AutoAttack:
+class AutoAttack(AttackProtocol):
     """AutoAttack "standard" (Croce & Hein 2020): APGD-CE, APGD-T, FAB-T, Square on the still-robust points.
 
     The components are fra31/auto-attack's own code (``pyautoattack``, the reference on PyPI) with the settings of

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..validation import check_eps, check_step
+from .protocol import AttackProtocol
 from .loop import NORMS, perturb
 from .losses import LOSSES, cw_margin_loss
 
@@ -48,17 +49,8 @@ def make_generator(seed: int | None, device: torch.device) -> torch.Generator | 
     return None if seed is None else torch.Generator(device=device).manual_seed(int(seed))
 
 
-def fast_path(attack):
-    """``attack`` with the evaluation fast path on (the PGD family: ``stop_fooled=True``, the same per-example
-    outcome; see :func:`~ot_robust.attacks.loop.perturb`); any other attack is returned unchanged. For code that
-    reads only whether each example is fooled (accuracy), never for code that uses the examples."""
-    if dataclasses.is_dataclass(attack) and "stop_fooled" in {f.name for f in dataclasses.fields(attack)}:
-        return dataclasses.replace(attack, stop_fooled=True)
-    return attack
-
-
 @dataclass
-class PGD:
+class PGD(AttackProtocol):
     """Projected gradient descent (ascent on the loss), Linf or L2.
 
     Args:
@@ -136,6 +128,16 @@ class PGD:
     def replace(self, **changes) -> "PGD":
         """A copy with some fields changed (e.g. ``restarts=1, seed=3`` for one run of a restart study)."""
         return dataclasses.replace(self, **changes)
+
+    def restart_runs(self, seeds) -> list:
+        """``restarts=R > 1``: R one-restart copies, run j seeded ``seeds(j)``; else ``[self]`` (attack protocol)."""
+        if self.restarts > 1:
+            return [self.replace(restarts=1, seed=seeds(j)) for j in range(self.restarts)]
+        return [self]
+
+    def fast_path(self) -> "PGD":
+        """A copy with ``stop_fooled=True``: the same per-example outcome (see :func:`~ot_robust.attacks.loop.perturb`)."""
+        return self.replace(stop_fooled=True)
 
 
 @dataclass
