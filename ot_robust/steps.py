@@ -17,6 +17,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .layout import RunLayout
 from .utils import ProgressLog, atomic_write_json, provenance
 
 PARTIAL_DIR = "partial"  # under an evaluation's out_dir: its finished attack batches (ot_robust.batch_cache)
@@ -330,49 +331,63 @@ def sanity_frame(result: dict[str, Any]):
     return pd.DataFrame(result.get("sanity") or [])
 
 
-def run_tables(*, profile: Any, runs_dir: str | Path, fig_dir: str | Path, tables: Any) -> dict[str, list[Path]]:
-    """Build the ``tables`` (JSON list or list of names) of ``profile`` into ``<fig_dir>/tables/``; also writes
-    ``<runs_dir>/tables/<first table's paper>/tables.json`` listing them."""
+def run_tables(*, profile: Any, runs_dir: str | Path, fig_dir: str | Path, tables: Any
+               ) -> dict[str, list[Path] | str]:
+    """Build the ``tables`` (JSON list or list of names, any paper) of ``profile`` into ``<fig_dir>/tables/`` with
+    :func:`ot_robust.reports.write_tables` (``runs_dir``: ``runs`` or ``runs/<profile>``); also writes
+    ``<runs_dir>/tables/<first table's paper>/tables.json`` listing them. A table the profile cannot build maps to
+    the reason."""
     from .profiles import Profile, load_profile
-    from .reports import build_tables
+    from .reports import write_tables
 
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
-    names = list(_obj(tables))
-    written = build_tables(prof, runs_dir, Path(fig_dir) / "tables", names)
+    names = list(_obj(tables) or [])
+    rd = RunLayout.resolve(runs_dir, prof.name)
+    written = write_tables(prof, rd, Path(fig_dir) / "tables", names or None)
     paper = names[0].split("_", 1)[0] if names else "none"
-    write_json(Path(runs_dir) / "tables" / paper / "tables.json", {k: [str(p) for p in v] for k, v in written.items()})
+    write_json(rd / "tables" / paper / "tables.json",
+               {k: v if isinstance(v, str) else [str(p) for p in v] for k, v in written.items()})
     return written
 
 
-def show_tables(written: dict[str, list[Path]]):
-    """Display the Markdown versions of the written tables (in a notebook)."""
+def show_tables(written: dict[str, list[Path] | str]):
+    """Display the Markdown version of each written table (in a notebook); print the reason for one not built."""
     from IPython.display import Markdown, display
 
-    for paths in written.values():
-        md = next(p for p in paths if p.suffix == ".md")
+    for name, paths in written.items():
+        if isinstance(paths, str):
+            print(f"{name}: not built ({paths})")
+            continue
+        md = next(Path(p) for p in paths if str(p).endswith(".md"))
         display(Markdown(md.read_text()))
 
 
-def run_figures(*, profile: Any, runs_dir: str | Path, fig_dir: str | Path, figures: Any) -> dict[str, list[str]]:
-    """Render the ``figures`` (JSON list or list of names, keys of ``ot_robust.reports.FIGURES``) into ``fig_dir``;
-    also writes ``<runs_dir>/figures/<paper>/figures.json``."""
-    from .reports import FIGURES
+def run_figures(*, profile: Any, runs_dir: str | Path, fig_dir: str | Path, figures: Any
+                ) -> dict[str, list[str] | str]:
+    """Draw the ``figures`` (JSON list or list of names, keys of ``ot_robust.reports.FIGURES``, any paper) into
+    ``fig_dir`` with :func:`ot_robust.reports.draw_figures`; also writes ``<runs_dir>/figures/<paper>/figures.json``.
+    A figure whose models the profile did not run maps to the reason."""
     from .profiles import Profile, load_profile
+    from .reports import draw_figures
 
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
-    labels = {exp: prof.label(exp) for exp in prof.methods}
     names = list(_obj(figures))
-    written = {n: [str(p) for p in FIGURES[n](runs_dir, fig_dir, labels)] for n in names}
+    rd = RunLayout.resolve(runs_dir, prof.name)
+    written = {k: v if isinstance(v, str) else [str(p) for p in v]
+               for k, v in draw_figures(prof, rd, fig_dir, names).items()}
     paper = names[0].split("_", 1)[0] if names else "none"
-    write_json(Path(runs_dir) / "figures" / paper / "figures.json", written)
+    write_json(rd / "figures" / paper / "figures.json", written)
     return written
 
 
-def show_figures(written: dict[str, list[str]]):
-    """Display the PNG of each written figure (in a notebook)."""
+def show_figures(written: dict[str, list[str] | str]):
+    """Display the PNG of each written figure (in a notebook); print the reason for one not drawn."""
     from IPython.display import Image, display
 
-    for paths in written.values():
+    for name, paths in written.items():
+        if isinstance(paths, str):
+            print(f"{name}: not drawn ({paths})")
+            continue
         display(Image(filename=next(p for p in paths if p.endswith(".png"))))
 
 

@@ -1,10 +1,11 @@
-"""Generate the pipeline's numbered notebooks (00, 10, 20, 30_tables_fs, 40_figures_fs) with nbformat.
+"""Generate the pipeline's numbered notebooks (00, 10, 20, the tables 30-32 and figures 40-42) with nbformat.
 
 Run ``python scripts/make_notebooks.py`` after changing this file; the notebooks are committed and
 ``tests/test_pipeline.py`` checks they are up to date (``--check`` exits 1 if a notebook differs).
 Every notebook: a title cell saying which paper table/figure it regenerates and how a profile differs, a cell tagged
-``parameters`` (papermill), a setup cell (cwd = project root), then thin cells calling the package.
-(``01_ot_solvers.ipynb`` is written by the solvers work, not by this script.)
+``parameters`` (papermill), a setup cell (cwd = project root), then thin cells calling the package; the table and
+figure notebooks of the three papers are one two-cell pattern (``tables_notebook`` / ``figures_notebook``). The
+other generators: ``make_notebook_01.py``, ``make_notebooks_analysis.py`` (43-47), ``make_notebook_50.py``.
 """
 
 from __future__ import annotations
@@ -142,9 +143,36 @@ strong = "null"             # JSON {attacks: {column: spec}, n_examples} or null
          code("steps.sanity_frame(result)")])
 
 
+def tables_notebook(title_md: str, tables: list[str]):
+    """The two-cell table notebook of every paper: build the tables (ot_robust.reports.write_tables), show them."""
+    names = "[" + ", ".join(f'"{t}"' for t in tables) + "]"
+    return notebook(title_md + "\n\n" + PROFILE_NOTE, f"""profile = "quick"
+profile_file = ""            # the profile YAML (default: the shipped one)
+profile_sha256 = ""          # content hash of the profile (so that editing it reruns this step)
+runs_dir = "runs/quick"      # runs/<profile> (or runs/: both work)
+fig_dir = "runs/quick/figures"  # by hand: a scratch folder; the pipeline passes figures/<profile>
+tables = '{names}'   # JSON list of table names (ot_robust.reports.TABLES / WRITERS)""",
+        [code("written = steps.run_tables(profile=profile_file or profile, runs_dir=runs_dir, fig_dir=fig_dir, "
+              "tables=tables)\nlist(written)"),
+         code("steps.show_tables(written)")])
+
+
+def figures_notebook(title_md: str, figures: list[str]):
+    """The two-cell figure notebook of every paper: draw the figures (ot_robust.reports.draw_figures), show them."""
+    names = "[" + ", ".join(f'"{f}"' for f in figures) + "]"
+    return notebook(title_md + "\n\n" + PROFILE_NOTE, f"""profile = "quick"
+profile_file = ""
+profile_sha256 = ""
+runs_dir = "runs/quick"      # runs/<profile> (or runs/: both work)
+fig_dir = "runs/quick/figures"  # by hand: a scratch folder; the pipeline passes figures/<profile>
+figures = '{names}'   # JSON list of figure names (ot_robust.reports.FIGURES)""",
+        [code("written = steps.run_figures(profile=profile_file or profile, runs_dir=runs_dir, fig_dir=fig_dir, "
+              "figures=figures)\nwritten"),
+         code("steps.show_figures(written)")])
+
+
 def tables_fs_nb():
-    return notebook(
-        """# 30 - Feature Scattering tables (paper numbers beside ours)
+    return tables_notebook("""# 30 - Feature Scattering tables (paper numbers beside ours)
 
 Regenerates, as Markdown, CSV and LaTeX under `figures/<profile>/tables/`:
 FS **Table 1** (CIFAR-10 white-box: Clean, FGSM, PGD10/20/40/100, CW10/20/40/100), **Table 2(a)/(b)** (SVHN,
@@ -153,44 +181,72 @@ uniform / identity / OT), **Table 4** (Sinkhorn vs IPOT), the **Sec. 5.3 black-b
 transfer sources), **supplement Tables 1-4** (stronger attacks, label smoothing, Sinkhorn tau, IPOT beta) and the
 **rebuttal's** batch-size, label-smoothing and random-targeted tables. Paper numbers come from
 `ot_robust/assets/paper_tables.yaml`; ours from `runs/<profile>/eval/*/eval.json`. Columns the papers did not have:
-`AA` (AutoAttack), `worst` (worst case over our attacks) and `sanity` (gradient-masking checks).
+`AA` (AutoAttack), `worst` (worst case over our attacks) and `sanity` (gradient-masking checks).""", ["fs_table1"])
 
-""" + PROFILE_NOTE,
-        """profile = "quick"
-profile_file = ""            # the profile YAML (default: the shipped one)
-profile_sha256 = ""          # content hash of the profile (so that editing it reruns this step)
-runs_dir = "runs/quick"
-fig_dir = "runs/quick/figures"  # by hand: a scratch folder; the pipeline passes figures/<profile>
-tables = '["fs_table1"]'     # JSON list of table names (ot_robust.reports.TABLES)""",
-        [code("written = steps.run_tables(profile=profile_file or profile, runs_dir=runs_dir, fig_dir=fig_dir, "
-              "tables=tables)\nlist(written)"),
-         code("steps.show_tables(written)")])
+
+def tables_got_nb():
+    return tables_notebook("""# 31 - GOT tables (paper numbers beside ours) and a check of the paper's own numbers
+
+GOT ("Improving Robustness with Optimal Transport based Adversarial Generalization", ICLR 2022 submission; no
+public code: `ot_robust.defenses.got` is the first implementation). Regenerates under `figures/<profile>/tables/`:
+**Table 1** (MNIST Nat / PGD / AA: PGD-AT, TRADES, MART and the four GOT variants), **Table 2** (ResNet-18 on
+CIFAR-10 / CIFAR-100 / SVHN, for profiles that map experiments to it), **Table 4** (latent layer: penultimate vs
+middle), **Table 5** (cost metrics d_x / d_y), and checks the **eps plateau of appendix Tables 6-8** (robust
+accuracy constant from eps 0.4 to 0.7 on MNIST: a gradient-masking sign) on our models with the sanity checks and
+AutoAttack (`ot_robust.reports.got`). Which experiment is which GOT variant / latent / cost / beta comes from
+`methods.<exp>.params`; a paper row without a matching experiment reads "not run in this profile"; the MNIST
+tables are not built for a profile on other data (the reason is printed).""",
+                           ["got_table1", "got_table4", "got_table5", "got_eps_plateau_check"])
+
+
+def tables_otjr_nb():
+    return tables_notebook("""# 32 - OTJR tables (Le, Tariq & Woo): paper numbers beside ours
+
+Regenerates OTJR Table 2 / Table 9 layout (Clean, PGD20, PGD100, L2-PGD, MIM, FGSM, CW, FAB, Square, SimBA,
+AutoAttack) for TRADES, ALP, PGD-AT, SAT, Random JR, SW and OTJR; Table 3 (TRADES vs OTJR inside AWP); Table 6
+(SAT + random JR vs OTJR); Table 7 (random vs optimal JR); Table 8 (lambda_J, lambda_SW, K); Table 10 (sanity: PGD
+steps and budgets, as 10a / 10b); Table 11 (training time per epoch as ratios to standard training, from
+`metrics.jsonl`); Tables 5/12 (mean |grad_x CE| after 0-20 PGD iterations, computed here from the trained models)
+(`ot_robust.reports.otjr`). Paper rows with no model in the profile are listed as "not run in this profile". The
+paper's own tables are checked for internal consistency (`otjr_paper_flags`): its Table 7 (CIFAR-100) prints
+Optimal JR AutoAttack 24.14 above its PGD-20 of 11.20, impossible for a sound evaluation (AutoAttack starts with
+APGD-CE); the check flags it.""", ["otjr_table2", "otjr_table7", "otjr_table10", "otjr_table11"])
 
 
 def figures_fs_nb():
-    return notebook(
-        """# 40 - Feature Scattering figures
+    return figures_notebook("""# 40 - Feature Scattering figures
 
 Regenerates, as PNG and PDF under `figures/<profile>/`: FS **Fig. 3** (accuracy under PGD-20 vs the attack budget
 epsilon, and vs the number of PGD iterations at the profile's epsilon; the paper plots Standard, Madry and
 Proposed on CIFAR-10 with eps up to 20/255) and FS **supplement Fig. 1** (the PGD loss over iterations for 20
 random starts on test examples, for the Feature Scattering model). Curves come from
-`runs/<profile>/eval/*/curves.json` and `loss_curves.json` (written by `20_evaluate`).
+`runs/<profile>/eval/*/curves.json` and `loss_curves.json` (written by `20_evaluate`).""",
+                            ["fs_fig3", "fs_supp_fig1"])
 
-""" + PROFILE_NOTE,
-        """profile = "quick"
-profile_file = ""
-profile_sha256 = ""
-runs_dir = "runs/quick"
-fig_dir = "runs/quick/figures"  # by hand: a scratch folder; the pipeline passes figures/<profile>
-figures = '["fs_fig3", "fs_supp_fig1"]'   # JSON list of figure names (ot_robust.reports.FIGURES)""",
-        [code("written = steps.run_figures(profile=profile_file or profile, runs_dir=runs_dir, fig_dir=fig_dir, "
-              "figures=figures)\nwritten"),
-         code("steps.show_figures(written)")])
+
+def figures_got_nb():
+    return figures_notebook("""# 41 - GOT figures
+
+Regenerates under `figures/<profile>/` (PNG, PDF): **Figs. 2-5** (robust accuracy under PGD vs the attack budget
+eps and vs the number of PGD steps; the paper: MNIST eps 0.1-0.7 with k = 40, CIFAR/SVHN eps 0.02-0.1 with k = 20)
+for the GOT paper's methods with `curves.json`, and **Fig. 7** (sensitivity to beta, the weight of the OT term;
+paper: MNIST, beta in {0.01, 0.1, 1, 10, 100}) from the GOT experiments of the profile that differ only in beta;
+a figure whose models the profile did not run prints the reason. Fig. 6 (t-SNE) is made by the analysis
+notebooks.""", ["got_fig2", "got_fig7"])
+
+
+def figures_otjr_nb():
+    return figures_notebook("""# 42 - OTJR figures: Fig. 7 (training cross-entropy, SW vs SAT)
+
+OTJR Fig. 7 plots the training cross-entropy of WRN-34 trained with SW and with SAT on CIFAR-10/100 (SAT fails to
+converge on CIFAR-100 in 100 epochs). Ours: the per-epoch adversarial CE (`train_ce_adv` in `metrics.jsonl`) of
+the profile's `sw` and `sat` experiments; the reason is printed when they are absent. OTJR Figs. 2-4, 6 and 9 are
+made by the analysis notebooks (43-46).""", ["otjr_fig7"])
 
 
 NOTEBOOKS = {"00_overview": overview, "10_train": train_nb, "20_evaluate": evaluate_nb,
-             "30_tables_fs": tables_fs_nb, "40_figures_fs": figures_fs_nb}
+             "30_tables_fs": tables_fs_nb, "31_tables_got": tables_got_nb, "32_tables_otjr": tables_otjr_nb,
+             "40_figures_fs": figures_fs_nb, "41_figures_got": figures_got_nb, "42_figures_otjr": figures_otjr_nb}
 
 
 if __name__ == "__main__":

@@ -15,6 +15,10 @@ import numpy as np
 from ..style import figure, integer_ticks, legend_outside, method_color
 
 
+class FigureNotDrawn(ValueError):
+    """A figure a profile cannot draw (the models it needs were not run); the message says why."""
+
+
 def plot_accuracy_curves(curves: dict[str, dict], title_suffix: str = ""):
     """FS Fig. 3 / GOT Figs. 2-5: accuracy (%) vs epsilon (a) and vs PGD iterations (b), one line per method in its
     colour (:func:`ot_robust.style.method_color`), the legend beside the panels, n and the attack in the titles.

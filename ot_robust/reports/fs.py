@@ -3,14 +3,14 @@
 * :data:`TABLES` - FS Tables 1-4, Sec. 5.3 black-box, supplement Tables 1-4 and Sec. 2.2, rebuttal batch size /
   label smoothing / random-targeted (rendered by :func:`ot_robust.reports.tables.build_table`).
 * :data:`FIGURES` - ``fs_fig3`` (accuracy vs eps and vs PGD steps) and ``fs_supp_fig1`` (PGD loss over iterations
-  for 20 random starts), builders ``(runs_dir, fig_dir, labels) -> [paths]``.
+  for 20 random starts), builders ``(profile, runs_dir, fig_dir) -> [paths]`` (legends: the profile's labels).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ..style import save_figure
 from .figures import plot_accuracy_curves, plot_loss_curves
@@ -44,16 +44,22 @@ def _read(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def fig_fs_fig3(runs_dir: str | Path, fig_dir: str | Path, labels: dict[str, str]) -> list[Path]:
-    """Build FS Fig. 3 from every ``eval/<exp>/curves.json`` under ``runs_dir``; ``labels``: experiment -> legend."""
+def _labels(profile: Any) -> dict[str, str]:
+    return {exp: profile.label(exp) for exp in profile.methods} if profile is not None else {}
+
+
+def fig_fs_fig3(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> list[Path]:
+    """Build FS Fig. 3 from every ``eval/<exp>/curves.json`` under ``runs_dir`` (legends: ``profile``'s labels)."""
+    labels = _labels(profile)
     curves = {}
     for p in sorted(Path(runs_dir).glob("eval/*/curves.json")):
         curves[labels.get(p.parent.name, p.parent.name)] = json.loads(p.read_text())
     return save_figure(plot_accuracy_curves(curves), "fs_fig3_accuracy_vs_eps_steps", fig_dir)
 
 
-def fig_fs_supp_fig1(runs_dir: str | Path, fig_dir: str | Path, labels: dict[str, str]) -> list[Path]:
+def fig_fs_supp_fig1(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> list[Path]:
     """Build FS supplement Fig. 1 from the (single) ``eval/<exp>/loss_curves.json`` under ``runs_dir``."""
+    labels = _labels(profile)
     paths = sorted(Path(runs_dir).glob("eval/*/loss_curves.json"))
     if not paths:
         raise ValueError(f"no eval/*/loss_curves.json under {runs_dir}: set eval.loss_curves in the profile")

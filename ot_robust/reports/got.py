@@ -21,7 +21,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from ..style import figure, legend_outside, method_color, save_figure
-from .figures import plot_accuracy_curves
+from .figures import FigureNotDrawn, plot_accuracy_curves
 from .tables import TableResult, TableSpec, caption, load_evals, paper_table, sanity_text
 
 TABLES: list[TableSpec] = [
@@ -231,3 +231,21 @@ def fig_got_fig7(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> lis
     ax.set_title(f"GOT Fig. 7: beta sensitivity ({profile.name})")
     legend_outside(ax)
     return save_figure(fig, "got_fig7_beta_sensitivity", fig_dir)
+
+
+def _fig2(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> list[Path]:
+    try:
+        return fig_got_fig2(profile, runs_dir, fig_dir)
+    except ValueError as e:
+        raise FigureNotDrawn(str(e)) from None
+
+
+def _fig7(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> list[Path]:
+    paths = fig_got_fig7(profile, runs_dir, fig_dir)
+    if not paths:
+        raise FigureNotDrawn(f"{NOT_RUN} (needs GOT experiments differing only in beta)")
+    return paths
+
+
+#: GOT figure builders ``(profile, runs_dir, fig_dir) -> [paths]`` (raise FigureNotDrawn with the reason)
+FIGURES: dict[str, Callable[..., list[Path]]] = {"got_fig2": _fig2, "got_fig7": _fig7}

@@ -253,3 +253,46 @@ def special_tables(runs_dir: str | Path, profile: Any, wanted: list[str], n_exam
                                                                               n_examples=n_examples), profile,
                                       f"Ours: the first {n_examples} test images, PGD step eps/4.")
     return out
+
+
+#: the paper tables whose own numbers are checked by :func:`paper_consistency`
+CHECKED = ("otjr_table7", "otjr_table7_c100", "otjr_table2", "otjr_table6")
+
+
+def write_tables(profile: Any, runs_dir: str | Path, out_dir: str | Path, names: list[str] | None = None
+                 ) -> dict[str, list[Path]]:
+    """Write OTJR's tables of ``profile`` (``names``, default all of :data:`TABLES`) into ``out_dir`` (Markdown,
+    CSV, LaTeX): the accuracy tables, Tables 10 (as ``otjr_table10a``/``b``), 11 and 12, and
+    ``otjr_paper_flags`` (the paper's own consistency, :func:`paper_consistency` of :data:`CHECKED`).
+    Returns ``{name: [paths]}``. Raises ValueError for a name that is not an OTJR table."""
+    wanted = list(names or [s.name for s in TABLES])
+    written: dict[str, list[Path]] = {}
+    for name in wanted:
+        if name not in ("otjr_table10", "otjr_table11", "otjr_table12"):
+            written[name] = build_otjr_table(name, runs_dir, profile).write(out_dir)
+    for name, res in special_tables(runs_dir, profile, wanted).items():
+        written[name] = res.write(out_dir)
+    from ..utils import atomic_write_bytes
+
+    flags = pd.concat([paper_consistency(n) for n in CHECKED], ignore_index=True)
+    written["otjr_paper_flags"] = []
+    for fmt in T.FORMATS:  # the whole check list (the notebook shows the rows that do not pass)
+        path = Path(out_dir) / f"otjr_paper_flags.{fmt}"
+        atomic_write_bytes(path, T.render_frame(flags, fmt, "OTJR: the paper's own consistency",
+                                                "Checks of the paper's numbers (ot_robust.sanity).",
+                                                "otjr_paper_flags", n_text=1).encode())
+        written["otjr_paper_flags"].append(path)
+    return written
+
+
+def _fig7(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> list[Path]:
+    from .figures import FigureNotDrawn
+
+    _, paths = fig7_ce_curves(runs_dir, fig_dir, profile)
+    if not paths:
+        raise FigureNotDrawn(f"SW and SAT {NOT_RUN}")
+    return paths
+
+
+#: OTJR figure builders ``(profile, runs_dir, fig_dir) -> [paths]`` (raise FigureNotDrawn with the reason)
+FIGURES = {"otjr_fig7": _fig7}
