@@ -27,6 +27,7 @@ from .attacks import correct_mask, fast_path, make_attack, model_mode, parse_spe
 from .batch_cache import BatchCache
 from .models.loading import load_model, load_user_model
 from .sanity import SanityConfig, check_table_consistency, run_sanity
+from .training.budget import BudgetReached
 from .utils import atomic_write_json, derive_seed, get_device, provenance, tqdm_class
 
 COLUMNS = ["attack", "spec", "accuracy", "n", "ci_low", "ci_high", "runs", "max_min", "time_s"]
@@ -113,10 +114,11 @@ def _check_bounds(attack, x: torch.Tensor, x_adv: torch.Tensor, spec: str) -> No
         raise RuntimeError(f"attack {spec!r} exceeded its budget: {float(size.max()):.6g} > eps={eps:.6g}")
 
 
-def _robust_mask(model, attack, x, y, batch_size, device, seed, spec, bar, cache=None, log=None
+def _robust_mask(model, attack, x, y, batch_size, device, seed, spec, bar, cache=None, log=None, should_stop=None
                  ) -> tuple[torch.Tensor, float]:
     """Per-example robust mask of ``attack`` on ``x`` (batches seeded from ``seed``) and the attack seconds it took
-    (cached batches count with the seconds they took when they ran)."""
+    (cached batches count with the seconds they took when they ran). With a ``cache``, ``should_stop()`` is asked
+    after each batch that ran; True raises :class:`~ot_robust.training.budget.BudgetReached` (the batch is kept)."""
     attack = fast_path(attack)  # only the masks are read
     out, seconds, robust = [], 0.0, 0
     for b, start in enumerate(range(0, len(x), batch_size)):
@@ -134,6 +136,9 @@ def _robust_mask(model, attack, x, y, batch_size, device, seed, spec, bar, cache
             hit = (correct_mask(model, x_adv, yb).cpu(), time.perf_counter() - t0)
             if cache is not None:
                 cache.put(key, *hit)
+                if should_stop is not None and start + len(xb) < len(x) and should_stop():
+                    raise BudgetReached(f"evaluation stopped at the budget after {start + len(xb)}/{len(x)} images "
+                                        f"of {spec!r}; finished batches are kept in {cache.dir}: rerun to continue")
         out.append(hit[0])
         seconds += hit[1]
         robust += int(hit[0].sum())
@@ -148,7 +153,7 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
              batch_size: int = 250, device=None, sanity: bool = True, progress: bool = True,
              eps_for_sanity: float | None = None, sanity_config: SanityConfig | None = None,
              norm_for_sanity: str | None = None, order: str = "first", cache_dir: str | Path | None = None,
-             log=None) -> EvalReport:
+             log=None, should_stop=None) -> EvalReport:
     """Robust accuracy of ``model`` on the first ``n_examples`` of ``dataset`` under each attack spec.
 
     Args:
@@ -167,6 +172,10 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
         cache_dir: keep each finished attack batch's outcome there (:mod:`ot_robust.batch_cache`) and reuse
             outcomes found there: a killed evaluation, called again, goes on where it stopped with the same numbers.
             The caller removes the folder when done (:func:`ot_robust.batch_cache.clear`).
+        should_stop: with ``cache_dir``, called after each attack batch that ran (e.g.
+            :func:`ot_robust.training.budget.deadline_passed`, the pipeline's ``--budget``); True stops the
+            evaluation with :class:`~ot_robust.training.budget.BudgetReached`, its finished batches kept in the cache,
+            so that the next call goes on from them.
         log: called with a progress line after each attack batch (``log(message, force=...)``, e.g. a
             :class:`ot_robust.utils.ProgressLog`, which streams them to the pipeline's console log).
     Returns:
@@ -201,7 +210,7 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
             for i, (spec, atk) in enumerate(zip(specs, objs)):
                 name = parse_spec(spec)[0] if isinstance(attacks[i], str) else type(atk).__name__
                 done = [_robust_mask(model, run, x, y, batch_size, dev, derive_seed(seed, i, j), spec, bar, cache,
-                                     log)
+                                     log, should_stop)
                         for j, run in enumerate(_runs(atk, seed, i))]
                 runs = [clean & m for m, _ in done]
                 acc_runs = [100.0 * r.float().mean().item() for r in runs]

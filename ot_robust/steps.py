@@ -203,6 +203,7 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
     from .masks import save_masks
     from .stats import wilson_interval
     from .models.loading import load_model
+    from .training.budget import deadline_passed
 
     specs = default_attacks(dataset) if attacks == "default" else dict(_obj(attacks))
     aa, curves, loss_curves, transfer_from = (_obj(autoattack), _obj(curves), _obj(loss_curves),
@@ -213,7 +214,7 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
     test = get_dataset(dataset, "test", root=data_root)
     partial = out_dir / PARTIAL_DIR  # finished attack batches: a killed evaluation resumes from them
     kw = dict(seed=seed, batch_size=batch_size, progress=False, order="balanced", cache_dir=partial,
-              log=ProgressLog(f"[evaluate/{experiment}]"))
+              log=ProgressLog(f"[evaluate/{experiment}]"), should_stop=deadline_passed)  # --budget: stop, resume
     report = evaluate(model, test, list(specs.values()), n_examples=n_examples, sanity=sanity, **kw)
     masks = _masks_by_key(report, specs)
     indices = report.meta["indices"]

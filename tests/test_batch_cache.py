@@ -79,6 +79,24 @@ def test_killed_evaluation_resumes_with_the_same_numbers(data, tmp_path):
     assert not (tmp_path / "partial").exists()
 
 
+def test_budget_stops_after_a_batch_and_the_rerun_goes_on(data, tmp_path):
+    """--budget inside an evaluation: should_stop() after the second batch raises BudgetReached with both batches
+    kept; the rerun attacks only the rest and gives the uninterrupted numbers."""
+    from ot_robust.training.budget import BudgetReached
+
+    model = trained_model()
+    whole = _eval(model, data, None)
+    CALLS.clear()
+    with pytest.raises(BudgetReached, match="rerun to continue"):
+        evaluate(model, data, [CountingPGD()], n_examples=40, seed=3, batch_size=10, sanity=False, progress=False,
+                 cache_dir=tmp_path, should_stop=lambda: len(CALLS) >= 2)
+    assert len(CALLS) == 2 and len(list(tmp_path.glob("*.json"))) == 2
+    CALLS.clear()
+    resumed = _eval(model, data, tmp_path)
+    assert len(CALLS) == 2  # only the last two PGD batches ran again
+    assert resumed.robust == whole.robust
+
+
 def test_a_different_model_seed_or_image_set_does_not_reuse_outcomes(data, tmp_path):
     model = trained_model()
     _eval(model, data, tmp_path)
