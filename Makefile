@@ -13,7 +13,7 @@ TORCHATTACKS = $(shell sed -n 's/^no_deps = \["\(torchattacks==[^"]*\)"\]/\1/p' 
 
 BUDGET   ?= 150m
 
-.PHONY: reproduce reproduce-dry study notebooks test lab venv clean-venv
+.PHONY: reproduce reproduce-dry study notebooks notebook-outputs test lab venv clean-venv
 
 venv: $(STAMP)
 
@@ -39,6 +39,11 @@ reproduce-dry: $(STAMP)
 # regenerate the numbered notebooks from their generators (tests/test_notebooks.py checks they are up to date)
 notebooks: $(STAMP)
 	for g in scripts/make_notebook*.py; do $(PY) $$g || exit 1; done
+
+# re-execute the notebooks committed with outputs (tables, figures, claims) from the committed results: run after a
+# study chunk or after `make notebooks` changed one of them (tests/test_notebook_outputs.py checks them with nbval)
+notebook-outputs: $(STAMP)
+	$(PY) scripts/execute_notebooks.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q

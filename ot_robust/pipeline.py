@@ -93,6 +93,20 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def notebook_digest(path: str | Path) -> str:
+    """sha256 of what a notebook *does*: its bytes when no cell carries outputs (every notebook the generators
+    write), else of its cells' types and sources and its kernelspec, so that the outputs committed with a notebook
+    (``make notebook-outputs``) never make a step look out of date."""
+    raw = Path(path).read_bytes()
+    nb = json.loads(raw)
+    cells = nb.get("cells", [])
+    if not any(c.get("outputs") or c.get("execution_count") is not None for c in cells):
+        return _sha256(raw)
+    canon = {"cells": [(c.get("cell_type"), "".join(c.get("source", ""))) for c in cells],
+             "kernelspec": nb.get("metadata", {}).get("kernelspec")}
+    return _sha256(json.dumps(canon, sort_keys=True).encode())
+
+
 def _nb(notebooks_dir: Path, stem: str, root: Path) -> str:
     p = notebooks_dir / f"{stem}.ipynb"
     try:
@@ -209,7 +223,8 @@ def _interleave(steps: list[Step]) -> list[Step]:
 
 
 def compute_hashes(plan: Plan) -> None:
-    """Set ``step.hash`` = sha256 of (notebook bytes, parameters, upstream hashes, package version), in order.
+    """Set ``step.hash`` = sha256 of (notebook digest, parameters, upstream hashes, package version), in order
+    (:func:`notebook_digest`: the bytes of an output-free notebook).
 
     Raises:
         PipelineError: a step's notebook file does not exist, or a step depends on a later/unknown step.
@@ -223,7 +238,7 @@ def compute_hashes(plan: Plan) -> None:
         if missing:
             raise PipelineError(f"step {s.name} depends on {missing}, which do not come before it in the plan",
                                 step=s.name)
-        payload = {"notebook": _sha256(nb.read_bytes()), "params": s.params,
+        payload = {"notebook": notebook_digest(nb), "params": s.params,
                    "upstream": {d: known[d] for d in sorted(s.deps)}, "version": __version__}
         s.hash = _sha256(_js(payload).encode())
         known[s.name] = s.hash

@@ -335,20 +335,15 @@ def sanity_frame(result: dict[str, Any]):
 def run_tables(*, profile: Any, runs_dir: str | Path, fig_dir: str | Path, tables: Any
                ) -> dict[str, list[Path] | str]:
     """Build the ``tables`` (JSON list or list of names, any paper) of ``profile`` into ``<fig_dir>/tables/`` with
-    :func:`ot_robust.reports.write_tables` (``runs_dir``: ``runs`` or ``runs/<profile>``); also writes
-    ``<runs_dir>/tables/<first table's paper>/tables.json`` listing them. A table the profile cannot build maps to
-    the reason."""
+    :func:`ot_robust.reports.write_tables`, reading ``runs_dir`` (``runs`` or ``runs/<profile>``; only read, so a
+    notebook run by hand on the committed ``results/`` leaves them untouched). A table the profile cannot build
+    maps to the reason."""
     from .profiles import Profile, load_profile
     from .reports import write_tables
 
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     names = list(_obj(tables) or [])
-    rd = RunLayout.resolve(runs_dir, prof.name)
-    written = write_tables(prof, rd, Path(fig_dir) / "tables", names or None)
-    paper = names[0].split("_", 1)[0] if names else "none"
-    write_json(rd / "tables" / paper / "tables.json",
-               {k: v if isinstance(v, str) else [str(p) for p in v] for k, v in written.items()})
-    return written
+    return write_tables(prof, RunLayout.resolve(runs_dir, prof.name), Path(fig_dir) / "tables", names or None)
 
 
 def show_tables(written: dict[str, list[Path] | str]):
@@ -366,19 +361,15 @@ def show_tables(written: dict[str, list[Path] | str]):
 def run_figures(*, profile: Any, runs_dir: str | Path, fig_dir: str | Path, figures: Any
                 ) -> dict[str, list[str] | str]:
     """Draw the ``figures`` (JSON list or list of names, keys of ``ot_robust.reports.FIGURES``, any paper) into
-    ``fig_dir`` with :func:`ot_robust.reports.draw_figures`; also writes ``<runs_dir>/figures/<paper>/figures.json``.
-    A figure whose models the profile did not run maps to the reason."""
+    ``fig_dir`` with :func:`ot_robust.reports.draw_figures`, reading ``runs_dir``. A figure whose models the profile
+    did not run maps to the reason."""
     from .profiles import Profile, load_profile
     from .reports import draw_figures
 
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     names = list(_obj(figures))
-    rd = RunLayout.resolve(runs_dir, prof.name)
-    written = {k: v if isinstance(v, str) else [str(p) for p in v]
-               for k, v in draw_figures(prof, rd, fig_dir, names).items()}
-    paper = names[0].split("_", 1)[0] if names else "none"
-    write_json(rd / "figures" / paper / "figures.json", written)
-    return written
+    return {k: v if isinstance(v, str) else [str(p) for p in v]
+            for k, v in draw_figures(prof, RunLayout.resolve(runs_dir, prof.name), fig_dir, names).items()}
 
 
 def show_figures(written: dict[str, list[str] | str]):

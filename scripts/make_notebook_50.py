@@ -16,9 +16,11 @@ cells = [
     code('profiles = \'["study-fashion", "study-mnist"]\'   # JSON list of the study profiles\n'
          'runs_dir = "results"          # where their eval/<experiment>/eval.json + masks.npz are\n'
          'out_dir = "runs/study/claims"  # the pipeline passes figures/study', ["parameters"]),
-    code("import json\n\nfrom IPython.display import Markdown, display\n\nfrom ot_robust.claims import claims_table, "
-         "render_claims\n\ndf = claims_table(runs_dir, profiles=json.loads(profiles))\n"
-         "paths = render_claims(df, out_dir)\ndisplay(Markdown(paths[0].read_text()))"),
+    code("import json, os\nfrom pathlib import Path\nif Path.cwd().name == \"notebooks\":  # opened in JupyterLab: run "
+         "from the project root like papermill does\n    os.chdir(\"..\")\n\nfrom IPython.display import Markdown, display\n\n"
+         "from ot_robust.claims import claims_table, render_claims"),
+    code("df = claims_table(runs_dir, profiles=json.loads(profiles))\n"
+         "paths = render_claims(df, out_dir)\ndisplay(Markdown(paths[0].read_text()))", ["nbval-check-output"]),
     code("df.verdict.value_counts()"),
 ]
 

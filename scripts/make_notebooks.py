@@ -143,31 +143,38 @@ strong = "null"             # JSON {attacks: {column: spec}, n_examples} or null
          code("steps.sanity_frame(result)")])
 
 
-def tables_notebook(title_md: str, tables: list[str]):
-    """The two-cell table notebook of every paper: build the tables (ot_robust.reports.write_tables), show them."""
-    names = "[" + ", ".join(f'"{t}"' for t in tables) + "]"
-    return notebook(title_md + "\n\n" + PROFILE_NOTE, f"""profile = "quick"
+#: the study profile whose committed results (results/<profile>/) the paper notebooks show by default, so that they
+#: run on a fresh clone; the committed copies of some carry these outputs (scripts/execute_notebooks.py)
+DEFAULT_PROFILE = {"fs": "study-fashion", "got": "study-mnist", "otjr": "study-fashion"}
+CHECK = ["nbval-check-output"]  # nbval --nbval-lax compares this cell's output with the committed one
+
+
+def _params(paper: str, kind: str, names: list[str]) -> str:
+    prof = DEFAULT_PROFILE[paper]
+    listed = "[" + ", ".join(f'"{n}"' for n in names) + "]"
+    what = "table names (ot_robust.reports.TABLES / WRITERS)" if kind == "tables" else \
+        "figure names (ot_robust.reports.FIGURES)"
+    return f"""profile = "{prof}"
 profile_file = ""            # the profile YAML (default: the shipped one)
 profile_sha256 = ""          # content hash of the profile (so that editing it reruns this step)
-runs_dir = "runs/quick"      # runs/<profile> (or runs/: both work)
-fig_dir = "runs/quick/figures"  # by hand: a scratch folder; the pipeline passes figures/<profile>
-tables = '{names}'   # JSON list of table names (ot_robust.reports.TABLES / WRITERS)""",
+runs_dir = "results/{prof}"   # the committed study results; your runs: runs/<profile>
+fig_dir = "runs/{prof}/figures"  # by hand: a scratch folder; the pipeline passes figures/<profile>
+{kind} = '{listed}'   # JSON list of {what}"""
+
+
+def tables_notebook(title_md: str, paper: str, tables: list[str]):
+    """The two-cell table notebook of every paper: build the tables (ot_robust.reports.write_tables), show them."""
+    return notebook(title_md + "\n\n" + PROFILE_NOTE, _params(paper, "tables", tables),
         [code("written = steps.run_tables(profile=profile_file or profile, runs_dir=runs_dir, fig_dir=fig_dir, "
               "tables=tables)\nlist(written)"),
-         code("steps.show_tables(written)")])
+         code("steps.show_tables(written)", CHECK)])
 
 
-def figures_notebook(title_md: str, figures: list[str]):
+def figures_notebook(title_md: str, paper: str, figures: list[str]):
     """The two-cell figure notebook of every paper: draw the figures (ot_robust.reports.draw_figures), show them."""
-    names = "[" + ", ".join(f'"{f}"' for f in figures) + "]"
-    return notebook(title_md + "\n\n" + PROFILE_NOTE, f"""profile = "quick"
-profile_file = ""
-profile_sha256 = ""
-runs_dir = "runs/quick"      # runs/<profile> (or runs/: both work)
-fig_dir = "runs/quick/figures"  # by hand: a scratch folder; the pipeline passes figures/<profile>
-figures = '{names}'   # JSON list of figure names (ot_robust.reports.FIGURES)""",
+    return notebook(title_md + "\n\n" + PROFILE_NOTE, _params(paper, "figures", figures),
         [code("written = steps.run_figures(profile=profile_file or profile, runs_dir=runs_dir, fig_dir=fig_dir, "
-              "figures=figures)\nwritten"),
+              "figures=figures)\nwritten", CHECK),
          code("steps.show_figures(written)")])
 
 
@@ -181,7 +188,8 @@ uniform / identity / OT), **Table 4** (Sinkhorn vs IPOT), the **Sec. 5.3 black-b
 transfer sources), **supplement Tables 1-4** (stronger attacks, label smoothing, Sinkhorn tau, IPOT beta) and the
 **rebuttal's** batch-size, label-smoothing and random-targeted tables. Paper numbers come from
 `ot_robust/assets/paper_tables.yaml`; ours from `runs/<profile>/eval/*/eval.json`. Columns the papers did not have:
-`AA` (AutoAttack), `worst` (worst case over our attacks) and `sanity` (gradient-masking checks).""", ["fs_table1"])
+`AA` (AutoAttack), `worst` (worst case over our attacks) and `sanity` (gradient-masking checks).""", "fs",
+                           ["fs_table1", "fs_table3a", "fs_table3b", "fs_table4"])
 
 
 def tables_got_nb():
@@ -196,7 +204,7 @@ accuracy constant from eps 0.4 to 0.7 on MNIST: a gradient-masking sign) on our 
 AutoAttack (`ot_robust.reports.got`). Which experiment is which GOT variant / latent / cost / beta comes from
 `methods.<exp>.params`; a paper row without a matching experiment reads "not run in this profile"; the MNIST
 tables are not built for a profile on other data (the reason is printed).""",
-                           ["got_table1", "got_table4", "got_table5", "got_eps_plateau_check"])
+                           "got", ["got_table1", "got_table4", "got_table5", "got_eps_plateau_check"])
 
 
 def tables_otjr_nb():
@@ -210,7 +218,7 @@ steps and budgets, as 10a / 10b); Table 11 (training time per epoch as ratios to
 (`ot_robust.reports.otjr`). Paper rows with no model in the profile are listed as "not run in this profile". The
 paper's own tables are checked for internal consistency (`otjr_paper_flags`): its Table 7 (CIFAR-100) prints
 Optimal JR AutoAttack 24.14 above its PGD-20 of 11.20, impossible for a sound evaluation (AutoAttack starts with
-APGD-CE); the check flags it.""", ["otjr_table2", "otjr_table7", "otjr_table10", "otjr_table11"])
+APGD-CE); the check flags it.""", "otjr", ["otjr_table2", "otjr_table7", "otjr_table10", "otjr_table11"])
 
 
 def figures_fs_nb():
@@ -221,7 +229,7 @@ epsilon, and vs the number of PGD iterations at the profile's epsilon; the paper
 Proposed on CIFAR-10 with eps up to 20/255) and FS **supplement Fig. 1** (the PGD loss over iterations for 20
 random starts on test examples, for the Feature Scattering model). Curves come from
 `runs/<profile>/eval/*/curves.json` and `loss_curves.json` (written by `20_evaluate`).""",
-                            ["fs_fig3", "fs_supp_fig1"])
+                            "fs", ["fs_fig3"])
 
 
 def figures_got_nb():
@@ -232,7 +240,7 @@ eps and vs the number of PGD steps; the paper: MNIST eps 0.1-0.7 with k = 40, CI
 for the GOT paper's methods with `curves.json`, and **Fig. 7** (sensitivity to beta, the weight of the OT term;
 paper: MNIST, beta in {0.01, 0.1, 1, 10, 100}) from the GOT experiments of the profile that differ only in beta;
 a figure whose models the profile did not run prints the reason. Fig. 6 (t-SNE) is made by the analysis
-notebooks.""", ["got_fig2", "got_fig7"])
+notebooks.""", "got", ["got_fig2", "got_fig7"])
 
 
 def figures_otjr_nb():
@@ -241,7 +249,7 @@ def figures_otjr_nb():
 OTJR Fig. 7 plots the training cross-entropy of WRN-34 trained with SW and with SAT on CIFAR-10/100 (SAT fails to
 converge on CIFAR-100 in 100 epochs). Ours: the per-epoch adversarial CE (`train_ce_adv` in `metrics.jsonl`) of
 the profile's `sw` and `sat` experiments; the reason is printed when they are absent. OTJR Figs. 2-4, 6 and 9 are
-made by the analysis notebooks (43-46).""", ["otjr_fig7"])
+made by the analysis notebooks (43-46).""", "otjr", ["otjr_fig7"])
 
 
 NOTEBOOKS = {"00_overview": overview, "10_train": train_nb, "20_evaluate": evaluate_nb,

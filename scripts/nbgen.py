@@ -1,5 +1,9 @@
 """Shared helpers of the notebook generators (``scripts/make_notebook*.py``): cells, notebooks with stable cell ids,
-and the common command line (write the notebooks, or ``--check`` that the committed ones are up to date)."""
+and the common command line (write the notebooks, or ``--check`` that the committed ones are up to date).
+
+A committed notebook may carry outputs (``make notebook-outputs`` executes the ones in
+``scripts/execute_notebooks.py``): it is up to date when its cells (types, sources, tags) and kernelspec equal the
+generator's, and regenerating leaves such a notebook, outputs included, as it is."""
 
 from __future__ import annotations
 
@@ -37,6 +41,17 @@ def build(cells: list) -> nbformat.NotebookNode:
     return nb
 
 
+def canonical(text: str) -> list:
+    """What a generator decides about a notebook: kernelspec and each cell's type, source and tags (not outputs,
+    execution counts or execution metadata)."""
+    nb = nbformat.reads(text, as_version=4)
+    return [nb.metadata.get("kernelspec")] + [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in nb.cells]
+
+
+def _same(path: Path, text: str) -> bool:
+    return path.is_file() and (path.read_text() == text or canonical(path.read_text()) == canonical(text))
+
+
 def main(notebooks: dict[str, Callable[[], nbformat.NotebookNode]], script: str, description: str,
          argv: list[str] | None = None) -> int:
     """Write ``notebooks`` (stem -> builder) to ``notebooks/``, or with ``--check`` return 1 if any differs."""
@@ -50,8 +65,10 @@ def main(notebooks: dict[str, Callable[[], nbformat.NotebookNode]], script: str,
     for stem, builder in notebooks.items():
         text, path = nbformat.writes(builder(), version=4) + "\n", out / f"{stem}.ipynb"
         if args.check:
-            if not path.is_file() or path.read_text() != text:
+            if not _same(path, text):
                 stale.append(str(path))
+        elif _same(path, text):
+            print(f"up to date: {path}")
         else:
             nbformat.validate(nbformat.reads(text, as_version=4))
             path.write_text(text)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..style import save_figure
-from .figures import plot_accuracy_curves, plot_loss_curves
+from .figures import FigureNotDrawn, plot_accuracy_curves, plot_loss_curves
 from .tables import TableSpec
 
 TABLES: list[TableSpec] = [
@@ -62,7 +62,7 @@ def fig_fs_supp_fig1(profile: Any, runs_dir: str | Path, fig_dir: str | Path) ->
     labels = _labels(profile)
     paths = sorted(Path(runs_dir).glob("eval/*/loss_curves.json"))
     if not paths:
-        raise ValueError(f"no eval/*/loss_curves.json under {runs_dir}: set eval.loss_curves in the profile")
+        raise FigureNotDrawn(f"no eval/*/loss_curves.json under {runs_dir}: set eval.loss_curves in the profile")
     data = json.loads(paths[0].read_text())
     fig = plot_loss_curves(data["loss"], label=labels.get(paths[0].parent.name, paths[0].parent.name),
                            loss_name=data.get("loss_name", "cross-entropy"))

@@ -152,7 +152,8 @@ def eps_plateau_check(profile: Any, runs_dir: str | Path, evals: dict[str, dict[
     flat = [e for e, r in got.iterrows() if r.get("plateau") is True]
     flags = [e for e, r in got.iterrows() if str(r.get("sanity", "")).startswith("flag")]
     gap = got["PGD - AA"].dropna() if "PGD - AA" in got else pd.Series(dtype=float)
-    verdict = (f"GOT models evaluated: {len(got)}. Plateau in accuracy vs eps: {flat or 'none'}. "
+    evaluated = [e for e in got.index if e in evals]
+    verdict = (f"GOT models evaluated: {len(evaluated)} of {len(got)} in the profile. Plateau in accuracy vs eps: {flat or 'none'}. "
                f"Sanity flags: {flags or 'none'}. PGD - AutoAttack gap (points): "
                f"{', '.join(f'{e}: {v:.1f}' for e, v in gap.items()) or 'AutoAttack not run in this profile'}.")
     return check, verdict

@@ -288,7 +288,10 @@ def write_tables(profile: Any, runs_dir: str | Path, out_dir: str | Path, names:
 def _fig7(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> list[Path]:
     from .figures import FigureNotDrawn
 
-    _, paths = fig7_ce_curves(runs_dir, fig_dir, profile)
+    import matplotlib.pyplot as plt
+
+    fig, paths = fig7_ce_curves(runs_dir, fig_dir, profile)
+    plt.close(fig)  # saved; a notebook shows the PNG (steps.show_figures), not a second inline copy
     if not paths:
         raise FigureNotDrawn(f"SW and SAT {NOT_RUN}")
     return paths
