@@ -248,3 +248,38 @@ def render_claims(df, out_dir: str | Path) -> list[Path]:
         atomic_write_bytes(p, text.encode())
         paths.append(p)
     return paths
+
+
+#: verdict -> colour of our interval in :func:`plot_claims`
+VERDICT_COLORS = {"reproduced": "#029e73", "contradicted": "#d55e00", "inconclusive": "#949494"}
+
+
+def plot_claims(df, out_dir: str | Path | None = None) -> tuple[Any, list[Path]]:
+    """The study's main figure: for every claim that has run, our effect (A - B, points) with its 95% interval,
+    coloured by verdict, beside the paper's effect (open diamond); bounded / no-difference claims are marked.
+    Writes ``claims.png`` / ``claims.pdf`` to ``out_dir`` (if given); returns ``(fig, paths)``. A table with no
+    claim run yet gives an empty panel saying so."""
+    from .style import figure, legend_outside, save_figure
+
+    ran = df[df.ours.notna()].reset_index(drop=True)
+    fig, axes = figure(width=5.6, height=max(1.6, 0.32 * len(ran) + 0.9))
+    ax = axes[0, 0]
+    for i, r in ran.iterrows():
+        y = len(ran) - 1 - i
+        ax.errorbar(r.ours, y, xerr=[[r.ours - r.ci_low], [r.ci_high - r.ours]], fmt="o", ms=4, capsize=2,
+                    color=VERDICT_COLORS.get(r.verdict, "#000000"), label=r.verdict)
+        ax.plot(r.paper_effect, y, marker="D", mfc="none", mec="#000000", ms=5, ls="none", label="paper")
+    ax.axvline(0.0, color="#000000", lw=0.6)
+    ax.set_yticks(range(len(ran)), [f"{r.paper}: {r.claim} ({r.column}, {r.seeds} seed{'s' if r.seeds != 1 else ''})"
+                                    for r in ran.iloc[::-1].itertuples()], fontsize=6)
+    ax.set_xlabel("effect A - B (accuracy points)")
+    n_total = len(df)
+    ax.set_title(f"Claims: ours (95% CI) vs the paper, {len(ran)} of {n_total} run (CPU scale)", fontsize=8)
+    if len(ran):
+        handles, labels = ax.get_legend_handles_labels()
+        uniq = dict(zip(labels, handles))
+        legend_outside(ax, handles=list(uniq.values()), labels=list(uniq), fontsize=6)
+    else:
+        ax.text(0.5, 0.5, "no claim run yet", ha="center", va="center", transform=ax.transAxes)
+    paths = save_figure(fig, "claims", out_dir, close=False) if out_dir is not None else []
+    return fig, paths

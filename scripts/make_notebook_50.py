@@ -12,16 +12,19 @@ cells = [
        "`paper_tables.yaml`), ours at CPU scale with its 95% interval (Student t over seeds, or the paired McNemar "
        "test on the same images for one seed), and a verdict (reproduced / contradicted / inconclusive) by the rule "
        "in the README (`ot_robust.stats.verdict`). Claims whose models have not been evaluated yet read "
-       "*not run yet*. Writes `claims.md`, `claims.csv`, `claims.tex` to `out_dir`."),
+       "*not run yet*. Writes `claims.md`, `claims.csv`, `claims.tex` and the figure `claims.png` / `.pdf` to `out_dir`."),
     code('profiles = \'["study-fashion", "study-mnist"]\'   # JSON list of the study profiles\n'
          'runs_dir = "results"          # where their eval/<experiment>/eval.json + masks.npz are\n'
          'out_dir = "runs/study/claims"  # the pipeline passes figures/study', ["parameters"]),
     code("import json, os\nfrom pathlib import Path\nif Path.cwd().name == \"notebooks\":  # opened in JupyterLab: run "
          "from the project root like papermill does\n    os.chdir(\"..\")\n\nfrom IPython.display import Markdown, display\n\n"
-         "from ot_robust.claims import claims_table, render_claims"),
+         "from ot_robust.claims import claims_table, plot_claims, render_claims"),
     code("df = claims_table(runs_dir, profiles=json.loads(profiles))\n"
          "paths = render_claims(df, out_dir)\ndisplay(Markdown(paths[0].read_text()))", ["nbval-check-output"]),
     code("df.verdict.value_counts()"),
+    md("The study's main figure (`claims.png` / `.pdf` in `out_dir`): ours with its 95% interval, coloured by verdict, "
+       "beside the paper's effect (open diamond), for every claim that has run."),
+    code("fig, fig_paths = plot_claims(df, out_dir)\nfig_paths", ["nbval-check-output"]),
 ]
 
 if __name__ == "__main__":

@@ -31,3 +31,21 @@ def test_committed_verdict_table_matches_the_committed_results():
     assert list(committed["id"]) == list(now["id"])
     assert list(committed["verdict"]) == list(now["verdict"])
     assert (committed["n"].tolist(), committed["seeds"].tolist()) == (now["n"].tolist(), now["seeds"].tolist())
+
+
+def test_main_figure_draws_every_run_claim_with_its_interval(tmp_path):
+    import pandas as pd
+
+    from ot_robust.claims import plot_claims
+
+    df = pd.DataFrame([
+        dict(paper="FS", claim="a beats b", column="pgd20", paper_effect=10.0, ours=-5.0, ci_low=-7.0, ci_high=-3.0,
+             seeds=1, verdict="contradicted"),
+        dict(paper="GOT", claim="c beats d", column="pgd40", paper_effect=1.0, ours=float("nan"),
+             ci_low=float("nan"), ci_high=float("nan"), seeds=0, verdict="not run yet")])
+    fig, paths = plot_claims(df, tmp_path)
+    ax = fig.axes[0]
+    assert [p.name for p in paths] == ["claims.png", "claims.pdf"] and all(p.stat().st_size > 0 for p in paths)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["FS: a beats b (pgd20, 1 seed)"]  # the run claim only
+    assert "1 of 2 run" in ax.get_title()
+    assert list(ax.lines[0].get_xdata()) == [-5.0]  # our point (its interval: the error bar)
