@@ -2,7 +2,7 @@
 
 Run ``python scripts/make_notebooks_analysis.py`` after changing this file (``--check`` exits 1 if a committed
 notebook differs). Every notebook: a title cell, a cell tagged ``parameters`` (papermill), a setup cell that loads the
-profile's trained models from ``runs/<profile>/train/<experiment>/`` (skipping missing ones with a printed note),
+profile's trained models from ``<runs_dir>/<profile>/train/<experiment>/`` (default: the study's committed models) (skipping missing ones with a printed note),
 thin cells calling :mod:`ot_robust.analysis`, and a caption cell per figure naming the paper figure it regenerates
 and how our setting differs. Figures go to ``figures/<profile>/`` as PNG + PDF.
 """
@@ -14,8 +14,8 @@ import sys
 from nbgen import build, code, main, markdown
 
 PARAMS = """\
-profile = "quick"
-runs_dir = "runs"          # parent of <profile>/ (or runs/<profile> itself, as the pipeline passes it)
+profile = "study-fashion"  # default: the study's committed models (results/study-fashion/train/*/model.pt)
+runs_dir = "results"       # parent of <profile>/ (or <parent>/<profile> itself, as the pipeline passes it)
 fig_dir = None             # None -> runs/<profile>/figures/ (scratch; the pipeline passes figures/<profile>)
 models = ["standard", "pgd_at", "feature_scattering"]   # experiment names of the profile's trained models
 dataset = None             # None -> the profile's dataset (test split), e.g. "mnist-sample"
@@ -49,8 +49,8 @@ print(f"models: {list(trained)}; {len(x)} test images of {dataset}; Linf eps = {
 
 NO_MODELS = 'print("no trained model found: nothing to plot (run `python -m ot_robust reproduce` first)")'
 
-SETTING = ("Our setting: the profile's dataset and CPU model (quick: the bundled 2k-image MNIST test sample, "
-           "the CW CNN trained for 1-2 epochs) instead of the papers' CIFAR-10 WRN-28-10/WRN-34-10 trained for 100-200 "
+SETTING = ("Our setting: the profile's dataset and CPU model (study-fashion: Fashion-MNIST, small_cnn trained for "
+           "6 epochs; quick: the bundled 2k-image MNIST test sample, the CW CNN trained for 1-2 epochs) instead of the papers' CIFAR-10 WRN-28-10/WRN-34-10 trained for 100-200 "
            "epochs; compare qualitative trends, not the pictures' exact shapes.")
 
 
