@@ -24,6 +24,18 @@ if Path.cwd().name == "notebooks":  # opened in JupyterLab: run from the project
 from ot_robust import steps"""
 
 PROFILE_NOTE = """\
+**Profiles.** The numbers depend on the profile (`ot_robust/profiles/<name>.yaml`): `smoke` (CI: 2.5 min on idle
+cores, 5 min measured with both cores busy), `quick` (default; bundled real MNIST sample, CW CNN, eps = 0.3; 38 min
+measured on 2 shared cores; illustrative numbers), `ablations`, `mnist` (full MNIST, CW CNN, eps = 0.3, GOT
+protocol with fewer epochs), the study (`study-fashion`, `study-mnist`: the results the findings rest on, committed
+under `results/`) and the GPU profiles `cifar10-paper`, `cifar100-paper`, `svhn-paper` (the papers' WRN settings).
+The papers' own numbers (CIFAR/SVHN, WRN-28-10) are printed beside ours; compare trends (orderings, gaps), not
+absolute values, unless the profile matches the paper."""
+
+#: The profile note as 10_train and 20_evaluate carry it. Their bytes are part of the content hash of every trained
+#: and evaluated model of the study (results/), so they change only between studies, not while one is in progress;
+#: the "15 minutes" for quick is out of date (measured: 38 min, README).
+PROFILE_NOTE_FROZEN = """\
 **Profiles.** The numbers depend on the profile (`ot_robust/profiles/<name>.yaml`): `smoke` (CI, seconds),
 `quick` (default; bundled real MNIST sample, CW CNN, eps = 0.3, at most 15 minutes on 2 cores), `mnist`
 (full MNIST, CW CNN, eps = 0.3, GOT protocol with fewer epochs) and the GPU profiles `cifar10-paper`,
@@ -74,7 +86,7 @@ random-targeted AT (FS rebuttal), Feature Scattering (FS Alg. 1, "Proposed"), an
 
 Outputs in `run_dir`: `config.json`, `checkpoint.pt`, `metrics.jsonl`, `model.pt`, `train_summary.json`.
 
-""" + PROFILE_NOTE + """
+""" + PROFILE_NOTE_FROZEN + """
 The training settings of the papers (WRN-28-10, 100/200 epochs, batch 60/128, learning-rate schedules) are in the
 `*-paper` profiles; `max_batches` stops a run early (one-batch check).""",
         '''profile = "quick"
@@ -110,7 +122,7 @@ and black-box transfer attacks from source models (FS Sec. 5.3). Writes `out_dir
 Every attack runs on the first n images of one fixed class-balanced order; each accuracy carries its 95% Wilson
 interval (`result['ci']`).
 
-""" + PROFILE_NOTE,
+""" + PROFILE_NOTE_FROZEN,
         """profile = "quick"
 experiment = "standard"
 label = "Standard"
