@@ -145,7 +145,7 @@ def run_sanity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, n
     big = _large_eps(eps, norm, x[0].numel())
     cap = 1.0 if norm == "linf" else math.inf  # an Linf budget above 1 is the whole pixel range (and refused)
     grid = sorted({min(eps * m, cap) for m in cfg.eps_multipliers} | {big})
-    accs = [_robust_acc(model, PGD(e, k, norm=norm, seed=s), x, y) for e in grid]
+    accs = [pgd if e == eps else _robust_acc(model, PGD(e, k, norm=norm, seed=s), x, y) for e in grid]  # eps: ran
     rising = any(b > a + max(cfg.tol, 100.0 / len(x)) for a, b in zip(accs, accs[1:]))
     out.append(_result("accuracy_vs_epsilon", rising or accs[-1] > cfg.max_acc_large_eps,
                        f"PGD-{k} accuracy must not rise with eps and must be <= {cfg.max_acc_large_eps}% "

@@ -133,3 +133,18 @@ def test_honest_adversarially_trained_model_is_not_flagged():
     m.eval()
     status = _status(m)
     assert set(status.values()) == {"pass"}, status
+
+
+def test_no_attack_runs_twice(monkeypatch):
+    """issue 15: the PGD at eps of the iterative-vs-single-step check is the eps point of accuracy-vs-eps (it ran
+    once); no attack with the same settings runs twice in one sanity report."""
+    import ot_robust.sanity as S
+
+    seen = []
+    real = S._robust_acc
+    monkeypatch.setattr(S, "_robust_acc", lambda m, a, x, y: seen.append(repr(a)) or real(m, a, x, y))
+    x, y = mnist_test(200)
+    out = {r["check"]: r for r in run_sanity(trained_model(), x, y, eps=0.1, config=CFG)}
+    attacks = [a for a in seen if "function" not in a]  # the clean 'attack' is a lambda
+    assert len(attacks) == len(set(attacks)), attacks
+    assert out["accuracy_vs_epsilon"]["numbers"]["accuracy"][0] == out["iterative_vs_single_step"]["numbers"]["pgd"]
