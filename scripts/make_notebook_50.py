@@ -17,14 +17,16 @@ cells = [
          'runs_dir = "results"          # where their eval/<experiment>/eval.json + masks.npz are\n'
          'out_dir = "runs/study/claims"  # the pipeline passes figures/study', ["parameters"]),
     code("import json, os\nfrom pathlib import Path\nif Path.cwd().name == \"notebooks\":  # opened in JupyterLab: run "
-         "from the project root like papermill does\n    os.chdir(\"..\")\n\nfrom IPython.display import Markdown, display\n\n"
+         "from the project root like papermill does\n    os.chdir(\"..\")\n\nimport matplotlib.pyplot as plt\nfrom IPython.display import Image, Markdown, display\n\n"
          "from ot_robust.claims import claims_table, plot_claims, render_claims"),
     code("df = claims_table(runs_dir, profiles=json.loads(profiles))\n"
          "paths = render_claims(df, out_dir)\ndisplay(Markdown(paths[0].read_text()))", ["nbval-check-output"]),
     code("df.verdict.value_counts()"),
     md("The study's main figure (`claims.png` / `.pdf` in `out_dir`): ours with its 95% interval, coloured by verdict, "
        "beside the paper's effect (open diamond), for every claim that has run."),
-    code("fig, fig_paths = plot_claims(df, out_dir)\nfig_paths", ["nbval-check-output"]),
+    code("fig, fig_paths = plot_claims(df, out_dir)\nplt.close(fig)  # shown from its PNG below\nfig_paths",
+         ["nbval-check-output"]),
+    code("Image(filename=str(fig_paths[0]))"),
 ]
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ PATHS = [REPO / "notebooks" / f"{n}.ipynb" for n in OUTPUT_NOTEBOOKS]
 
 
 def _nbval(paths, cwd):
-    env = {**os.environ, "MPLBACKEND": "Agg"}
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # the kernel's inline backend, as in Lab
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
                            *map(str, paths)], cwd=cwd, capture_output=True, text=True, env=env, timeout=1200)
 
