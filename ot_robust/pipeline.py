@@ -309,6 +309,15 @@ def papermill_command(step: Step, kernel: str | None = None) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def _patterns(only: str | list[str]) -> list[str]:
+    return [p.strip() for p in (only.split(",") if isinstance(only, str) else only) if p.strip()]
+
+
+def matches(name: str, only: str | list[str] | None) -> bool:
+    """True if the step ``name`` is selected by ``only`` (glob patterns, comma-separated string or list; None: all)."""
+    return not only or any(fnmatch.fnmatchcase(name, p) for p in _patterns(only))
+
+
 def select_steps(plan: Plan, only: str | list[str] | None) -> list[Step]:
     """Steps whose name matches one of the glob patterns ``only`` (comma-separated string or list); all if None.
 
@@ -317,8 +326,7 @@ def select_steps(plan: Plan, only: str | list[str] | None) -> list[Step]:
     """
     if not only:
         return list(plan.steps)
-    pats = [p.strip() for p in (only.split(",") if isinstance(only, str) else only) if p.strip()]
-    sel = [s for s in plan.steps if any(fnmatch.fnmatchcase(s.name, p) for p in pats)]
+    sel = [s for s in plan.steps if matches(s.name, only)]
     if not sel:
         raise ValueError(f"--only {only!r} matches no step; steps: {[s.name for s in plan.steps]}")
     return sel
@@ -549,6 +557,8 @@ def run_profile(profile: str | Path, runs_dir: str | Path | None = None, fig_dir
     """Run a profile (``python -m ot_robust reproduce``): a plain one with :func:`build_plan` + :func:`run_plan`, a
     meta profile (``include:``, e.g. ``study``) as each included profile in order under one shared ``budget``
     (``"150m"``), then its claims-verdict notebook. ``runs_dir`` None: the profile's ``runs_dir``, else ``runs``.
+    ``only`` (in ``run_kw``) on a meta profile selects across its included profiles, and the pattern ``claims``
+    selects the verdict notebook (``--only claims`` rebuilds the verdict table from the results alone).
 
     Returns ``{step name: status}`` (steps of included profiles prefixed ``<profile>:``).
     Raises PipelineError / ValueError as :func:`run_plan`, ProfileError for a bad profile, ValueError for a bad
@@ -560,14 +570,24 @@ def run_profile(profile: str | Path, runs_dir: str | Path | None = None, fig_dir
     deadline = None if budget_s is None else time.time() + budget_s
     meta = load_meta_profile(profile)
     names = meta.include if meta else [profile]
-    status: dict[str, str] = {}
+    only = run_kw.pop("only", None)
+    plans = {}
     for name in names:
         prof = load_profile(name)
         rd = runs_dir or (meta.runs_dir if meta and meta.runs_dir else None) or prof.runs_dir or "runs"
-        plan = build_plan(prof, runs_dir=rd, fig_dir=fig_dir, root=root, max_batches=max_batches)
-        st = run_plan(plan, log=log, deadline=deadline, **run_kw)
+        plans[name] = build_plan(prof, runs_dir=rd, fig_dir=fig_dir, root=root, max_batches=max_batches)
+    run_claims = bool(meta and meta.claims and matches("claims", only))
+    if meta and only:  # --only over a meta profile: the included profiles with a match, and/or the claims step
+        hit = {n for n, pl in plans.items() if any(matches(s.name, only) for s in pl.steps)}
+        if not hit and not run_claims:
+            names_all = [s.name for pl in plans.values() for s in pl.steps] + (["claims"] if meta.claims else [])
+            raise ValueError(f"--only {only!r} matches no step of {meta.name}; steps: {names_all}")
+        plans = {n: pl for n, pl in plans.items() if n in hit}
+    status: dict[str, str] = {}
+    for name, plan in plans.items():
+        st = run_plan(plan, log=log, deadline=deadline, only=only, **run_kw)
         status.update({(f"{name}:{k}" if meta else k): v for k, v in st.items()})
-    if meta and meta.claims and not run_kw.get("dry_run"):
+    if run_claims and not run_kw.get("dry_run"):
         rd = runs_dir or meta.runs_dir or "runs"
         step = Step("claims", _nb(NOTEBOOKS_DIR, CLAIMS_NOTEBOOK, Path(root or Path.cwd())),
                     f"{rd}/{meta.name}/notebooks/{CLAIMS_NOTEBOOK}.ipynb",

@@ -183,3 +183,32 @@ def test_a_table_cell_needs_a_model_trained_as_its_row_or_column_says(exp, entry
         ok["methods"][exp]["train"] = {"batch_size": 60}
         ok["methods"][exp]["tables"] = entry
         validate_profile(ok, check_registries=False)
+
+
+def test_only_on_the_study_meta_profile_selects_across_profiles_and_the_claims_step(tmp_path, monkeypatch):
+    """`reproduce --profile study --only claims` rebuilds only the verdict table; `--only 'evaluate/pgd_at_s1'` runs
+    only the profile that has that step (no claims); a pattern matching nothing anywhere is refused."""
+    import ot_robust.profiles as profiles
+    from types import SimpleNamespace
+
+    meta = SimpleNamespace(name="study", include=["p1", "p2"], runs_dir="results", claims=True)
+    monkeypatch.setattr(profiles, "load_meta_profile", lambda name: meta)
+    monkeypatch.setattr(profiles, "load_profile", lambda name: name)
+    monkeypatch.setattr(pipeline, "build_plan", lambda prof, **kw: SimpleNamespace(
+        name=prof, steps=[Step(f"train/{prof}_x", "nb.ipynb", "o.ipynb", {}, "d")]))
+    ran = []
+    monkeypatch.setattr(pipeline, "run_plan", lambda plan, only=None, **kw: ran.append((plan.name, only)) or {})
+    monkeypatch.setattr(pipeline, "execute_step", lambda step, root, kernel=None: ran.append(step.name) or
+                        {"ok": True})
+    monkeypatch.setattr(pipeline, "write_provenance", lambda *a: None)
+    monkeypatch.setattr("ot_robust.kernel.shutdown", lambda: None)
+    pipeline.run_profile("study", root=tmp_path, log=lambda s: None, only="claims")
+    assert ran == ["claims"]
+    ran.clear()
+    pipeline.run_profile("study", root=tmp_path, log=lambda s: None, only="train/p2_*")
+    assert ran == [("p2", "train/p2_*")]
+    ran.clear()
+    pipeline.run_profile("study", root=tmp_path, log=lambda s: None)
+    assert ran == [("p1", None), ("p2", None), "claims"]
+    with pytest.raises(ValueError, match="matches no step of study"):
+        pipeline.run_profile("study", root=tmp_path, log=lambda s: None, only="evaluate/nothing")
