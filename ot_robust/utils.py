@@ -158,14 +158,27 @@ def parse_number(text: str | float | int) -> float:
 
 def tqdm_class():
     """tqdm's bar class: the notebook widget where ipywidgets is installed, else the text bar. (``tqdm.auto`` in a
-    Jupyter kernel without ipywidgets warns "IProgress not found" at import, in every executed notebook.)"""
+    Jupyter kernel without ipywidgets warns "IProgress not found" at import, in every executed notebook.)
+    ``$TQDM_DISABLE=1`` turns every bar off, even one created with ``disable=False`` (used for the notebooks
+    committed with outputs, ``scripts/execute_notebooks.py``)."""
     try:
         import ipywidgets  # noqa: F401
     except ImportError:
         from tqdm.std import tqdm
     else:
         from tqdm.auto import tqdm
+    if os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes"):
+        return _silenced(tqdm)
     return tqdm
+
+
+def _silenced(cls):
+    class Silent(cls):
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+    return Silent
 
 
 

@@ -94,3 +94,20 @@ def test_ipc_transport_no_tcp_warning_and_sockets_removed(tmp_path, capfd):
     kernel.shutdown()
     assert not os.path.exists(sockets)
     assert "without encryption" not in capfd.readouterr().err
+
+
+def test_tqdm_disable_env_silences_every_bar(monkeypatch):
+    """$TQDM_DISABLE=1 (set for the notebooks committed with outputs) turns off even bars made with disable=False."""
+    import io
+
+    from ot_robust.utils import tqdm_class
+
+    buf = io.StringIO()
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    for _ in tqdm_class()(range(3), disable=False, file=buf):
+        pass
+    assert buf.getvalue() == ""
+    monkeypatch.delenv("TQDM_DISABLE")
+    for _ in tqdm_class()(range(3), disable=False, file=buf):
+        pass
+    assert "3/3" in buf.getvalue()

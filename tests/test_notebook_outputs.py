@@ -8,7 +8,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from execute_notebooks import OUTPUT_NOTEBOOKS, has_outputs  # noqa: E402
+from execute_notebooks import OUTPUT_NOTEBOOKS, RENDERED_NOTEBOOKS, has_outputs  # noqa: E402
 
 PATHS = [REPO / "notebooks" / f"{n}.ipynb" for n in OUTPUT_NOTEBOOKS]
 
@@ -26,6 +26,16 @@ def test_committed_notebooks_carry_outputs_and_nbval_reproduces_them():
         assert any("nbval-check-output" in c["metadata"].get("tags", []) for c in nb["cells"]), p.name
     out = _nbval(PATHS, REPO)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+
+
+def test_rendered_analysis_notebooks_carry_their_figures_without_errors_or_progress_bars():
+    """The analysis notebooks are committed with outputs too (they render on GitHub; their code runs in CI through
+    the smoke profile): each shows at least one figure, no error and no stderr (warnings, tqdm bars)."""
+    for n in RENDERED_NOTEBOOKS:
+        nb = json.loads((REPO / "notebooks" / f"{n}.ipynb").read_text())
+        outs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+        assert any("image/png" in o.get("data", {}) for o in outs), f"{n}: no figure (run scripts/execute_notebooks.py)"
+        assert not [o for o in outs if o["output_type"] == "error" or o.get("name") == "stderr"], n
 
 
 def test_nbval_catches_a_committed_output_the_results_do_not_give(tmp_path):

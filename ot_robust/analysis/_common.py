@@ -11,7 +11,8 @@ from typing import Callable, Iterator
 
 import torch
 from torch import nn
-from tqdm import tqdm
+
+from ..utils import tqdm_class
 
 # An attack or perturbation: ``attack(model, x, y) -> x_pert`` (the contract of :mod:`ot_robust.attacks`).
 Perturbation = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -49,7 +50,7 @@ def batches(n: int, batch_size: int, progress: bool = True, desc: str = "") -> I
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1")
     starts = range(0, n, int(batch_size))
-    for i in tqdm(starts, desc=desc, disable=not progress, total=math.ceil(n / batch_size), leave=False):
+    for i in tqdm_class()(starts, desc=desc, disable=not progress, total=math.ceil(n / batch_size), leave=False):
         yield slice(i, min(i + int(batch_size), n))
 
 
