@@ -166,7 +166,14 @@ def test_channels_last_trains_the_same_model(tmp_path, method):
     train(dict(cfg, channels_last=True), tmp_path / "b")
     la, lb = (json.loads((tmp_path / r / "metrics.jsonl").read_text().splitlines()[0])["train_loss"] for r in "ab")
     assert la == pytest.approx(lb, rel=1e-3)
-    wa, wb = (load_model(tmp_path / r).state_dict() for r in "ab")
+    ma, mb = (load_model(tmp_path / r) for r in "ab")
+    # a model comes back in the layout it was trained in (so evaluation runs the NHWC kernels too), unless told
+    conv = lambda m: next(p for p in m.parameters() if p.dim() == 4 and p.shape[1] > 1)  # noqa: E731 (C > 1: else both)
+    assert conv(mb).is_contiguous(memory_format=torch.channels_last) and not conv(mb).is_contiguous()
+    assert conv(ma).is_contiguous()
+    assert conv(load_model(tmp_path / "b", channels_last=False)).is_contiguous()
+    assert conv(load_model(tmp_path / "a", channels_last=True)).is_contiguous(memory_format=torch.channels_last)
+    wa, wb = ma.state_dict(), mb.state_dict()
     # Adam turns round-off in near-zero gradients into parts of an lr-sized step (3e-3 here): bound well below it
     assert max(float((wa[k].float() - wb[k].float()).abs().max()) for k in wa) < 1e-3
 
