@@ -1,7 +1,7 @@
 """Command line: ``python -m ot_robust reproduce|train|evaluate|robustbench|profiles|presets ...``.
 
-* ``reproduce --profile NAME [--force] [--only PATTERN] [--jobs N] [--dry-run] [--runs-dir DIR] [--fig-dir DIR]
-  [--max-batches N] [--kernel NAME]``: run a profile's plan (see :mod:`ot_robust.pipeline`); default profile ``quick``.
+* ``reproduce --profile NAME [--force] [--only PATTERN] [--jobs N] [--dry-run | --status] [--runs-dir DIR]
+  [--fig-dir DIR] [--max-batches N] [--kernel NAME]``: run a profile's plan (see :mod:`ot_robust.pipeline`); default profile ``quick``.
 * ``train ...`` -> :func:`ot_robust.train.cli`; ``evaluate ...`` -> :func:`ot_robust.evaluate.cli`;
   ``robustbench ...`` -> :func:`ot_robust.robustbench.cli`.
 * ``profiles``: list the shipped profiles with their descriptions.
@@ -29,6 +29,9 @@ def _reproduce_parser(sub) -> None:
                    help="glob(s) on step names, comma-separated, e.g. 'train/*' or 'evaluate/pgd_at,tables/*'")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="independent steps run in parallel (default 1)")
     p.add_argument("--dry-run", action="store_true", help="print one papermill command per step and exit")
+    p.add_argument("--status", action="store_true",
+                   help="run nothing: print which steps are done, in progress (a stopped chunk) or still to run, "
+                        "with the estimated time left")
     p.add_argument("--runs-dir", default=None, metavar="DIR",
                    help="run outputs go to DIR/<profile> (default: the profile's runs_dir, else runs)")
     p.add_argument("--budget", default=None, metavar="TIME",
@@ -94,6 +97,11 @@ def _main(argv: list[str]) -> int:
             except ProfileError as e:
                 desc = f"INVALID: {e}"
             print(f"{name:16s} {desc}")
+        return 0
+    if args.status:
+        from .study_status import report
+
+        report(args.profile, runs_dir=args.runs_dir, fig_dir=args.fig_dir, only=args.only, jobs=args.jobs)
         return 0
     try:
         run_profile(args.profile, runs_dir=args.runs_dir, fig_dir=args.fig_dir, max_batches=args.max_batches,

@@ -551,6 +551,34 @@ def _run_todo(plan: Plan, todo: list[Step], status: dict[str, str], sel_names: s
 CLAIMS_NOTEBOOK = "50_claims"
 
 
+def profile_plans(profile: str | Path, runs_dir: str | Path | None = None, fig_dir: str | Path = "figures",
+                  root: str | Path | None = None, max_batches: int | None = None,
+                  only: str | list[str] | None = None):
+    """``(meta, {profile name: Plan}, run_claims)`` for a plain profile (``meta`` None, one plan) or a meta profile
+    (one plan per included profile; with ``only``, just those with a matching step; ``run_claims``: whether its
+    claims step is selected). ``runs_dir`` None: the meta profile's, else the profile's ``runs_dir``, else ``runs``.
+
+    Raises ProfileError for a bad profile, ValueError when ``only`` matches no step of a meta profile.
+    """
+    from .profiles import load_meta_profile, load_profile
+
+    meta = load_meta_profile(profile)
+    names = meta.include if meta else [profile]
+    plans = {}
+    for name in names:
+        prof = load_profile(name)
+        rd = runs_dir or (meta.runs_dir if meta and meta.runs_dir else None) or prof.runs_dir or "runs"
+        plans[name] = build_plan(prof, runs_dir=rd, fig_dir=fig_dir, root=root, max_batches=max_batches)
+    run_claims = bool(meta and meta.claims and matches("claims", only))
+    if meta and only:  # --only over a meta profile: the included profiles with a match, and/or the claims step
+        hit = {n for n, pl in plans.items() if any(matches(s.name, only) for s in pl.steps)}
+        if not hit and not run_claims:
+            names_all = [s.name for pl in plans.values() for s in pl.steps] + (["claims"] if meta.claims else [])
+            raise ValueError(f"--only {only!r} matches no step of {meta.name}; steps: {names_all}")
+        plans = {n: pl for n, pl in plans.items() if n in hit}
+    return meta, plans, run_claims
+
+
 def run_profile(profile: str | Path, runs_dir: str | Path | None = None, fig_dir: str | Path = "figures",
                 max_batches: int | None = None, budget: str | None = None, root: str | Path | None = None,
                 log: Callable[[str], None] = print, **run_kw: Any) -> dict[str, str]:
@@ -564,25 +592,11 @@ def run_profile(profile: str | Path, runs_dir: str | Path | None = None, fig_dir
     Raises PipelineError / ValueError as :func:`run_plan`, ProfileError for a bad profile, ValueError for a bad
     budget.
     """
-    from .profiles import load_meta_profile, load_profile
-
     budget_s = parse_budget(budget)
     deadline = None if budget_s is None else time.time() + budget_s
-    meta = load_meta_profile(profile)
-    names = meta.include if meta else [profile]
     only = run_kw.pop("only", None)
-    plans = {}
-    for name in names:
-        prof = load_profile(name)
-        rd = runs_dir or (meta.runs_dir if meta and meta.runs_dir else None) or prof.runs_dir or "runs"
-        plans[name] = build_plan(prof, runs_dir=rd, fig_dir=fig_dir, root=root, max_batches=max_batches)
-    run_claims = bool(meta and meta.claims and matches("claims", only))
-    if meta and only:  # --only over a meta profile: the included profiles with a match, and/or the claims step
-        hit = {n for n, pl in plans.items() if any(matches(s.name, only) for s in pl.steps)}
-        if not hit and not run_claims:
-            names_all = [s.name for pl in plans.values() for s in pl.steps] + (["claims"] if meta.claims else [])
-            raise ValueError(f"--only {only!r} matches no step of {meta.name}; steps: {names_all}")
-        plans = {n: pl for n, pl in plans.items() if n in hit}
+    meta, plans, run_claims = profile_plans(profile, runs_dir=runs_dir, fig_dir=fig_dir, root=root,
+                                            max_batches=max_batches, only=only)
     status: dict[str, str] = {}
     for name, plan in plans.items():
         st = run_plan(plan, log=log, deadline=deadline, only=only, **run_kw)

@@ -212,3 +212,42 @@ def test_only_on_the_study_meta_profile_selects_across_profiles_and_the_claims_s
     assert ran == [("p1", None), ("p2", None), "claims"]
     with pytest.raises(ValueError, match="matches no step of study"):
         pipeline.run_profile("study", root=tmp_path, log=lambda s: None, only="evaluate/nothing")
+
+
+def test_status_reports_done_committed_in_progress_stale_and_to_run(tmp_path):
+    """reproduce --status: what a clone holds, read from the files only (nothing runs)."""
+    from ot_robust.study_status import status_lines, step_state
+
+    plan = _tiny_study(tmp_path)
+    run_plan(plan, only="train/a,evaluate/a", log=lambda s: None)
+    states = {s.name: step_state(s, tmp_path)[0] for s in plan.steps}
+    assert states == {"train/a": "done", "evaluate/a": "done", "train/b": "to run", "evaluate/b": "to run"}
+    (tmp_path / "results/tiny/train/a/model.pt").unlink()  # a fresh clone: weights not committed
+    assert step_state(plan["train/a"], tmp_path) == ("committed", "weights not on this clone")
+    b = tmp_path / "results/tiny/train/b"  # a chunk stopped train/b after epoch 2 of 5
+    b.mkdir(parents=True)
+    (b / "checkpoint.pt").write_bytes(b"")
+    (b / "metrics.jsonl").write_text('{"epoch": 1}\n{"epoch": 2}\n')
+    plan["train/b"].params["train_params"] = json.dumps({"epochs": 5})
+    assert step_state(plan["train/b"], tmp_path) == ("in progress", "checkpoint after epoch 2 of 5")
+    part = tmp_path / "results/tiny/eval/b/partial"  # ... and evaluate/b after 3 attack batches
+    part.mkdir(parents=True)
+    for i in range(3):
+        (part / f"{i}.npz").write_bytes(b"")
+    assert step_state(plan["evaluate/b"], tmp_path) == ("in progress", "3 finished attack batch file(s) kept")
+    plan["evaluate/a"].params["x"] = 3  # its parameters changed since it ran
+    pipeline.compute_hashes(plan)
+    assert step_state(plan["evaluate/a"], tmp_path)[0] == "stale"
+    lines = status_lines(plan, plan.steps, jobs=2)
+    assert lines[0].startswith("[status] smoke: 4 steps: 1 committed, 2 in progress, 1 stale;")
+    assert "with --jobs 2" in lines[0]
+    assert [next(t for t in ln.split() if "/" in t) for ln in lines[1:]] == ["evaluate/a", "train/b", "evaluate/b"]
+
+
+def test_status_flag_runs_nothing(tmp_path, capsys):
+    from ot_robust.__main__ import main
+
+    assert main(["reproduce", "--profile", "smoke", "--status", "--runs-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("[status] smoke: ") and "to run" in out and "no finished step" in out
+    assert not any(tmp_path.iterdir())
