@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .layout import RunLayout
-from .utils import ProgressLog, atomic_write_json, provenance
+from .utils import ProgressLog, atomic_write_json, provenance, read_jsonl
 
 PARTIAL_DIR = "partial"  # under an evaluation's out_dir: its finished attack batches (ot_robust.batch_cache)
 
@@ -72,18 +72,12 @@ def run_train(*, profile: str, experiment: str, method: str, method_params: Any,
     except ConfigMismatch as e:
         print(f"{run_dir} holds a run with other settings ({e}); starting afresh")
         train(cfg, run_dir, resume=False)
-    metrics = _read_jsonl(run_dir / "metrics.jsonl")
+    metrics = read_jsonl(run_dir / "metrics.jsonl")
     summary = {"profile": profile, "experiment": experiment, "method": method, "config": dataclasses.asdict(cfg),
                "last_metrics": metrics[-1] if metrics else {}, "n_metric_records": len(metrics),
                "provenance": provenance(profile=profile, experiment=experiment)}
     write_json(run_dir / "train_summary.json", summary)
     return summary
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def plot_training(run_dir: str | Path):
@@ -92,7 +86,7 @@ def plot_training(run_dir: str | Path):
 
     from .style import figure
 
-    rows = _read_jsonl(Path(run_dir) / "metrics.jsonl")
+    rows = read_jsonl(Path(run_dir) / "metrics.jsonl")
     if not rows:
         return None
     df = pd.DataFrame(rows)

@@ -15,9 +15,9 @@ import json
 from pathlib import Path
 
 from .eta import StepClock
-from .pipeline import is_committed, is_done, profile_plans, select_steps
+from .pipeline import DONE_FILE, is_committed, is_done, profile_plans, select_steps
+from .utils import read_jsonl
 
-DONE_FILE = ".done.json"
 STATES = ("done", "committed", "in progress", "stale", "to run")
 
 
@@ -33,19 +33,13 @@ def step_state(step, root: Path) -> tuple[str, str]:
         return "stale", "recorded for another notebook, parameter set or package version"
     if step.name.startswith("train/") and (folder / "checkpoint.pt").is_file():
         epochs = json.loads(step.params.get("train_params") or "{}").get("epochs")
-        done = _epochs_logged(folder / "metrics.jsonl")
+        done = max((r["epoch"] for r in read_jsonl(folder / "metrics.jsonl") if isinstance(r.get("epoch"), int)),
+                   default=0)
         return "in progress", f"checkpoint after epoch {done}" + (f" of {epochs}" if epochs else "")
-    partial = folder / "partial"
-    if partial.is_dir() and any(partial.iterdir()):
-        return "in progress", f"{sum(1 for _ in partial.iterdir())} finished attack batch file(s) kept"
+    kept = list((folder / "partial").iterdir()) if (folder / "partial").is_dir() else []
+    if kept:
+        return "in progress", f"{len(kept)} finished attack batch file(s) kept"
     return "to run", ""
-
-
-def _epochs_logged(metrics: Path) -> int:
-    if not metrics.is_file():
-        return 0
-    epochs = [json.loads(line).get("epoch", 0) for line in metrics.read_text().splitlines() if line.strip()]
-    return max([e for e in epochs if isinstance(e, int)], default=0)
 
 
 def status_lines(plan, steps, jobs: int = 1) -> list[str]:

@@ -106,6 +106,14 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
 
 
+def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file (``metrics.jsonl``), blank lines skipped; ``[]`` when the file is missing."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> bytes:
     """``torch.save`` to ``path`` atomically (temporary file in the same folder, then rename); returns the bytes."""
     import io

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..utils import read_jsonl
 from . import tables as T
 
 TABLES = [
@@ -45,10 +46,6 @@ HYPER = {"lambda_J": "lambda_j", "lambda_SW": "lambda_sw", "K": "n_slices"}
 
 def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
 def load_runs(runs_dir: str | Path) -> dict[str, dict[str, Any]]:
@@ -117,7 +114,7 @@ def table11_training_time(runs_dir: str | Path, profile: Any = None, reference: 
     method_of = {exp: cfg.get("method") for exp, cfg in (profile.methods.items() if profile else [])}
     times = {}
     for p in sorted(runs_dir.glob("train/*/metrics.jsonl")):
-        recs = [r["train_time_s"] for r in _read_jsonl(p) if "train_time_s" in r]
+        recs = [r["train_time_s"] for r in read_jsonl(p) if "train_time_s" in r]
         if recs:
             times[p.parent.name] = sum(recs) / len(recs)
     ref = next((t for e, t in times.items() if method_of.get(e, e) == reference), None)
@@ -187,7 +184,7 @@ def training_curves(runs_dir: str | Path, keys: tuple[str, ...] = ("train_ce_adv
     """``{exp: [per-epoch value]}`` of the first of ``keys`` found in each ``metrics.jsonl`` (OTJR Fig. 7: CE)."""
     out = {}
     for p in sorted(Path(runs_dir).glob("train/*/metrics.jsonl")):
-        recs = _read_jsonl(p)
+        recs = read_jsonl(p)
         key = next((k for k in keys if recs and k in recs[0]), None)
         if key:
             out[p.parent.name] = [r[key] for r in recs]
