@@ -13,7 +13,7 @@ TORCHATTACKS = $(shell sed -n 's/^no_deps = \["\(torchattacks==[^"]*\)"\]/\1/p' 
 
 BUDGET   ?= 150m
 
-.PHONY: reproduce reproduce-dry study notebooks notebook-outputs test lab venv clean-venv
+.PHONY: reproduce reproduce-dry study study-sync notebooks notebook-outputs test lab venv clean-venv
 
 venv: $(STAMP)
 
@@ -32,6 +32,15 @@ reproduce: $(STAMP)
 # the CPU-scale study (issue 14), one chunk: stops cleanly when BUDGET is spent; run again to continue
 study: $(STAMP)
 	$(PY) -m ot_robust reproduce --profile study --budget $(BUDGET) --jobs $(JOBS) $(ARGS)
+	$(MAKE) --no-print-directory study-sync
+
+# after any study chunk (also one run on study-fashion or study-mnist alone): rebuild the verdict table from the
+# results, copy it into the README, re-execute the notebooks committed with outputs; then commit all of it
+# (tests/test_readme_claims.py and tests/test_notebook_outputs.py fail on a table left behind its results)
+study-sync: $(STAMP)
+	$(PY) -m ot_robust reproduce --profile study --only claims --jobs 1
+	$(PY) scripts/sync_readme_claims.py
+	$(PY) scripts/execute_notebooks.py --checked
 
 reproduce-dry: $(STAMP)
 	$(PY) -m ot_robust reproduce --profile $(PROFILE) --dry-run $(ARGS)

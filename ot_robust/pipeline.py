@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 from . import __version__
 from .eta import StepClock, format_minutes
-from .profiles import FIGURE_NOTEBOOKS, TABLE_NOTEBOOKS, Profile, load_profile
+from .profiles import FIGURE_NOTEBOOKS, TABLE_NOTEBOOKS, Profile, load_profile, metas_with_claims
 from .training.budget import DEADLINE_ENV, BudgetReached, deadline_passed  # noqa: F401 - public names
 from .layout import RunLayout
 from .utils import PROGRESS_ENV, REPO_ROOT, atomic_write_bytes, atomic_write_json, git_commit
@@ -616,9 +616,23 @@ def run_profile(profile: str | Path, runs_dir: str | Path | None = None, fig_dir
         if not res["ok"]:
             raise _failure(step, res, Path(root or Path.cwd()))
         status["claims"] = "ran"
+    if meta is None and not run_kw.get("dry_run") and "ran" in status.values():
+        _note_stale_claims(next(iter(plans.values())), log)
     if meta and not run_kw.get("dry_run"):
         write_provenance(Path(root or Path.cwd()) / (runs_dir or meta.runs_dir or "runs"), meta.include)
     return status
+
+
+def _note_stale_claims(plan: Plan, log: Callable[[str], None]) -> None:
+    """After a run of one profile of a meta profile with claims (e.g. ``study-mnist`` of ``study``) into that meta
+    profile's results: say that the verdict table, its README copy and the notebooks committed with outputs are now
+    behind the results (the study's tests compare them)."""
+    for m in metas_with_claims(plan.profile.name):
+        if Path(plan.runs_dir) == Path(m.runs_dir or "runs") / plan.profile.name:
+            log(f"[note] {plan.profile.name} is part of the meta profile {m.name}: this run did not rebuild its "
+                f"verdict table; run `python -m ot_robust reproduce --profile {m.name} --only claims`, "
+                "`scripts/sync_readme_claims.py` and `scripts/execute_notebooks.py --checked` (`make study-sync` "
+                "does all three) before committing these results")
 
 
 def _output_commit(folder: Path) -> str | None:

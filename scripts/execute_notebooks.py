@@ -8,6 +8,7 @@ committing a study chunk (the tables change) and after regenerating these notebo
 outputs of a notebook whose cells did not change, and writes a changed one without outputs).
 
     python scripts/execute_notebooks.py           # all of OUTPUT_NOTEBOOKS and RENDERED_NOTEBOOKS
+    python scripts/execute_notebooks.py --checked # OUTPUT_NOTEBOOKS only (the ones nbval checks; make study-sync)
     python scripts/execute_notebooks.py --check   # exit 1 if one has no outputs
 """
 from __future__ import annotations
@@ -64,9 +65,12 @@ def execute(path: Path, timeout: int = 600) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="exit 1 if a notebook of OUTPUT_NOTEBOOKS has no outputs")
+    ap.add_argument("--checked", action="store_true",
+                    help="only OUTPUT_NOTEBOOKS, the ones nbval re-executes (seconds; what a study chunk changes)")
     ap.add_argument("names", nargs="*", help="notebook stems (default: OUTPUT_NOTEBOOKS + RENDERED_NOTEBOOKS)")
     args = ap.parse_args(argv)
-    paths = [ROOT / "notebooks" / f"{n}.ipynb" for n in (args.names or OUTPUT_NOTEBOOKS + RENDERED_NOTEBOOKS)]
+    default = OUTPUT_NOTEBOOKS if args.checked else OUTPUT_NOTEBOOKS + RENDERED_NOTEBOOKS
+    paths = [ROOT / "notebooks" / f"{n}.ipynb" for n in (args.names or default)]
     if args.check:
         bare = [str(p) for p in paths if not has_outputs(p)]
         if bare:

@@ -251,3 +251,23 @@ def test_status_flag_runs_nothing(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith("[status] smoke: ") and "to run" in out and "no finished step" in out
     assert not any(tmp_path.iterdir())
+
+
+def test_a_chunk_of_one_study_profile_says_the_verdict_table_is_behind(tmp_path, monkeypatch):
+    """A chunk run on study-mnist alone (not through `study`) changes results the verdict table reads: the run says
+    how to rebuild it (a stale table failed CI once); a run of a profile outside the study, or into another runs
+    folder, or that ran nothing, says nothing."""
+    ran = {"train/x": "ran"}
+    monkeypatch.setattr(pipeline, "run_plan", lambda plan, **kw: dict(ran))
+    log = []
+    pipeline.run_profile("study-mnist", log=log.append)
+    notes = [line for line in log if line.startswith("[note]")]
+    assert len(notes) == 1 and "--profile study --only claims" in notes[0] and "make study-sync" in notes[0]
+    for profile, kw in (("quick", {}), ("study-mnist", {"runs_dir": tmp_path / "elsewhere"})):
+        log.clear()
+        pipeline.run_profile(profile, log=log.append, **kw)
+        assert not [line for line in log if line.startswith("[note]")], (profile, kw)
+    ran["train/x"] = "skipped"
+    log.clear()
+    pipeline.run_profile("study-mnist", log=log.append)
+    assert not [line for line in log if line.startswith("[note]")]

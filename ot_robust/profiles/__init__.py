@@ -178,6 +178,14 @@ def load_meta_profile(name_or_path: str | Path) -> MetaProfile | None:
     return MetaProfile(**raw, path=str(path))
 
 
+def metas_with_claims(profile: str) -> list[MetaProfile]:
+    """The shipped meta profiles that include ``profile`` and build a claims-verdict table from it (``study`` for
+    ``study-fashion`` and ``study-mnist``): a run of ``profile`` alone into their ``runs_dir`` changes results that
+    table reads."""
+    metas = (load_meta_profile(name) for name in list_profiles())
+    return [m for m in metas if m is not None and m.claims and profile in m.include]
+
+
 def load_profile(name_or_path: str | Path = DEFAULT_PROFILE, check_registries: bool = True) -> Profile:
     """Load and validate a profile.
 
