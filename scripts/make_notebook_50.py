@@ -27,6 +27,21 @@ cells = [
     code("fig, fig_paths = plot_claims(df, out_dir)\nplt.close(fig)  # shown from its PNG below\nfig_paths",
          ["nbval-check-output"]),
     code("Image(filename=str(fig_paths[0]))"),
+    md("## Has training levelled off?\n\nHeld-out clean and PGD-10 accuracy after every epoch of every study run "
+       "(`metrics.jsonl`, n = 500 held-out images), its last-epoch change judged against binomial noise and its best "
+       "epoch (`ot_robust.convergence`, rule in its docstring). A run whose best epoch is its last is still gaining: "
+       "the study compares methods at an equal, written-down number of epochs (README, The study). Writes "
+       "`training_curves_<profile>.png` / `.pdf` to `out_dir`."),
+    code("from ot_robust.convergence import convergence_markdown, plot_training_curves, training_curves\n"
+         "from ot_robust.style import save_figure\n\n"
+         "curves = {p: training_curves(p, runs_dir) for p in json.loads(profiles)}\n"
+         "for p, c in curves.items():\n"
+         "    if not c.empty:\n"
+         "        display(Markdown(convergence_markdown(c, p)))",
+         ["nbval-check-output"]),
+    code("curve_paths = [save_figure(plot_training_curves(c, p), f\"training_curves_{p}\", out_dir)[0]\n"
+         "               for p, c in curves.items() if not c.empty]\n"
+         "for path in curve_paths:\n    display(Image(filename=str(path)))"),
 ]
 
 if __name__ == "__main__":

@@ -1,0 +1,145 @@
+"""Has training levelled off? Held-out accuracy after every epoch of a profile's runs (issue 14: "enough epochs that
+held-out robust accuracy has levelled off (committed curves show it)").
+
+Every training run records, after each epoch, clean and PGD-10 accuracy (%) on ``eval_n`` held-out test images at
+``eval_eps`` (the [0, 1] pixel scale) in ``<runs_dir>/<profile>/train/<exp>/metrics.jsonl`` (keys ``epoch``,
+``eval_clean_acc``, ``eval_pgd10_acc``, ``eval_n``, ``eval_eps``). This module reads them for every experiment and
+seed of a profile, judges the last epoch, and draws the curves.
+
+**The rule** (:func:`last_epoch_change`): the change of held-out PGD-10 accuracy over the last epoch is *flat within
+noise* when it lies within 1.96 standard errors of the difference of two independent binomial proportions on ``n``
+images (conservative: the held-out images are the same every epoch, so the paired error is smaller), *rising* above
+that, *falling* below it. With n = 500 the noise is 3-6 points, so "flat within noise" means "no detectable change
+in one epoch", not "converged": read it with the ``best epoch`` column and the curves (a run whose best epoch is its
+last is still gaining).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+from .layout import RunLayout
+from .style import figure, integer_ticks, method_color
+from .utils import read_jsonl
+
+
+def last_epoch_change(before: float, after: float, n: int) -> tuple[float, float, str]:
+    """``(change, noise, verdict)`` of held-out accuracy from ``before`` to ``after`` (both in %, on ``n`` images):
+    ``noise`` = 1.96 x the standard error of a difference of two independent proportions (points), ``verdict`` one of
+    ``"flat within noise"``, ``"rising"``, ``"falling"``.
+
+    Raises:
+        ValueError: if ``n`` < 1 or an accuracy is outside [0, 100].
+    """
+    if n < 1:
+        raise ValueError(f"n must be a positive number of held-out images, got {n}")
+    for name, v in (("before", before), ("after", after)):
+        if not 0.0 <= v <= 100.0:
+            raise ValueError(f"{name}={v}: an accuracy in % must lie in [0, 100]")
+    p1, p2 = before / 100.0, after / 100.0
+    noise = 100.0 * 1.96 * math.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / n)
+    change = after - before
+    verdict = "flat within noise" if abs(change) <= noise else ("rising" if change > 0 else "falling")
+    return change, noise, verdict
+
+
+def training_curves(profile: str, runs_dir: str | Path = "results", experiments: Sequence[str] | None = None):
+    """Held-out accuracy by epoch of every trained run of ``profile`` (a DataFrame: ``experiment, label, seed,
+    epoch, clean, pgd10, n, eps``; accuracy in %). Runs not trained yet are left out.
+
+    Raises:
+        ProfileError: unknown profile.
+    """
+    import pandas as pd
+
+    from .profiles import load_profile
+
+    prof = load_profile(profile, check_registries=False)
+    layout = RunLayout(str(runs_dir), prof.name)
+    rows = []
+    for exp in experiments or prof.methods:
+        path = Path(layout.train(exp)) / "metrics.jsonl"
+        if not path.is_file():
+            continue
+        seed = int(prof.methods[exp].get("seed", prof.seed))
+        for rec in read_jsonl(path):
+            if "eval_pgd10_acc" in rec:
+                rows.append({"experiment": exp, "label": prof.label(exp), "seed": seed, "epoch": rec["epoch"],
+                             "clean": rec.get("eval_clean_acc"), "pgd10": rec["eval_pgd10_acc"],
+                             "n": rec.get("eval_n"), "eps": rec.get("eval_eps")})
+    return pd.DataFrame(rows, columns=["experiment", "label", "seed", "epoch", "clean", "pgd10", "n", "eps"])
+
+
+def convergence_table(curves):
+    """One row per run of :func:`training_curves`: ``label, seed, pgd10 by epoch`` (``"80.8 -> ... -> 92.8"``),
+    ``last epoch`` (the verdict of :func:`last_epoch_change`; ``"one epoch"`` for a run of one epoch), ``last
+    change`` (points, with its noise), ``epochs`` and ``best epoch``."""
+    import pandas as pd
+
+    rows = []
+    for exp, g in curves.groupby("experiment", sort=False):
+        g = g.sort_values("epoch")
+        acc = g["pgd10"].tolist()
+        row = {"label": g["label"].iloc[0], "seed": int(g["seed"].iloc[0]),
+               "pgd10 by epoch": " -> ".join(f"{a:.1f}" for a in acc), "last epoch": "one epoch", "last change": "",
+               "epochs": int(g["epoch"].max()), "best epoch": int(g["epoch"].iloc[int(g["pgd10"].values.argmax())])}
+        if len(acc) >= 2:
+            change, noise, verdict = last_epoch_change(acc[-2], acc[-1], int(g["n"].iloc[-1]))
+            row.update({"last change": f"{change:+.1f} (noise +-{noise:.1f})", "last epoch": verdict})
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values(["label", "seed"], kind="stable").reset_index(drop=True)
+
+
+def convergence_markdown(curves, profile: str) -> str:
+    """:func:`convergence_table` of ``curves`` as a Markdown table (the project's one renderer) with its caption."""
+    from .reports.tables import render_frame
+
+    n, eps = curves["n"].iloc[0], curves["eps"].iloc[0]
+    caption = (f"Held-out PGD-10 accuracy (%, n = {n}, eps = {eps:g}) after each epoch; last change = last epoch "
+               "minus the one before, with 1.96 x its binomial standard error (ot_robust.convergence)")
+    return render_frame(convergence_table(curves), "md", f"Training curves, {profile}", caption,
+                        f"convergence_{profile}", n_text=5)
+
+
+def plot_training_curves(curves, title: str = ""):
+    """One panel per method (``label``): held-out PGD-10 accuracy (solid) and clean accuracy (dashed) by epoch, one
+    line per seed, in the method's colour; n and eps in the title. Returns the Figure.
+
+    Raises:
+        ValueError: if ``curves`` is empty.
+    """
+    if curves.empty:
+        raise ValueError("plot_training_curves needs at least one trained run (training_curves(...) is empty)")
+    labels = list(dict.fromkeys(curves.sort_values("label", kind="stable")["label"]))
+    ncols = min(4, len(labels))
+    nrows = math.ceil(len(labels) / ncols)
+    fig, axes = figure(ncols=ncols, nrows=nrows, width=2.6, height=2.1)
+    markers = "os^vD"
+    for ax, label in zip(axes.flat, labels):
+        g = curves[curves["label"] == label]
+        c = method_color(label)
+        for i, (seed, s) in enumerate(g.groupby("seed")):
+            s = s.sort_values("epoch")
+            ax.plot(s["epoch"], s["pgd10"], marker=markers[i % len(markers)], markersize=3.5, color=c,
+                    label=f"seed {seed}")
+            ax.plot(s["epoch"], s["clean"], linestyle="--", color=c, alpha=0.5, linewidth=0.9,
+                    marker=markers[i % len(markers)], markersize=2, markerfacecolor="none")
+        low = min(g["pgd10"].min(), g["clean"].min())
+        ax.set_ylim(max(0.0, 10.0 * math.floor(low / 10.0) - 5.0), 100)  # each panel zoomed on its own range
+        ax.set_title(label)
+        integer_ticks(ax.xaxis)
+        ax.set_xlabel("epoch")
+    for ax in axes.flat[len(labels):]:
+        ax.set_visible(False)
+    for row in axes:
+        row[0].set_ylabel("held-out accuracy (%)")
+    axes.flat[0].legend(loc="lower right", fontsize="x-small")
+    n, eps = curves["n"].iloc[0], curves["eps"].iloc[0]
+    fig.suptitle(f"{title}: held-out PGD-10 (solid) and clean (dashed) accuracy after each epoch "
+                 f"(n = {n}, eps = {eps:g})" if title else
+                 f"held-out PGD-10 (solid) and clean (dashed) accuracy after each epoch (n = {n}, eps = {eps:g})",
+                 fontsize="small")
+    fig.tight_layout()
+    return fig
