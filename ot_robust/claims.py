@@ -126,14 +126,6 @@ def paper_effect(claim: Claim, paper_tables: dict[str, Any]) -> float:
     return float(t["rows"][claim.rows[0]][j]) - float(t["rows"][claim.rows[1]][j])
 
 
-def _seed_group(profile, exp: str) -> list[tuple[int, str]]:
-    """(seed, experiment) of every experiment with the same label and method as ``exp`` (its seeds)."""
-    m0 = profile.methods[exp]
-    out = [(int(m.get("seed", profile.seed)), e) for e, m in profile.methods.items()
-           if profile.label(e) == profile.label(exp) and m["method"] == m0["method"]]
-    return sorted(out)
-
-
 def _load(runs_dir: Path, profile: str, exp: str) -> tuple[dict, dict] | None:
     from .masks import load_masks
 
@@ -174,7 +166,7 @@ def evaluate_claim(claim: Claim, runs_dir: str | Path, paper_tables: dict[str, A
         row.update(ours=d, ci_low=cl, ci_high=ch, n=n, seeds=1, test="Newcombe (drop)",
                    verdict=verdict(row["paper_effect"], cl, ch, claim.margin))
         return row
-    ga, gb = _seed_group(prof, claim.a), _seed_group(prof, claim.b)
+    ga, gb = prof.seeds_of(claim.a), prof.seeds_of(claim.b)
     loaded_a = {s: _load(runs_dir, claim.profile, e) for s, e in ga}
     loaded_b = {s: _load(runs_dir, claim.profile, e) for s, e in gb}
     seeds = [s for s in loaded_a if loaded_a[s] and s in loaded_b and loaded_b[s]

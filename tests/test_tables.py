@@ -143,3 +143,42 @@ def test_got_mnist_tables_use_the_one_renderer_and_only_mnist_profiles_get_them(
         tmp_path / "q/got_eps_plateau_check.md").read_text()
     with pytest.raises(ValueError, match="unknown GOT MNIST table"):
         got.build_mnist_table("got_table9", evals, quick)
+
+
+def test_a_model_trained_with_several_seeds_shows_its_mean_and_t_interval():
+    """Issue 14: 'several seeds give mean +- t-interval': a table row of a model with evaluated seed siblings (the
+    profile's experiments that differ only in their seed) is their mean with its 95% Student-t half-width, and the
+    sanity cell names the flagged checks with their seeds; a model evaluated with one seed keeps its one row."""
+    from scipy import stats
+
+    prof = load_profile("study-fashion")
+    assert prof.seeds_of("pgd_at") == [(0, "pgd_at"), (1, "pgd_at_s1"), (2, "pgd_at_s2")]
+    assert prof.seeds_of("pgd_at_s1") == prof.seeds_of("pgd_at")
+    assert prof.seeds_of("fs_ipot") == [(0, "fs_ipot")]  # another setting of FS is not a seed of FS
+    pgd20 = [65.5, 64.1, 68.7]
+    evals = {e: _eval({"clean": 80.0 + i, "pgd20": v}, aa=v - 1, sanity=("pass", "flag" if i == 2 else "pass"))
+             for i, (e, v) in enumerate(zip(("pgd_at", "pgd_at_s1", "pgd_at_s2"), pgd20))}
+    evals["trades"] = _eval({"clean": 79.0, "pgd20": 65.0}, aa=64.0)
+    df = tables.build_table("fs_table1", evals, prof).frame
+    mean = df.loc[("Madry", "ours (study-fashion, mean of 3 seeds)")]
+    half = df.loc[("Madry", "+- 95% t half-width (3 seeds)")]
+    assert mean["PGD20"] == pytest.approx(np.mean(pgd20)) and mean["Clean"] == pytest.approx(81.0)
+    assert half["PGD20"] == pytest.approx(stats.t.ppf(0.975, 2) * np.std(pgd20, ddof=1) / np.sqrt(3))
+    assert mean["sanity"] == "flag: c1 (seed 2)" and pd.isna(half["PGD100"])  # not measured: blank
+    assert df.loc[("Madry", "ours (study-fashion, seed 0)"), "PGD20"] == 65.5  # the ablations' reference model
+    assert ("Madry", "ours (study-fashion)") not in df.index and len(df.loc["Madry"]) == 4  # paper + 3 of ours
+    assert df.loc[("TRADES", "ours (study-fashion)"), "PGD20"] == 65.0  # one seed evaluated: its own row
+    with pytest.raises(ValueError, match="at least two seeds"):
+        tables.pool_seeds([{"pgd20": 1.0}], [0])
+
+
+def test_got_table1_lists_each_seed_and_their_mean():
+    from ot_robust.reports.got import build_mnist_table
+
+    prof = load_profile("study-mnist")
+    evals = {e: _eval({"clean": 99.0, "pgd40": v}, aa=v - 4) for e, v in (("pgd_at", 94.8), ("pgd_at_s1", 95.1))}
+    df = build_mnist_table("got_table1", evals, prof).frame
+    assert df.loc[("PGD-AT", "ours (study-mnist: pgd_at_s1)"), "PGD"] == 95.1
+    mean = df.loc[("PGD-AT", "ours (study-mnist: pgd_at, mean of 2 seeds)")]
+    assert mean["PGD"] == pytest.approx(94.95) and mean["attack"] == "pgd40"
+    assert df.loc[("PGD-AT", "+- 95% t half-width (2 seeds)"), "AA"] == pytest.approx(12.706 * 0.3 / 2, rel=1e-3)

@@ -116,6 +116,24 @@ class Profile:
         """Display name of an experiment (its ``label``, else the experiment key)."""
         return self.methods[experiment].get("label", experiment)
 
+    #: method keys that do not change the trained model (what a table row or the evaluation does with it)
+    _NOT_TRAINING = frozenset({"seed", "tables", "curves", "autoattack"})
+
+    def seeds_of(self, experiment: str) -> list[tuple[int, str]]:
+        """``(seed, experiment)`` of every experiment that is ``experiment`` trained with another seed: the same
+        label and the same method entry but for ``seed`` (and what is done with the model: ``tables``, ``curves``,
+        ``autoattack``); sorted by seed, ``experiment`` itself included.
+
+        Raises:
+            KeyError: if ``experiment`` is not a method of the profile.
+        """
+        def training(e: str) -> dict[str, Any]:
+            return {k: v for k, v in self.methods[e].items() if k not in self._NOT_TRAINING}
+
+        ref = training(experiment)
+        return sorted((int(m.get("seed", self.seed)), e) for e, m in self.methods.items()
+                      if self.label(e) == self.label(experiment) and training(e) == ref)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

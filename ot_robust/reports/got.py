@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..style import figure, legend_outside, method_color, save_figure
 from .figures import FigureNotDrawn, plot_accuracy_curves
-from .tables import TableResult, TableSpec, caption, load_evals, paper_table, sanity_text
+from .tables import TableResult, TableSpec, caption, load_evals, paper_table, sanity_text, seed_rows
 
 TABLES: list[TableSpec] = [
     # GOT Table 2 spans three datasets (one profile each)
@@ -111,6 +111,14 @@ def build_mnist_table(name: str, evals: dict[str, dict[str, Any]], profile: Any)
             records.append(((label, f"ours ({profile.name})"), {"sanity": NOT_RUN}))
         for e in exps:
             records.append(((label, f"ours ({profile.name}: {e})"), ours(evals[e])))
+        groups: dict[str, list[str]] = {}  # a model trained with several seeds: its mean and interval too
+        for e in exps:
+            groups.setdefault(profile.seeds_of(e)[0][1], []).append(e)
+        for first, members in groups.items():
+            if len(members) >= 2:
+                per_seed = [(int(profile.methods[e].get("seed", profile.seed)), ours(evals[e])) for e in members]
+                records += [((label, src), r) for src, r in seed_rows(f"ours ({profile.name}: {first})", per_seed,
+                                                                         first_seed=False)]
     index = pd.MultiIndex.from_tuples([k for k, _ in records], names=["row", "source"])
     frame = pd.DataFrame([r for _, r in records], index=index).reindex(
         columns=["Nat", "PGD", "AA", "attack", "sanity"])

@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from ..stats import t_interval
 from ..utils import PACKAGE_ROOT
 
 PAPER_TABLES_PATH = PACKAGE_ROOT / "assets" / "paper_tables.yaml"
@@ -133,6 +134,51 @@ def _ours(ev: dict[str, Any], columns: list[str], aliases: tuple[tuple[str, str]
     return row
 
 
+def pool_seeds(rows: list[dict[str, Any]], seeds: list[int]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(mean, half_width)`` of one model trained with several seeds: ``rows`` are its per-seed table rows (as
+    :func:`_ours` gives them, one per seed in ``seeds``). Each numeric column measured for every seed gets its mean
+    and its 95% Student-t half-width (:func:`ot_robust.stats.t_interval`); ``sanity`` reads ``pass`` when every
+    seed passes, else each flagged check with its seeds; another text column is kept when all seeds agree.
+
+    Raises:
+        ValueError: if fewer than two rows are given or ``seeds`` does not match ``rows``.
+    """
+    if len(rows) < 2 or len(rows) != len(seeds):
+        raise ValueError(f"pool_seeds needs one row per seed and at least two seeds; got {len(rows)} rows for "
+                         f"seeds {seeds}")
+    mean: dict[str, Any] = {}
+    half: dict[str, Any] = {}
+    for key in rows[0]:
+        vals = [r.get(key) for r in rows]
+        if key == "sanity":
+            flagged: dict[str, list[int]] = {}
+            for s, v in zip(seeds, vals):
+                for check in (v or "").removeprefix("flag: ").split(", ") if (v or "").startswith("flag") else ():
+                    flagged.setdefault(check, []).append(s)
+            mean[key] = ("flag: " + ", ".join(f"{c} (seed {', '.join(map(str, ss))})" for c, ss in flagged.items())
+                         if flagged else ("pass" if all(v == "pass" for v in vals) else ""))
+        elif all(isinstance(v, (int, float)) and v is not None and math.isfinite(v) for v in vals):
+            ti = t_interval([float(v) for v in vals])
+            mean[key], half[key] = ti["mean"], ti["ci_high"] - ti["mean"]
+        elif all(isinstance(v, str) for v in vals) and len(set(vals)) == 1:
+            mean[key] = vals[0]
+    return mean, half
+
+
+def seed_rows(source: str, per_seed: list[tuple[int, dict[str, Any]]], first_seed: bool = True
+              ) -> list[tuple[str, dict[str, Any]]]:
+    """The ``(source, row)`` pairs that stand for one model in a table: its one row as ``source`` with one seed;
+    with several, the first seed's row (``first_seed``: the model the one-seed ablations are compared with and the
+    analysis figures use), ``source`` + ``mean of k seeds`` and the ``95% t half-width`` row (:func:`pool_seeds`)."""
+    if len(per_seed) == 1:
+        return [(source, per_seed[0][1])]
+    k = len(per_seed)
+    mean, half = pool_seeds([r for _, r in per_seed], [s for s, _ in per_seed])
+    base = source[:-1] + ", " if source.endswith(")") else source + " ("
+    head = [(f"{base}seed {per_seed[0][0]})", per_seed[0][1])] if first_seed else []
+    return head + [(f"{base}mean of {k} seeds)", mean), (f"+- 95% t half-width ({k} seeds)", half)]
+
+
 def _table_entry(exp_cfg: dict[str, Any], name: str) -> Any:
     return (exp_cfg.get("tables") or {}).get(name)
 
@@ -234,16 +280,21 @@ def build_table(name: str, evals: dict[str, dict[str, Any]], profile: Any = None
             ours_rows = {}
             for exp in mapping:
                 for src_row, accs in (evals[exp].get("transfer") or {}).items():
-                    ours_rows.setdefault(src_row, []).append({c: accs.get(c) for c in cols})
-        else:
-            ours_rows = {}
+                    ours_rows.setdefault(src_row, []).append((ours_src, {c: accs.get(c) for c in cols}))
+        else:  # a model trained with several seeds: their mean and its interval (seed_rows)
+            ours_rows, pooled = {}, set()
             for exp, entry in mapping.items():
-                ours_rows.setdefault(str(entry), []).append(_ours(evals[exp], cols, spec.aliases))
+                if exp in pooled:
+                    continue
+                group = [(s, e) for s, e in profile.seeds_of(exp) if e in evals]
+                pooled.update(e for _, e in group)
+                ours_rows.setdefault(str(entry), []).extend(
+                    seed_rows(ours_src, [(s, _ours(evals[e], cols, spec.aliases)) for s, e in group]))
         for label in list(pt["rows"]) + [r for r in ours_rows if r not in pt["rows"]]:
             if label in pt["rows"]:
                 records.append(((label, "paper"), dict(zip(cols, pt["rows"][label]))))
-            for r in ours_rows.get(label, []):
-                records.append(((label, ours_src), r))
+            for source, r in ours_rows.get(label, []):
+                records.append(((label, source), r))
         # the paper's own AutoAttack column makes our extra AA column redundant
         extras = tuple(c for c in EXTRA_COLUMNS if not (c == "AA" and "autoattack" in cols))
         columns = [_pretty(c) for c in cols] + (list(extras) if spec.kind == "rows" else [])
