@@ -72,7 +72,7 @@ def tsne():
               "seed=seed)\n           for name, m in trained.items()}"),
          code("if results:\n"
               "    fig = A.plot_tsne_grid(results)\n"
-              "    save_figure(fig, \"fs_supp_fig2_tsne_features\", fig_dir, close=False)\n"
+              "    save_figure(fig, figure_name, fig_dir, close=False)\n"
               "else:\n    " + NO_MODELS),
          markdown(
              "**Figure (FS supplement Fig. 2; GOT Fig. 6).** t-SNE (scikit-learn, fixed seed, one joint embedding "
@@ -82,7 +82,8 @@ def tsne():
              "batch); colour = true label, `acc` = accuracy on the panel's images. Expected: for the standard "
              "model PGD mixes the clusters while a robust model keeps their label identity. " + SETTING
              + " The papers used CIFAR-10 (and GOT a CIFAR-10 TRADES/GOT-TRADES-LM pair).")],
-        extra_params='layer = "penultimate"     # or "logits"\ntsne_max_iter = 500')
+        extra_params='layer = "penultimate"     # or "logits"\ntsne_max_iter = 500\n'
+                     'figure_name = "fs_supp_fig2_tsne_features"  # a GOT profile: "got_fig6_tsne_features"')
 
 
 def landscape():
