@@ -16,6 +16,7 @@ last is still gaining).
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Sequence
@@ -47,7 +48,8 @@ def last_epoch_change(before: float, after: float, n: int) -> tuple[float, float
 
 def training_curves(profile: str, runs_dir: str | Path = "results", experiments: Sequence[str] | None = None):
     """Held-out accuracy by epoch of every trained run of ``profile`` (a DataFrame: ``experiment, label, seed,
-    epoch, clean, pgd10, n, eps``; accuracy in %). Runs not trained yet are left out.
+    epoch, epochs, clean, pgd10, n, eps``; accuracy in %; ``epochs`` = the run's planned epochs from its
+    ``config.json``, so a run stopped by a budget shows as unfinished). Runs not started yet are left out.
 
     Raises:
         ProfileError: unknown profile.
@@ -64,28 +66,38 @@ def training_curves(profile: str, runs_dir: str | Path = "results", experiments:
         if not path.is_file():
             continue
         seed = int(prof.methods[exp].get("seed", prof.seed))
+        try:
+            planned = json.loads((path.parent / "config.json").read_text())["config"]["epochs"]
+        except (OSError, ValueError, KeyError, TypeError):
+            planned = None
         for rec in read_jsonl(path):
             if "eval_pgd10_acc" in rec:
                 rows.append({"experiment": exp, "label": prof.label(exp), "seed": seed, "epoch": rec["epoch"],
-                             "clean": rec.get("eval_clean_acc"), "pgd10": rec["eval_pgd10_acc"],
+                             "epochs": planned, "clean": rec.get("eval_clean_acc"), "pgd10": rec["eval_pgd10_acc"],
                              "n": rec.get("eval_n"), "eps": rec.get("eval_eps")})
-    return pd.DataFrame(rows, columns=["experiment", "label", "seed", "epoch", "clean", "pgd10", "n", "eps"])
+    return pd.DataFrame(rows, columns=["experiment", "label", "seed", "epoch", "epochs", "clean", "pgd10", "n",
+                                       "eps"])
 
 
 def convergence_table(curves):
     """One row per run of :func:`training_curves`: ``label, seed, pgd10 by epoch`` (``"80.8 -> ... -> 92.8"``),
-    ``last epoch`` (the verdict of :func:`last_epoch_change`; ``"one epoch"`` for a run of one epoch), ``last
-    change`` (points, with its noise), ``epochs`` and ``best epoch``."""
+    ``last epoch`` (the verdict of :func:`last_epoch_change`; ``"one epoch"`` for a run of one epoch, ``"training
+    (e of E)"`` for a run stopped before its planned epochs), ``last change`` (points, with its noise), ``epochs``
+    and ``best epoch``."""
     import pandas as pd
 
     rows = []
     for exp, g in curves.groupby("experiment", sort=False):
         g = g.sort_values("epoch")
         acc = g["pgd10"].tolist()
+        done, planned = int(g["epoch"].max()), g["epochs"].iloc[0]
+        unfinished = planned is not None and not pd.isna(planned) and done < int(planned)
         row = {"label": g["label"].iloc[0], "seed": int(g["seed"].iloc[0]),
-               "pgd10 by epoch": " -> ".join(f"{a:.1f}" for a in acc), "last epoch": "one epoch", "last change": "",
-               "epochs": int(g["epoch"].max()), "best epoch": int(g["epoch"].iloc[int(g["pgd10"].values.argmax())])}
-        if len(acc) >= 2:
+               "pgd10 by epoch": " -> ".join(f"{a:.1f}" for a in acc),
+               "last epoch": f"training ({done} of {int(planned)})" if unfinished else "one epoch",
+               "last change": "", "epochs": f"{done} of {int(planned)}" if unfinished else str(done),
+               "best epoch": int(g["epoch"].iloc[int(g["pgd10"].values.argmax())])}
+        if len(acc) >= 2 and not unfinished:
             change, noise, verdict = last_epoch_change(acc[-2], acc[-1], int(g["n"].iloc[-1]))
             row.update({"last change": f"{change:+.1f} (noise +-{noise:.1f})", "last epoch": verdict})
         rows.append(row)

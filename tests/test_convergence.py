@@ -23,9 +23,10 @@ def test_last_epoch_change_against_binomial_noise():
             last_epoch_change(*bad)
 
 
-def _write_metrics(root, exp, pgd10, clean=95.0):
+def _write_metrics(root, exp, pgd10, clean=95.0, planned=5):
     d = root / "study-mnist" / "train" / exp
     d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps({"config": {"epochs": planned}}))
     lines = [json.dumps({"epoch": e + 1, "train_loss": 1.0, "eval_clean_acc": clean, "eval_pgd10_acc": a,
                          "eval_n": 500, "eval_eps": 0.3}) for e, a in enumerate(pgd10)]
     (d / "metrics.jsonl").write_text("\n".join(lines) + "\n")
@@ -35,13 +36,17 @@ def test_training_curves_table_and_figure_from_metrics(tmp_path):
     _write_metrics(tmp_path, "pgd_at", [80.8, 85.4, 89.4, 92.8, 92.8])
     _write_metrics(tmp_path, "pgd_at_s1", [76.8, 85.0, 89.6, 93.0, 93.2])
     _write_metrics(tmp_path, "got_trades_s", [78.8, 83.6, 86.0, 89.6, 81.8])
+    _write_metrics(tmp_path, "trades", [82.2, 88.6])  # stopped by a budget after 2 of its 5 epochs
     curves = training_curves("study-mnist", tmp_path)  # untrained experiments of the profile are left out
-    assert sorted(curves.experiment.unique()) == ["got_trades_s", "pgd_at", "pgd_at_s1"]
+    assert sorted(curves.experiment.unique()) == ["got_trades_s", "pgd_at", "pgd_at_s1", "trades"]
+    unfinished = convergence_table(curves).set_index("label").loc["TRADES"]
+    assert unfinished["last epoch"] == "training (2 of 5)" and unfinished["epochs"] == "2 of 5"
+    curves = curves[curves.experiment != "trades"]
     assert sorted(curves[curves.label == "Madry"].seed.unique()) == [0, 1]  # seeds from the profile
     assert len(curves) == 15 and set(curves.eps) == {0.3}
     table = convergence_table(curves)
     got = table[table.label == "GOT-TRADES-S"].iloc[0]
-    assert got["last epoch"] == "falling" and got["best epoch"] == 4 and got["epochs"] == 5
+    assert got["last epoch"] == "falling" and got["best epoch"] == 4 and got["epochs"] == "5"
     assert got["pgd10 by epoch"] == "78.8 -> 83.6 -> 86.0 -> 89.6 -> 81.8"
     assert got["last change"].startswith("-7.8 (noise")
     madry = table[table.label == "Madry"]
