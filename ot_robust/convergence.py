@@ -65,7 +65,7 @@ def training_curves(profile: str, runs_dir: str | Path = "results", experiments:
         path = Path(layout.train(exp)) / "metrics.jsonl"
         if not path.is_file():
             continue
-        seed = int(prof.methods[exp].get("seed", prof.seed))
+        seed = prof.seed_of(exp)
         try:
             planned = json.loads((path.parent / "config.json").read_text())["config"]["epochs"]
         except (OSError, ValueError, KeyError, TypeError):
@@ -149,9 +149,7 @@ def plot_training_curves(curves, title: str = ""):
         row[0].set_ylabel("held-out accuracy (%)")
     axes.flat[0].legend(loc="lower right", fontsize="x-small")
     n, eps = curves["n"].iloc[0], curves["eps"].iloc[0]
-    fig.suptitle(f"{title}: held-out PGD-10 (solid) and clean (dashed) accuracy after each epoch "
-                 f"(n = {n}, eps = {eps:g})" if title else
-                 f"held-out PGD-10 (solid) and clean (dashed) accuracy after each epoch (n = {n}, eps = {eps:g})",
-                 fontsize="small")
+    text = f"held-out PGD-10 (solid) and clean (dashed) accuracy after each epoch (n = {n}, eps = {eps:g})"
+    fig.suptitle(f"{title}: {text}" if title else text, fontsize="small")
     fig.tight_layout()
     return fig

@@ -159,7 +159,7 @@ def build_plan(profile: Profile | str | Path, runs_dir: str | Path | None = None
         add(f"train/{exp}", "10_train", {
             "experiment": exp, "method": m["method"], "method_params": _js(m.get("params", {})),
             "dataset": prof.dataset, "data_root": prof.data_root, "model": prof.model,
-            "model_params": _js(prof.model_params), "train_params": _js(train), "seed": m.get("seed", prof.seed),
+            "model_params": _js(prof.model_params), "train_params": _js(train), "seed": prof.seed_of(exp),
             "max_batches": max_batches, "run_dir": run_dir}, run_dir, [f"{run_dir}/model.pt"])
     ev = prof.eval
     eval_steps = []

@@ -119,6 +119,11 @@ class Profile:
     #: method keys that do not change the trained model (what a table row or the evaluation does with it)
     _NOT_TRAINING = frozenset({"seed", "tables", "curves", "autoattack"})
 
+    def seed_of(self, experiment: str) -> int:
+        """The training seed of ``experiment``: its own ``seed``, else the profile's. Raises KeyError if
+        ``experiment`` is not a method of the profile."""
+        return int(self.methods[experiment].get("seed", self.seed))
+
     def seeds_of(self, experiment: str) -> list[tuple[int, str]]:
         """``(seed, experiment)`` of every experiment that is ``experiment`` trained with another seed: the same
         label and the same method entry but for ``seed`` (and what is done with the model: ``tables``, ``curves``,
@@ -131,7 +136,7 @@ class Profile:
             return {k: v for k, v in self.methods[e].items() if k not in self._NOT_TRAINING}
 
         ref = training(experiment)
-        return sorted((int(m.get("seed", self.seed)), e) for e, m in self.methods.items()
+        return sorted((self.seed_of(e), e) for e in self.methods
                       if self.label(e) == self.label(experiment) and training(e) == ref)
 
     def to_dict(self) -> dict[str, Any]:

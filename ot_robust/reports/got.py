@@ -111,12 +111,10 @@ def build_mnist_table(name: str, evals: dict[str, dict[str, Any]], profile: Any)
             records.append(((label, f"ours ({profile.name})"), {"sanity": NOT_RUN}))
         for e in exps:
             records.append(((label, f"ours ({profile.name}: {e})"), ours(evals[e])))
-        groups: dict[str, list[str]] = {}  # a model trained with several seeds: its mean and interval too
-        for e in exps:
-            groups.setdefault(profile.seeds_of(e)[0][1], []).append(e)
-        for first, members in groups.items():
-            if len(members) >= 2:
-                per_seed = [(int(profile.methods[e].get("seed", profile.seed)), ours(evals[e])) for e in members]
+        for first in dict.fromkeys(profile.seeds_of(e)[0][1] for e in exps):  # a model with several seeds:
+            group = [(s, e) for s, e in profile.seeds_of(first) if e in exps]  # its mean and interval too
+            if len(group) >= 2:
+                per_seed = [(s, ours(evals[e])) for s, e in group]
                 records += [((label, src), r) for src, r in seed_rows(f"ours ({profile.name}: {first})", per_seed,
                                                                          first_seed=False)]
     index = pd.MultiIndex.from_tuples([k for k, _ in records], names=["row", "source"])

@@ -157,7 +157,7 @@ def pool_seeds(rows: list[dict[str, Any]], seeds: list[int]) -> tuple[dict[str, 
                     flagged.setdefault(check, []).append(s)
             mean[key] = ("flag: " + ", ".join(f"{c} (seed {', '.join(map(str, ss))})" for c, ss in flagged.items())
                          if flagged else ("pass" if all(v == "pass" for v in vals) else ""))
-        elif all(isinstance(v, (int, float)) and v is not None and math.isfinite(v) for v in vals):
+        elif all(isinstance(v, (int, float)) and math.isfinite(v) for v in vals):
             ti = t_interval([float(v) for v in vals])
             mean[key], half[key] = ti["mean"], ti["ci_high"] - ti["mean"]
         elif all(isinstance(v, str) for v in vals) and len(set(vals)) == 1:
