@@ -172,6 +172,12 @@ def test_a_model_trained_with_several_seeds_shows_its_mean_and_t_interval():
         tables.pool_seeds([{"pgd20": 1.0}], [0])
 
 
+def test_sanity_cell_reads_back_the_checks_it_names():
+    checks = [{"check": "c1", "status": "flag"}, {"check": "c2", "status": "pass"}, {"check": "c3", "status": "flag"}]
+    for ev, flags in (({"sanity": checks}, ["c1", "c3"]), ({"sanity": checks[1:2]}, []), ({}, [])):
+        assert tables.sanity_flags(tables.sanity_text(ev)) == flags
+
+
 def test_got_table1_lists_each_seed_and_their_mean():
     from ot_robust.reports.got import build_mnist_table
 

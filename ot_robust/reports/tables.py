@@ -103,12 +103,22 @@ def _pretty(col: str) -> str:
     return col
 
 
+_FLAG = "flag: "
+
+
 def sanity_text(ev: dict[str, Any]) -> str:
+    """The ``sanity`` cell of one evaluation: ``pass``, ``flag: <check>, <check>`` or ``""`` when no checks ran
+    (:func:`sanity_flags` reads it back)."""
     checks = ev.get("sanity") or []
     if not checks:
         return ""
     flagged = [c.get("check", "?") for c in checks if c.get("status") != "pass"]
-    return "pass" if not flagged else "flag: " + ", ".join(flagged)
+    return "pass" if not flagged else _FLAG + ", ".join(flagged)
+
+
+def sanity_flags(text: str | None) -> list[str]:
+    """The flagged checks named by a :func:`sanity_text` cell (``[]`` for ``pass`` or blank)."""
+    return (text or "").removeprefix(_FLAG).split(", ") if (text or "").startswith(_FLAG) else []
 
 
 #: column prefixes of tables whose models are wrapped in a training scheme (OTJR Table 3: "awp_clean" is the clean
@@ -153,9 +163,9 @@ def pool_seeds(rows: list[dict[str, Any]], seeds: list[int]) -> tuple[dict[str, 
         if key == "sanity":
             flagged: dict[str, list[int]] = {}
             for s, v in zip(seeds, vals):
-                for check in (v or "").removeprefix("flag: ").split(", ") if (v or "").startswith("flag") else ():
+                for check in sanity_flags(v):
                     flagged.setdefault(check, []).append(s)
-            mean[key] = ("flag: " + ", ".join(f"{c} (seed {', '.join(map(str, ss))})" for c, ss in flagged.items())
+            mean[key] = (_FLAG + ", ".join(f"{c} (seed {', '.join(map(str, ss))})" for c, ss in flagged.items())
                          if flagged else ("pass" if all(v == "pass" for v in vals) else ""))
         elif all(isinstance(v, (int, float)) and math.isfinite(v) for v in vals):
             ti = t_interval([float(v) for v in vals])
