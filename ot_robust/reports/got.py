@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..style import figure, legend_outside, method_color, save_figure
 from .figures import FigureNotDrawn, plot_accuracy_curves
-from .tables import TableResult, TableSpec, caption, load_evals, paper_table, sanity_text, seed_rows
+from .tables import TableResult, TableSpec, caption, load_evals, paper_table, sanity_flags, sanity_text, seed_rows
 
 TABLES: list[TableSpec] = [
     # GOT Table 2 spans three datasets (one profile each)
@@ -156,7 +156,7 @@ def eps_plateau_check(profile: Any, runs_dir: str | Path, evals: dict[str, dict[
     check = pd.DataFrame(recs).set_index("experiment")
     got = check[check["method"].str.startswith("got_")] if len(check) else check
     flat = [e for e, r in got.iterrows() if r.get("plateau") is True]
-    flags = [e for e, r in got.iterrows() if str(r.get("sanity", "")).startswith("flag")]
+    flags = [e for e, r in got.iterrows() if sanity_flags(str(r.get("sanity", "")))]
     gap = got["PGD - AA"].dropna() if "PGD - AA" in got else pd.Series(dtype=float)
     evaluated = [e for e in got.index if e in evals]
     verdict = (f"GOT models evaluated: {len(evaluated)} of {len(got)} in the profile. Plateau in accuracy vs eps: {flat or 'none'}. "
