@@ -174,7 +174,10 @@ def test_one_colour_per_method_in_every_figure():
     a, b = fig.axes[0], fig.axes[1]
     for ax in (a, b):
         assert [ln.get_color() for ln in ax.lines] == [METHOD_COLORS["TRADES"], METHOD_COLORS["Proposed"]]
-    assert "n = 300" in a.get_title() and "eps = 0.1" in b.get_title() and "PGD-20" in a.get_title()
+    assert "n = 300" in fig._suptitle.get_text() and "eps = 0.1" in b.get_title() and "PGD-20" in a.get_title()
+    fig.canvas.draw()  # the two panel titles do not overlap (they did with n and the profile in each)
+    ra, rb = (ax.title.get_window_extent() for ax in (a, b))
+    assert ra.x1 < rb.x0
     assert all(float(t).is_integer() for t in b.get_xticks())
     import matplotlib.pyplot as plt
 

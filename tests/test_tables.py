@@ -188,3 +188,21 @@ def test_got_table1_lists_each_seed_and_their_mean():
     mean = df.loc[("PGD-AT", "ours (study-mnist: pgd_at, mean of 2 seeds)")]
     assert mean["PGD"] == pytest.approx(94.95) and mean["attack"] == "pgd40"
     assert df.loc[("PGD-AT", "+- 95% t half-width (2 seeds)"), "AA"] == pytest.approx(12.706 * 0.3 / 2, rel=1e-3)
+
+
+def test_got_fig2_names_models_as_got_table1_does(tmp_path, monkeypatch):
+    """GOT Fig. 2 calls the Madry model PGD-AT, the name of its GOT Table 1 row (it once said Madry beside a table
+    that says PGD-AT); methods outside the GOT paper (none here) are left out."""
+    from ot_robust.reports import got
+
+    prof = load_profile("study-mnist")
+    c = {"vs_epsilon": {"x": [0, 0.3], "accuracy": [99, 90], "steps": 20},
+         "vs_steps": {"x": [1, 40], "accuracy": [95, 90], "eps": 0.3}, "n_examples": 1000}
+    for e in ("pgd_at", "got_pgd_lm"):
+        (tmp_path / "eval" / e).mkdir(parents=True)
+        (tmp_path / "eval" / e / "curves.json").write_text(json.dumps(c))
+    seen = {}
+    monkeypatch.setattr(got, "plot_accuracy_curves", lambda curves, suffix: seen.update(curves) or object())
+    monkeypatch.setattr(got, "save_figure", lambda fig, name, d: [name])
+    assert got.fig_got_fig2(prof, tmp_path, tmp_path / "fig") == ["got_fig2_accuracy_vs_eps_steps"]
+    assert list(seen) == ["PGD-AT", "GOT-PGD-LM"]

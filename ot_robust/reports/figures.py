@@ -21,7 +21,8 @@ class FigureNotDrawn(ValueError):
 
 def plot_accuracy_curves(curves: dict[str, dict], title_suffix: str = ""):
     """FS Fig. 3 / GOT Figs. 2-5: accuracy (%) vs epsilon (a) and vs PGD iterations (b), one line per method in its
-    colour (:func:`ot_robust.style.method_color`), the legend beside the panels, n and the attack in the titles.
+    colour (:func:`ot_robust.style.method_color`), the legend beside the panels, the attack in the panel titles and
+    n and ``title_suffix`` in the figure's title (panel titles stay short enough not to overlap).
 
     Args:
         curves: ``{label: {"vs_epsilon": {"x": eps list, "accuracy": % list, "steps"?}, "vs_steps": {"x": steps,
@@ -39,8 +40,8 @@ def plot_accuracy_curves(curves: dict[str, dict], title_suffix: str = ""):
     n = any_c.get("n_examples")
     steps = (any_c.get("vs_epsilon") or {}).get("steps", 20)
     eps = (any_c.get("vs_steps") or {}).get("eps")
-    titles = {"vs_epsilon": f"(a) PGD-{steps} accuracy vs budget",
-              "vs_steps": "(b) accuracy vs PGD iterations" + (f", eps = {eps:.3g}" if eps is not None else "")}
+    titles = {"vs_epsilon": f"(a) vs budget, PGD-{steps}",
+              "vs_steps": "(b) vs PGD iterations" + (f", eps = {eps:.3g}" if eps is not None else "")}
     for key, ax, xlabel in [("vs_epsilon", axes[0, 0], "attack budget $\\epsilon$ ([0,1] pixel scale)"),
                             ("vs_steps", axes[0, 1], "PGD attack iterations")]:
         for label, c in curves.items():
@@ -49,9 +50,10 @@ def plot_accuracy_curves(curves: dict[str, dict], title_suffix: str = ""):
         ax.set_xlabel(xlabel)
         ax.set_ylabel("accuracy (%)")
         ax.set_ylim(0, 100)
-        ax.set_title(titles[key] + (f" (n = {n})" if n else "") + title_suffix)
+        ax.set_title(titles[key])
     integer_ticks(axes[0, 1].xaxis)
     legend_outside(axes[0, 1])
+    fig.suptitle("Accuracy under PGD" + (f", n = {n} test images" if n else "") + title_suffix)
     fig.tight_layout()
     return fig
 
