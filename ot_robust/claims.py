@@ -88,6 +88,8 @@ CLAIMS: list[Claim] = [
        "Paper prose: +2.4 (PGD) and +3.1 (AA) over PGD-AT; the table gives +2.16 and +3.08."),
     _c("got-pgd-lm-aa", "got", "GOT-PGD-LM beats PGD-AT under AutoAttack", M, "got_pgd_lm", "pgd_at", "autoattack",
        "table1_mnist", ("GOT-PGD-LM", "PGD-AT"), "aa"),
+    _c("got-trades-lm-aa", "got", "GOT-TRADES-LM beats TRADES under AutoAttack", M, "got_trades_lm", "trades",
+       "autoattack", "table1_mnist", ("GOT-TRADES-LM", "TRADES"), "aa"),
     _c("got-lm-s-pgd", "got", "label matching (LM) beats S for GOT-PGD", M, "got_pgd_lm", "got_pgd_s", "pgd40",
        "table1_mnist", ("GOT-PGD-LM", "GOT-PGD-S"), "pgd",
        "Paper prose: LM gives '1% higher robust accuracy' than S; its own table gives +0.26 for GOT-PGD."),

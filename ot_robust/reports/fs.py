@@ -54,7 +54,8 @@ def fig_fs_fig3(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> list
     curves = {}
     for p in sorted(Path(runs_dir).glob("eval/*/curves.json")):
         curves[labels.get(p.parent.name, p.parent.name)] = json.loads(p.read_text())
-    return save_figure(plot_accuracy_curves(curves), "fs_fig3_accuracy_vs_eps_steps", fig_dir)
+    suffix = f" ({profile.name}, {profile.dataset})" if profile is not None else ""
+    return save_figure(plot_accuracy_curves(curves, suffix), "fs_fig3_accuracy_vs_eps_steps", fig_dir)
 
 
 def fig_fs_supp_fig1(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> list[Path]:
