@@ -271,3 +271,24 @@ def test_a_chunk_of_one_study_profile_says_the_verdict_table_is_behind(tmp_path,
     log.clear()
     pipeline.run_profile("study-mnist", log=log.append)
     assert not [line for line in log if line.startswith("[note]")]
+
+
+def test_table_and_figure_steps_have_the_same_hash_in_a_clone_elsewhere(tmp_path):
+    """The tables/figures steps take the profile file as a parameter; it was absolute, so a fresh clone in another
+    directory found those committed steps stale. A profile inside the checkout is passed relative to its root."""
+    from ot_robust.pipeline import build_plan
+
+    src = Path(pipeline.__file__).parent / "profiles" / "study-mnist.yaml"
+    hashes = []
+    for where in ("a", "b/deeper"):
+        root = tmp_path / where
+        (root / "profiles").mkdir(parents=True)
+        shutil.copy(src, root / "profiles" / src.name)
+        plan = build_plan(load_profile(root / "profiles" / src.name), root=root)
+        pipeline.compute_hashes(plan)
+        got = {s.name: s for s in plan.steps if s.name.startswith(("tables/", "figures/"))}
+        assert got and {s.params["profile_file"] for s in got.values()} == {"profiles/study-mnist.yaml"}
+        hashes.append({n: s.hash for n, s in got.items()})
+    assert hashes[0] == hashes[1]
+    outside = build_plan(load_profile(src), root=tmp_path / "a")  # a profile outside the root keeps its path
+    assert {s.params["profile_file"] for s in outside.steps if "profile_file" in s.params} == {str(src)}

@@ -111,8 +111,9 @@ def build_mnist_table(name: str, evals: dict[str, dict[str, Any]], profile: Any)
             records.append(((label, f"ours ({profile.name})"), {"sanity": NOT_RUN}))
         for e in exps:
             records.append(((label, f"ours ({profile.name}: {e})"), ours(evals[e])))
-        for first in dict.fromkeys(profile.seeds_of(e)[0][1] for e in exps):  # a model with several seeds:
-            group = [(s, e) for s, e in profile.seeds_of(first) if e in exps]  # its mean and interval too
+        # a model with several seeds: its mean and interval too (groups in the order of their first experiment)
+        for seeds in dict.fromkeys(tuple(profile.seeds_of(e)) for e in exps):
+            first, group = seeds[0][1], [(s, e) for s, e in seeds if e in exps]
             if len(group) >= 2:
                 per_seed = [(s, ours(evals[e])) for s, e in group]
                 records += [((label, src), r) for src, r in seed_rows(f"ours ({profile.name}: {first})", per_seed,
