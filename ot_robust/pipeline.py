@@ -142,8 +142,8 @@ def build_plan(profile: Profile | str | Path, runs_dir: str | Path | None = None
     rd, fd = lay.root, lay.figures
     prof_file = str(prof.path or "")
     prof_sha = _sha256(Path(prof_file).read_bytes()) if prof_file and Path(prof_file).is_file() else ""
-    if prof_file and Path(prof_file).resolve().is_relative_to(root.resolve()):  # a profile of this checkout: relative,
-        prof_file = Path(prof_file).resolve().relative_to(root.resolve()).as_posix()  # so a clone elsewhere has the same hash
+    if prof_file and (found := Path(prof_file).resolve()).is_relative_to(root.resolve()):  # a profile of this checkout:
+        prof_file = found.relative_to(root.resolve()).as_posix()  # relative, so a clone elsewhere has the same hash
     common = {"profile": prof.name}
     steps: list[Step] = []
 

@@ -116,6 +116,11 @@ class Profile:
         """Display name of an experiment (its ``label``, else the experiment key)."""
         return self.methods[experiment].get("label", experiment)
 
+    def table_row(self, experiment: str, table: str) -> str | None:
+        """The paper row ``experiment`` stands for in ``table`` (its ``tables`` entry), None if it has none. Raises
+        KeyError if ``experiment`` is not a method of the profile."""
+        return table_cell(self.methods[experiment].get("tables", {}).get(table))[0]
+
     #: method keys that do not change the trained model (what a table row or the evaluation does with it)
     _NOT_TRAINING = frozenset({"seed", "tables", "curves", "autoattack"})
 
@@ -346,14 +351,19 @@ _FS_ROW_SETTINGS = {
 _FS_DEFAULTS = {"perturbation": "feature_scattering", "matching": "ot", "solver": "sinkhorn", "label_smoothing": 0.5}
 
 
+def table_cell(entry: Any) -> tuple[Any, Any]:
+    """``(row, column)`` of a method's ``tables`` entry: a row name alone, or ``{row: ..., column: ...}``; ``(None,
+    None)`` for no entry."""
+    return (entry.get("row"), entry.get("column")) if isinstance(entry, dict) else (entry, None)
+
+
 def _check_table_settings(exp: str, m: dict[str, Any], defaults: dict[str, Any], src: str) -> None:
     """Refuse a table entry whose model was not trained with the settings its row / column claims."""
     params = m.get("params", {})
     fs = {k: params.get(k, v) for k, v in _FS_DEFAULTS.items()}
     for table, entry in m.get("tables", {}).items():
         where = f"{src}: methods.{exp}.tables.{table}"
-        row = entry.get("row") if isinstance(entry, dict) else entry
-        col = entry.get("column") if isinstance(entry, dict) else None
+        row, col = table_cell(entry)
         need = _FS_ROW_SETTINGS.get((table, row))
         if need and (m["method"] != "feature_scattering" or fs[need[0]] != need[1]):
             raise ProfileError(f"{where}: row {row!r} needs a feature_scattering model with {need[0]}={need[1]!r}; "

@@ -208,13 +208,9 @@ def fig_got_fig2(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> lis
     (OTJR, FS, ...) are left out; a model is named by its GOT Table 1 row where it has one. Raises ValueError when
     none has curves."""
     rd = Path(runs_dir)
-
-    def name(e: str) -> str:  # the GOT paper's name of the model (its Table 1 row: PGD-AT, not Madry) if it has one
-        row = (profile.methods[e].get("tables") or {}).get("got_table1")
-        return (row.get("row") if isinstance(row, dict) else row) or profile.label(e)
-
-    curves = {name(e): json.loads((rd / "eval" / e / "curves.json").read_text())
-              for e, m in profile.methods.items() if m["method"] in ROW and (rd / "eval" / e / "curves.json").is_file()}
+    curves = {profile.table_row(e, "got_table1") or profile.label(e): json.loads(p.read_text())
+              for e, m in profile.methods.items()
+              if m["method"] in ROW and (p := rd / "eval" / e / "curves.json").is_file()}
     if not curves:
         raise ValueError(f"no GOT-paper method of profile {profile.name} has eval/<exp>/curves.json under {rd}")
     return save_figure(plot_accuracy_curves(curves, f" ({profile.name}, {profile.dataset})"),
