@@ -23,10 +23,17 @@ PGD or TRADES) ..."), so W is not part of the attack objective. ``h(z)`` is the 
 penultimate latent, h is the last linear layer; for a middle latent, h is the rest of the network).
 
 Choices the paper leaves open (also in docs/got.md):
-* potential optimiser: Adam, ``potential_lr = 1e-2``, ``potential_steps = 5`` ascent steps per batch on the detached
-  batch costs (cheap: a linear layer and one (B, B) matrix), potential kept across batches. See
-  :data:`POTENTIAL_DEFAULTS` for the measurement behind the choice.
-* the ascent runs *before* the classifier's value is computed, so the classifier descends on the freshly
+* how the potential is maximised (the paper trains "a linear real value layer" on the features and gives no
+  optimiser): by default (``potential_solver="sinkhorn"``) exactly, on every batch: the maximiser of the semi-dual
+  over all potentials on the batch is Sinkhorn's row potential of the same entropic problem
+  (:func:`~ot_robust.ot.dual_potential`, masked kernel for LM), which the linear layer represents exactly whenever
+  the rank of ``[z, 1]`` is the batch size (latent dimension >= B - 1: the CW CNN's 200-d latent at B = 128). The
+  classifier then descends on the exact entropic W with the envelope gradient (the optimal plan).
+  ``potential_solver="adam"`` keeps the earlier update for comparison (``potential_steps`` Adam steps at
+  ``potential_lr`` per batch, best iterate kept, the linear potential carried across batches): on trained features
+  (norms 30-53) it stays near phi = 0 for the S variants and its gradient is nearly uncorrelated with the gradient of
+  W (docs/got.md, "The potential").
+* the maximisation runs *before* the classifier's value is computed, so the classifier descends on the freshly
   maximised dual (envelope theorem) with phi frozen.
 * which side of W the classifier descends on (``w_gradient``): by default only the *adversarial* side; the benign
   (z, h(z)) are the target, detached. Sec. 3.2 describes W as "pushing the adversarial distribution toward the benign
@@ -52,7 +59,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..attacks import ce_loss, perturb
-from ..ot import KantorovichPotential, entropic_dual, joint_cost
+from ..ot import KantorovichPotential, dual_potential, entropic_dual, joint_cost
 from ..utils import all_reduce_mean_
 from ..validation import check_choice, check_int, check_number
 from .base import Defense, DefenseOutput, attack_params, register_defense
@@ -71,6 +78,7 @@ GRADIENTS = ("adversarial", "both")
 #: The potential is kept across batches, so it keeps tracking the slowly changing features. 5 steps on a (B, B) cost
 #: matrix and a linear layer cost far less than one forward pass of the model.
 POTENTIAL_DEFAULTS = dict(potential_lr=1e-2, potential_steps=5)
+POTENTIAL_SOLVERS = ("sinkhorn", "adam")
 
 
 class GOTDistance:
@@ -82,7 +90,12 @@ class GOTDistance:
         d_x: latent cost, ``"cosine"`` (GOT default), ``"l2"`` (Euclidean distance) or ``"sqeuclidean"``.
         d_y: cost on the simplex between predictions, ``"kl"`` (``KL(h(z_i) || h(z^a_j))``, GOT default) or ``"l1"``.
         label_matching: restrict the inner expectation to equal-label pairs (Eq. 6).
-        potential_lr, potential_steps: Adam learning rate and ascent steps per call of :meth:`__call__`.
+        potential_solver: ``"sinkhorn"`` (default): phi at the dual maximum on every batch
+            (:func:`~ot_robust.ot.dual_potential`, stopped at row-marginal L1 error ``potential_tol`` or
+            ``potential_max_iter`` iterations); ``"adam"``: the earlier update, ``potential_steps`` Adam ascent steps
+            at ``potential_lr`` on a linear potential kept across batches (for comparison only: it does not reach the
+            maximum on trained features, docs/got.md).
+        potential_lr, potential_steps: Adam learning rate and ascent steps per call (``"adam"`` only).
         gradient: which side of W the classifier descends on. ``"adversarial"`` (default): the benign (z, h(z)) are
             the target, detached, and W moves the adversarial joint distribution toward them (GOT Sec. 3.2 and Fig. 1:
             W "push[es] the adversarial distribution toward the benign data distribution"); ``"both"``: Eq. 3-4 read
@@ -92,13 +105,14 @@ class GOTDistance:
     latent dimension is known, on the latent's device; :meth:`load_state_dict` may create it earlier.
 
     Raises:
-        ValueError: theta, lam or potential_lr not > 0, potential_steps not an integer >= 1, unknown d_x / d_y or
-        gradient.
+        ValueError: theta, lam, potential_lr or potential_tol not > 0, potential_steps or potential_max_iter not an
+        integer >= 1, unknown d_x / d_y, gradient or potential_solver.
     """
 
     def __init__(self, theta: float = 0.1, lam: float = 1.0, d_x: str = "cosine", d_y: str = "kl",
                  label_matching: bool = False, potential_lr: float = POTENTIAL_DEFAULTS["potential_lr"],
-                 potential_steps: int = POTENTIAL_DEFAULTS["potential_steps"], gradient: str = "adversarial"):
+                 potential_steps: int = POTENTIAL_DEFAULTS["potential_steps"], gradient: str = "adversarial",
+                 potential_solver: str = "sinkhorn", potential_tol: float = 1e-6, potential_max_iter: int = 100):
         self.theta = check_number("theta", theta, low_open=True)
         self.lam = check_number("lam", lam, low_open=True)
         if d_x not in D_X:
@@ -110,6 +124,9 @@ class GOTDistance:
         self.potential_lr = check_number("potential_lr", potential_lr, low_open=True)
         self.potential_steps = check_int("potential_steps", potential_steps)
         self.gradient = check_choice("gradient", gradient, GRADIENTS)
+        self.potential_solver = check_choice("potential_solver", potential_solver, POTENTIAL_SOLVERS)
+        self.potential_tol = check_number("potential_tol", potential_tol, low_open=True)
+        self.potential_max_iter = check_int("potential_max_iter", potential_max_iter)
         self.potential: KantorovichPotential | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self._pending_optimizer_state = None
@@ -187,19 +204,30 @@ class GOTDistance:
 
     def __call__(self, z: Tensor, z_adv: Tensor, logits: Tensor, logits_adv: Tensor,
                 y: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
-        """Maximise over phi (ascent steps), then return ``(W, logs)`` with W differentiable in the latents and
-        logits (phi frozen). z (B, d), z_adv (B, d), logits / logits_adv (B, K), y (B,) (required for LM).
+        """Maximise over phi, then return ``(W, logs)`` with W differentiable in the latents and logits (phi
+        frozen: the envelope gradient). z (B, d), z_adv (B, d), logits / logits_adv (B, K), y (B,) (required for LM).
 
-        logs: ``got_dual_before`` (dual at the incoming potential), ``got_w`` (after the ascent).
+        logs: ``got_w`` (W at the maximised potential); ``"sinkhorn"``: ``got_potential_iters`` and
+        ``got_potential_err`` (iterations, row-marginal L1 error reached); ``"adam"``: ``got_dual_before`` (dual at
+        the incoming potential).
         """
         if z.dim() != 2 or z.shape != z_adv.shape:
             raise ValueError(f"z and z_adv must both have shape (B, d), got {tuple(z.shape)} and {tuple(z_adv.shape)}")
         if z.shape[0] < 2:
             raise ValueError(f"GOT couples the batch through OT: batch size must be >= 2, got {z.shape[0]}")
-        self.build(z.shape[1], z.device)
         if self.gradient == "adversarial":
             z, logits = z.detach(), logits.detach()
+        if self.label_matching and y is None:
+            raise ValueError("label matching (GOT Eq. 6) needs the labels y")
         C = self.cost(z, z_adv, logits.float().softmax(-1), logits_adv.float().softmax(-1))
+        if self.potential_solver == "sinkhorn":
+            labels = (y, y) if self.label_matching else (None, None)
+            phi, info = dual_potential(C, self.theta, labels=labels[0], labels_adv=labels[1],
+                                       tol=self.potential_tol, max_iter=self.potential_max_iter)
+            w = entropic_dual(phi, C, theta=self.theta, labels=labels[0], labels_adv=labels[1])
+            return w, {"got_w": float(w.detach()), "got_potential_iters": info["n_iter"],
+                       "got_potential_err": info["err"]}
+        self.build(z.shape[1], z.device)
         before = self.ascend(z, C, y)
         w = self.dual(z, C, y, frozen=True)
         return w, {"got_dual_before": before, "got_w": float(w.detach())}
@@ -277,7 +305,8 @@ class GOT(Defense):
         beta: weight of W (App. A.3: 10). alpha: weight of the adversarial term (1 for PGD, 6 for TRADES; None picks
             these). clean_weight: weight of CE on clean images (1 in Eq. 3-4; the appendix drops it for GOT-PGD on
             MNIST/CIFAR and uses 0.5 on SVHN: set by the presets).
-        theta, lam, d_x, d_y, potential_lr, potential_steps: see :class:`GOTDistance`.
+        theta, lam, d_x, d_y, potential_solver, potential_tol, potential_max_iter, potential_lr, potential_steps:
+            see :class:`GOTDistance` (default: phi at the dual maximum on every batch, by Sinkhorn).
         latent: which layer is the latent space (see :func:`latent_forward`); the potential acts on it.
         w_gradient: ``"adversarial"`` (default; benign side of W detached) or ``"both"`` (see :class:`GOTDistance`).
         warmup_steps, ramp_steps: W's weight is 0 for the first ``warmup_steps`` training steps, then rises linearly
@@ -299,7 +328,8 @@ class GOT(Defense):
                  d_y: str = "kl", latent: str = "penultimate",
                  potential_lr: float = POTENTIAL_DEFAULTS["potential_lr"],
                  potential_steps: int = POTENTIAL_DEFAULTS["potential_steps"], w_gradient: str = "adversarial",
-                 warmup_steps: int = 0, ramp_steps: int = 0):
+                 warmup_steps: int = 0, ramp_steps: int = 0, potential_solver: str = "sinkhorn",
+                 potential_tol: float = 1e-6, potential_max_iter: int = 100):
         super().__init__()
         self.variant = check_choice("variant", variant, VARIANTS)
         self.eps, self.step_size, self.steps = attack_params(eps, step_size, steps)
@@ -309,7 +339,8 @@ class GOT(Defense):
         if not isinstance(latent, str) or not latent:
             raise ValueError(f"latent={latent!r} must be {LATENTS} or a submodule name")
         self.latent = latent
-        self.ot = GOTDistance(theta, lam, d_x, d_y, label_matching, potential_lr, potential_steps, w_gradient)
+        self.ot = GOTDistance(theta, lam, d_x, d_y, label_matching, potential_lr, potential_steps, w_gradient,
+                              potential_solver, potential_tol, potential_max_iter)
         self.warmup_steps = check_int("warmup_steps", warmup_steps, low=0)
         self.ramp_steps = check_int("ramp_steps", ramp_steps, low=0)
         self.step = 0  # training steps taken (calls of loss() with the model in train mode); saved in state_dict

@@ -6,7 +6,7 @@ divergence (SAT) and GOT's entropic semi-dual with a Kantorovich potential (GOT 
 """
 from .costs import METRICS, cosine_cost, cost_matrix, joint_cost
 from .divergence import sinkhorn_divergence
-from .dual import KantorovichPotential, entropic_dual
+from .dual import KantorovichPotential, dual_potential, entropic_dual
 from .exact import emd
 from .ipot import ipot
 from .sinkhorn import FS_SINKHORN, GRADS, STOPS, OTResult, sinkhorn
@@ -15,5 +15,5 @@ from .sliced import SlicedResult, random_projections, sliced_wasserstein
 __all__ = [
     "METRICS", "cosine_cost", "cost_matrix", "joint_cost", "sinkhorn", "OTResult", "FS_SINKHORN", "STOPS", "GRADS",
     "ipot", "emd", "sliced_wasserstein", "SlicedResult", "random_projections", "sinkhorn_divergence",
-    "KantorovichPotential", "entropic_dual",
+    "KantorovichPotential", "entropic_dual", "dual_potential",
 ]
