@@ -12,6 +12,12 @@ A claim compares model A with model B on one column (``pgd20``, ``autoattack``, 
 
 A claim whose models are not evaluated yet reads "not run yet". Paper inconsistencies that a claim touches
 (``paper_tables.yaml`` ``issues``) are quoted in its ``note``.
+
+Like with like (:func:`comparability`): before any number, each seed pair's training ``config.json`` and evaluation
+``eval.json`` are compared. Everything but the claim's factor must agree: data, model, epochs, batch size, optimiser
+and schedule, every training parameter the two methods share (the adversary's eps, steps and step size included)
+unless the claim names it in ``differs`` (with its reason in the note), and the evaluation's images and attack spec.
+A pair that differs elsewhere makes the row "not comparable", with the differing keys in its note.
 """
 from __future__ import annotations
 
@@ -45,51 +51,66 @@ class Claim:
     note: str = ""
     margin: float | None = None
     equal: bool = False  # a claim of no difference ("perform alike"): judged against an effect of 0
+    differs: tuple[str, ...] = ()  # shared training parameters allowed to differ besides the method (the factor)
 
 
-def _c(id, paper, text, profile, a, b, column, table, rows, paper_column, note="", margin=None, equal=False):
-    return Claim(id, paper, text, profile, a, b, column, table, tuple(rows), paper_column, note, margin, equal)
+def _c(id, paper, text, profile, a, b, column, table, rows, paper_column, note="", margin=None, equal=False,
+       differs=()):
+    return Claim(id, paper, text, profile, a, b, column, table, tuple(rows), paper_column, note, margin, equal,
+                 tuple(differs))
+
+
+#: TrainConfig fields that every compared pair must share (the method and its parameters are compared separately)
+SAME_TRAINING = ("dataset", "model", "model_params", "epochs", "batch_size", "optimizer", "lr", "momentum",
+                 "weight_decay", "nesterov", "schedule", "milestones", "gamma", "num_train", "subset", "augment",
+                 "amp", "eval_eps", "eval_steps", "eval_step_size", "eval_n")
+#: method parameters that default to a value when a run's config.json predates them (recorded as that value)
+LEGACY_DEFAULTS = {"potential_solver": "adam"}
 
 
 F, M = "study-fashion", "study-mnist"
+_FS_ADV = "The training adversaries differ by design: FS one feature-scattering step of eps, Madry PGD (FS Sec. 4)."
+_GOT_BETA = "beta is W's weight in GOT (10) and the KL weight in TRADES (6; GOT's alpha): the same loss weights."
 CLAIMS: list[Claim] = [
     _c("fs-madry-pgd20", "fs", "FS beats Madry under PGD-20", F, "feature_scattering", "pgd_at", "pgd20",
-       "table1_cifar10_whitebox", ("Proposed", "Madry"), "pgd20"),
+       "table1_cifar10_whitebox", ("Proposed", "Madry"), "pgd20", _FS_ADV, differs=("steps",)),
     _c("fs-madry-cw20", "fs", "FS beats Madry under CW-20", F, "feature_scattering", "pgd_at", "cw20",
-       "table1_cifar10_whitebox", ("Proposed", "Madry"), "cw20"),
+       "table1_cifar10_whitebox", ("Proposed", "Madry"), "cw20", _FS_ADV, differs=("steps",)),
     _c("fs-madry-aa", "fs", "FS's ranking above Madry holds under AutoAttack", F, "feature_scattering", "pgd_at",
        "autoattack", "table1_cifar10_whitebox", ("Proposed", "Madry"), "pgd20",
        "The paper reports no AutoAttack; its PGD-20 effect stands for the claim. Independent evaluations of the "
-       "public FS model report AutoAttack far below its PGD-20 (paper_tables.yaml, independent_evaluations)."),
+       "public FS model report AutoAttack far below its PGD-20 (paper_tables.yaml, independent_evaluations). "
+       + _FS_ADV, differs=("steps",)),
     _c("fs-vs-random", "fs", "feature-scattering perturbation beats random perturbation (Table 3a)", F,
        "feature_scattering", "fs_random", "pgd20", "table3a_perturbation_scheme", ("FeaScatter", "Random"), "pgd20",
-       "Paper: Random's FGSM 75.7 is far above its PGD-20 29.9 (possibly a typo)."),
+       "Paper: Random's FGSM 75.7 is far above its PGD-20 29.9 (possibly a typo).", differs=("perturbation",)),
     _c("fs-vs-supervised", "fs", "feature-scattering perturbation beats supervised perturbation (Table 3a)", F,
        "feature_scattering", "fs_supervised", "pgd20", "table3a_perturbation_scheme", ("FeaScatter", "Supervised"),
-       "pgd20"),
+       "pgd20", differs=("perturbation",)),
     _c("fs-vs-uniform", "fs", "OT matching beats uniform matching (Table 3b)", F, "feature_scattering",
-       "fs_uniform", "pgd20", "table3b_matching_scheme", ("OT", "Uniform"), "pgd20"),
+       "fs_uniform", "pgd20", "table3b_matching_scheme", ("OT", "Uniform"), "pgd20", differs=("matching",)),
     _c("fs-vs-identity", "fs", "OT matching beats identity matching (Table 3b)", F, "feature_scattering",
-       "fs_identity", "pgd20", "table3b_matching_scheme", ("OT", "Identity"), "pgd20"),
+       "fs_identity", "pgd20", "table3b_matching_scheme", ("OT", "Identity"), "pgd20", differs=("matching",)),
     _c("fs-sinkhorn-ipot", "fs", "Sinkhorn and IPOT solvers perform alike (Table 4)", F, "feature_scattering",
        "fs_ipot", "pgd20", "table4_ot_solvers", ("Sinkhorn", "IPOT"), "cifar10_pgd20",
-       "A claim of no difference: reproduced if our interval lies within +-1 point.", equal=True),
+       "A claim of no difference: reproduced if our interval lies within +-1 point.", equal=True, differs=("solver",)),
     _c("fs-label-smoothing", "fs", "label smoothing 0.5 beats none (rebuttal)", F, "feature_scattering", "fs_no_ls",
        "pgd100", "rebuttal_label_smoothing_pgd100", ("Proposed", "Proposed"), "ls0.5-ls0.0",
-       "Paper: the smoothing sweep's 0.5 row (68.4) differs from the main paper's Proposed row (68.6): a separate run."),
+       "Paper: the smoothing sweep's 0.5 row (68.4) differs from the main paper's Proposed row (68.6): a separate run.", differs=("label_smoothing",)),
     _c("got-pgd-s", "got", "GOT-PGD-S beats PGD-AT under PGD-40", M, "got_pgd_s", "pgd_at", "pgd40", "table1_mnist",
        ("GOT-PGD-S", "PGD-AT"), "pgd"),
     _c("got-pgd-lm", "got", "GOT-PGD-LM beats PGD-AT under PGD-40", M, "got_pgd_lm", "pgd_at", "pgd40",
        "table1_mnist", ("GOT-PGD-LM", "PGD-AT"), "pgd"),
     _c("got-trades-s", "got", "GOT-TRADES-S beats TRADES under PGD-40", M, "got_trades_s", "trades", "pgd40",
-       "table1_mnist", ("GOT-TRADES-S", "TRADES"), "pgd"),
+       "table1_mnist", ("GOT-TRADES-S", "TRADES"), "pgd", _GOT_BETA, differs=("beta",)),
     _c("got-trades-lm", "got", "GOT-TRADES-LM beats TRADES under PGD-40", M, "got_trades_lm", "trades", "pgd40",
        "table1_mnist", ("GOT-TRADES-LM", "TRADES"), "pgd",
-       "Paper prose: +2.4 (PGD) and +3.1 (AA) over PGD-AT; the table gives +2.16 and +3.08."),
+       "Paper prose: +2.4 (PGD) and +3.1 (AA) over PGD-AT; the table gives +2.16 and +3.08. " + _GOT_BETA,
+       differs=("beta",)),
     _c("got-pgd-lm-aa", "got", "GOT-PGD-LM beats PGD-AT under AutoAttack", M, "got_pgd_lm", "pgd_at", "autoattack",
        "table1_mnist", ("GOT-PGD-LM", "PGD-AT"), "aa"),
     _c("got-trades-lm-aa", "got", "GOT-TRADES-LM beats TRADES under AutoAttack", M, "got_trades_lm", "trades",
-       "autoattack", "table1_mnist", ("GOT-TRADES-LM", "TRADES"), "aa"),
+       "autoattack", "table1_mnist", ("GOT-TRADES-LM", "TRADES"), "aa", _GOT_BETA, differs=("beta",)),
     _c("got-lm-s-pgd", "got", "label matching (LM) beats S for GOT-PGD", M, "got_pgd_lm", "got_pgd_s", "pgd40",
        "table1_mnist", ("GOT-PGD-LM", "GOT-PGD-S"), "pgd",
        "Paper prose: LM gives '1% higher robust accuracy' than S; its own table gives +0.26 for GOT-PGD."),
@@ -128,6 +149,51 @@ def paper_effect(claim: Claim, paper_tables: dict[str, Any]) -> float:
     return float(t["rows"][claim.rows[0]][j]) - float(t["rows"][claim.rows[1]][j])
 
 
+def _train_config(runs_dir: Path, profile: str, exp: str) -> dict | None:
+    path = runs_dir / profile / "train" / exp / "config.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())["config"]
+
+
+def comparability(claim: Claim, cfg_a: dict | None, cfg_b: dict | None, ev_a: dict, ev_b: dict) -> list[str]:
+    """The differences that make a pair of runs (A, B of one seed) unfit for ``claim``: ``["epochs: 4 vs 6", ...]``
+    (empty: like with like). Compared: the :data:`SAME_TRAINING` fields, every method parameter both runs have
+    (a key missing from an older config.json takes its :data:`LEGACY_DEFAULTS` value) except those the claim names in
+    ``differs``, the evaluation's image count and order and the attack spec of the claim's column."""
+    out = []
+    if cfg_a is None or cfg_b is None:
+        return [f"training config.json missing for {claim.a if cfg_a is None else claim.b}"]
+    for key in SAME_TRAINING:
+        if cfg_a.get(key) != cfg_b.get(key) and key not in claim.differs:
+            out.append(f"{key}: {cfg_a.get(key)!r} vs {cfg_b.get(key)!r}")
+    pa = {**LEGACY_DEFAULTS, **cfg_a.get("method_params", {})} if cfg_a["method"].startswith("got") else \
+        dict(cfg_a.get("method_params", {}))
+    pb = {**LEGACY_DEFAULTS, **cfg_b.get("method_params", {})} if cfg_b["method"].startswith("got") else \
+        dict(cfg_b.get("method_params", {}))
+    for key in sorted(set(pa) & set(pb)):
+        if pa[key] != pb[key] and key not in claim.differs:
+            out.append(f"{key}: {pa[key]!r} vs {pb[key]!r}")
+    for key in ("n_examples", "order", "dataset"):
+        if ev_a.get(key) != ev_b.get(key):
+            out.append(f"evaluation {key}: {ev_a.get(key)!r} vs {ev_b.get(key)!r}")
+    spec = lambda ev: {**ev.get("attacks", {}), **ev.get("strong_attacks", {})}.get(claim.column)  # noqa: E731
+    if spec(ev_a) != spec(ev_b):
+        out.append(f"attack {claim.column}: {spec(ev_a)!r} vs {spec(ev_b)!r}")
+    return out
+
+
+def budget_text(cfg: dict | None) -> str:
+    """``"6 ep, adv 5x0.025@0.1"``: a run's epochs and training adversary (steps x step size @ eps) for the table."""
+    if cfg is None:
+        return ""
+    mp = cfg.get("method_params", {})
+    if "eps" not in mp:
+        return f"{cfg['epochs']} ep, no adversary"
+    steps, step = mp.get("steps", 1), mp.get("step_size", mp.get("eps"))
+    return f"{cfg['epochs']} ep, adv {steps}x{step:g}@{mp['eps']:g}"
+
+
 def _load(runs_dir: Path, profile: str, exp: str) -> tuple[dict, dict] | None:
     from .masks import load_masks
 
@@ -157,7 +223,7 @@ def evaluate_claim(claim: Claim, runs_dir: str | Path, paper_tables: dict[str, A
     row = {"paper": claim.paper.upper(), "claim": claim.text, "id": claim.id, "column": claim.column,
            "paper_effect": paper_effect(claim, paper_tables), "ours": math.nan, "ci_low": math.nan,
            "ci_high": math.nan, "n": 0, "seeds": 0, "test": "", "p_value": math.nan, "verdict": "not run yet",
-           "note": claim.note}
+           "budget": "", "note": claim.note}
     if claim.column.startswith("curve:"):
         lo, hi = (float(v) for v in claim.column.split(":", 1)[1].split("-"))
         loaded = _load(runs_dir, claim.profile, claim.a)
@@ -174,6 +240,16 @@ def evaluate_claim(claim: Claim, runs_dir: str | Path, paper_tables: dict[str, A
     seeds = [s for s in loaded_a if loaded_a[s] and s in loaded_b and loaded_b[s]
              and claim.column in loaded_a[s][1]["masks"] and claim.column in loaded_b[s][1]["masks"]]
     if not seeds:
+        return row
+    configs = {s: (_train_config(runs_dir, claim.profile, dict(ga)[s]), _train_config(runs_dir, claim.profile,
+                                                                                      dict(gb)[s])) for s in seeds}
+    a_text, b_text = budget_text(configs[seeds[0]][0]), budget_text(configs[seeds[0]][1])
+    row["budget"] = a_text if a_text == b_text else f"A: {a_text}; B: {b_text}"
+    problems = {s: comparability(claim, *configs[s], loaded_a[s][0], loaded_b[s][0]) for s in seeds}
+    bad = sorted({p for ps in problems.values() for p in ps})
+    if bad:
+        row.update(verdict="not comparable", seeds=len(seeds),
+                   note=(f"Not like with like: {'; '.join(bad)}. " + claim.note).strip())
         return row
     pairs = []
     for s in seeds:
@@ -230,7 +306,7 @@ def render_claims(df, out_dir: str | Path) -> list[Path]:
     show = df.assign(paper_effect=df.paper_effect.map(f), ours=[
         "" if math.isnan(r.ours) else f"{r.ours:+.1f} [{r.ci_low:+.1f}, {r.ci_high:+.1f}]" for r in df.itertuples()],
         p_value=df.p_value.map(lambda v: "" if math.isnan(v) else f"{v:.2g}"))
-    cols = ["paper", "claim", "column", "paper_effect", "ours", "n", "seeds", "test", "p_value", "verdict"]
+    cols = ["paper", "claim", "column", "paper_effect", "ours", "n", "seeds", "budget", "test", "p_value", "verdict"]
     show = show[cols].rename(columns={"paper_effect": "paper effect", "ours": "ours (95% CI)", "p_value": "p"})
     show["n"] = show["n"].astype(str)
     show["seeds"] = show["seeds"].astype(str)
@@ -245,7 +321,8 @@ def render_claims(df, out_dir: str | Path) -> list[Path]:
 
 
 #: verdict -> colour of our interval in :func:`plot_claims`
-VERDICT_COLORS = {"reproduced": "#029e73", "contradicted": "#d55e00", "inconclusive": "#949494"}
+VERDICT_COLORS = {"reproduced": "#029e73", "contradicted": "#d55e00", "inconclusive": "#949494",
+                  "not comparable": "#000000"}
 
 
 def plot_claims(df, out_dir: str | Path | None = None) -> tuple[Any, list[Path]]:

@@ -118,13 +118,21 @@ def test_study_meta_profile_and_its_parts():
             assert seeds == [0, 1, 2], (p.name, h)
 
 
-def _fake_eval(root, exp, masks, indices):
+def _fake_eval(root, exp, masks, indices, epochs=6, **method_params):
+    """A constructed evaluation (eval.json, masks.npz) and its training config.json (6 epochs, eps 0.1)."""
     from ot_robust.masks import save_masks
 
     d = root / "study-fashion" / "eval" / exp
     d.mkdir(parents=True)
     (d / "eval.json").write_text(json.dumps({"experiment": exp}))
     save_masks(d / "masks.npz", masks, indices)
+    method = exp.rsplit("_s", 1)[0] if exp[-3:-1] == "_s" else exp
+    method = "feature_scattering" if method.startswith("fs_") else method
+    cfg = {"method": method, "method_params": {"eps": 0.1, **method_params}, "dataset": "fashion-mnist",
+           "model": "small_cnn", "epochs": epochs, "batch_size": 128}
+    train = root / "study-fashion" / "train" / exp
+    train.mkdir(parents=True, exist_ok=True)
+    (train / "config.json").write_text(json.dumps({"config": cfg}))
 
 
 def test_claims_table_on_constructed_results(tmp_path):
@@ -139,7 +147,8 @@ def test_claims_table_on_constructed_results(tmp_path):
         better = base | (rng.random(n) < 0.3)
         _fake_eval(tmp_path, f"pgd_at{suffix}", {"clean": np.ones(n, bool), "pgd20": base}, idx)
         _fake_eval(tmp_path, f"feature_scattering{suffix}", {"clean": np.ones(n, bool), "pgd20": better}, idx)
-    _fake_eval(tmp_path, "fs_random", {"clean": np.ones(n, bool), "pgd20": rng.random(n) < 0.2}, idx)
+    _fake_eval(tmp_path, "fs_random", {"clean": np.ones(n, bool), "pgd20": rng.random(n) < 0.2}, idx,
+               perturbation="random")
     df = claims_table(tmp_path, claims=[c for c in CLAIMS if c.id in ("fs-madry-pgd20", "fs-vs-random",
                                                                        "fs-madry-cw20")])
     r = df.set_index("id")

@@ -1,0 +1,76 @@
+"""Like with like (issue 32): a verdict row compares runs that differ only in the claim's factor."""
+import json
+
+import numpy as np
+
+from ot_robust.claims import CLAIMS, budget_text, claims_table, comparability
+
+CLAIM = {c.id: c for c in CLAIMS}
+
+
+def _cfg(method="feature_scattering", epochs=6, batch_size=128, **params):
+    return {"method": method, "method_params": {"eps": 0.1, "steps": 1, "label_smoothing": 0.5, **params},
+            "dataset": "fashion-mnist", "model": "small_cnn", "epochs": epochs, "batch_size": batch_size,
+            "optimizer": "adam", "lr": 0.001}
+
+
+EV = {"n_examples": 10000, "order": "balanced", "attacks": {"pgd20": "pgd-linf eps=0.1 steps=20 step=0.0125"}}
+
+
+def test_pair_differing_only_in_the_claimed_factor_is_accepted():
+    claim = CLAIM["fs-vs-random"]                              # factor: the perturbation
+    assert comparability(claim, _cfg(), _cfg(perturbation="random"), EV, EV) == []
+
+
+def test_pairs_differing_in_budget_adversary_or_attack_are_refused_with_the_keys_named():
+    claim = CLAIM["fs-vs-random"]
+    a = _cfg()
+    assert comparability(claim, a, _cfg(epochs=4, perturbation="random"), EV, EV) == ["epochs: 6 vs 4"]
+    assert comparability(claim, a, _cfg(batch_size=60, perturbation="random"), EV, EV) == ["batch_size: 128 vs 60"]
+    assert comparability(claim, a, _cfg(steps=3, perturbation="random"), EV, EV) == ["steps: 1 vs 3"]
+    assert comparability(claim, a, _cfg(eps=0.2, perturbation="random"), EV, EV) == ["eps: 0.1 vs 0.2"]
+    other = {**EV, "attacks": {"pgd20": "pgd-linf eps=0.1 steps=20 step=0.01"}}
+    assert comparability(claim, a, _cfg(perturbation="random"), EV, other) == [
+        "attack pgd20: 'pgd-linf eps=0.1 steps=20 step=0.0125' vs 'pgd-linf eps=0.1 steps=20 step=0.01'"]
+    assert comparability(claim, a, _cfg(perturbation="random"), EV, {**EV, "n_examples": 1000}) == [
+        "evaluation n_examples: 10000 vs 1000"]
+    assert "dataset: 'fashion-mnist' vs 'mnist'" in comparability(
+        claim, a, {**_cfg(perturbation="random"), "dataset": "mnist"}, EV, EV)
+
+
+def test_got_runs_from_before_the_exact_potential_count_as_adam():
+    claim = CLAIM["got-lm-s-pgd"]
+    lm = {**_cfg("got_pgd_lm"), "method_params": {"eps": 0.3, "steps": 5}}            # no potential_solver key
+    s = {**_cfg("got_pgd_s"), "method_params": {"eps": 0.3, "steps": 5, "potential_solver": "sinkhorn"}}
+    assert comparability(claim, lm, s, EV, EV) == ["potential_solver: 'adam' vs 'sinkhorn'"]
+    s["method_params"]["potential_solver"] = "adam"
+    assert comparability(claim, lm, s, EV, EV) == []
+
+
+def test_verdict_row_reads_not_comparable_from_constructed_run_folders(tmp_path):
+    from ot_robust.masks import save_masks
+
+    rng = np.random.default_rng(0)
+    n = 500
+    for exp, cfg in [("feature_scattering", _cfg()), ("fs_random", _cfg(epochs=4, perturbation="random"))]:
+        ev = tmp_path / "study-fashion" / "eval" / exp
+        ev.mkdir(parents=True)
+        (ev / "eval.json").write_text(json.dumps(EV))
+        save_masks(ev / "masks.npz", {"clean": np.ones(n, bool), "pgd20": rng.random(n) < 0.5}, np.arange(n))
+        tr = tmp_path / "study-fashion" / "train" / exp
+        tr.mkdir(parents=True)
+        (tr / "config.json").write_text(json.dumps({"config": cfg}))
+    row = claims_table(tmp_path, claims=[CLAIM["fs-vs-random"]]).iloc[0]
+    assert row.verdict == "not comparable" and np.isnan(row.ours)
+    assert "epochs: 6 vs 4" in row.note
+    assert row.budget == "A: 6 ep, adv 1x0.1@0.1; B: 4 ep, adv 1x0.1@0.1"
+    cfg = _cfg(perturbation="random")
+    (tmp_path / "study-fashion" / "train" / "fs_random" / "config.json").write_text(json.dumps({"config": cfg}))
+    row = claims_table(tmp_path, claims=[CLAIM["fs-vs-random"]]).iloc[0]
+    assert row.verdict != "not comparable" and row.budget == "6 ep, adv 1x0.1@0.1"
+
+
+def test_budget_text():
+    assert budget_text({"epochs": 5, "method_params": {"eps": 0.3, "steps": 5, "step_size": 0.1}}) == \
+        "5 ep, adv 5x0.1@0.3"
+    assert budget_text({"epochs": 6, "method_params": {"lambda_j": 0.02}}) == "6 ep, no adversary"
