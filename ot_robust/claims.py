@@ -64,8 +64,6 @@ def _c(id, paper, text, profile, a, b, column, table, rows, paper_column, note="
 SAME_TRAINING = ("dataset", "model", "model_params", "epochs", "batch_size", "optimizer", "lr", "momentum",
                  "weight_decay", "nesterov", "schedule", "milestones", "gamma", "num_train", "subset", "augment",
                  "amp", "eval_eps", "eval_steps", "eval_step_size", "eval_n")
-#: method parameters that default to a value when a run's config.json predates them (recorded as that value)
-LEGACY_DEFAULTS = {"potential_solver": "adam"}
 
 
 F, M = "study-fashion", "study-mnist"
@@ -159,18 +157,20 @@ def _train_config(runs_dir: Path, profile: str, exp: str) -> dict | None:
 def comparability(claim: Claim, cfg_a: dict | None, cfg_b: dict | None, ev_a: dict, ev_b: dict) -> list[str]:
     """The differences that make a pair of runs (A, B of one seed) unfit for ``claim``: ``["epochs: 4 vs 6", ...]``
     (empty: like with like). Compared: the :data:`SAME_TRAINING` fields, every method parameter both runs have
-    (a key missing from an older config.json takes its :data:`LEGACY_DEFAULTS` value) except those the claim names in
+    (a key missing from an older config.json takes the value runs had before it existed,
+    :attr:`ot_robust.defenses.base.Defense.recorded`) except those the claim names in
     ``differs``, the evaluation's image count and order and the attack spec of the claim's column."""
     out = []
     if cfg_a is None or cfg_b is None:
         return [f"training config.json missing for {claim.a if cfg_a is None else claim.b}"]
+    full_a, full_b = {**_defaults(), **cfg_a}, {**_defaults(), **cfg_b}
     for key in SAME_TRAINING:
-        if cfg_a.get(key) != cfg_b.get(key) and key not in claim.differs:
-            out.append(f"{key}: {cfg_a.get(key)!r} vs {cfg_b.get(key)!r}")
-    pa = {**LEGACY_DEFAULTS, **cfg_a.get("method_params", {})} if cfg_a["method"].startswith("got") else \
-        dict(cfg_a.get("method_params", {}))
-    pb = {**LEGACY_DEFAULTS, **cfg_b.get("method_params", {})} if cfg_b["method"].startswith("got") else \
-        dict(cfg_b.get("method_params", {}))
+        if full_a.get(key) != full_b.get(key) and key not in claim.differs:
+            out.append(f"{key}: {full_a.get(key)!r} vs {full_b.get(key)!r}")
+    from .defenses.base import resolve_recorded
+
+    pa, pb = (resolve_recorded(c["method"], c.get("method_params", {}), c.get("method_params", {}))
+              for c in (cfg_a, cfg_b))
     for key in sorted(set(pa) & set(pb)):
         if pa[key] != pb[key] and key not in claim.differs:
             out.append(f"{key}: {pa[key]!r} vs {pb[key]!r}")
@@ -180,6 +180,40 @@ def comparability(claim: Claim, cfg_a: dict | None, cfg_b: dict | None, ev_a: di
     spec = lambda ev: {**ev.get("attacks", {}), **ev.get("strong_attacks", {})}.get(claim.column)  # noqa: E731
     if spec(ev_a) != spec(ev_b):
         out.append(f"attack {claim.column}: {spec(ev_a)!r} vs {spec(ev_b)!r}")
+    return out
+
+
+def _defaults() -> dict:
+    """TrainConfig's defaults: a field newer than a run's config.json ran at its default (as on resume)."""
+    from .training.config import TrainConfig
+
+    return TrainConfig().to_dict()
+
+
+def seed_mismatches(claim: Claim, configs: dict[int, tuple[dict | None, dict | None]]) -> list[str]:
+    """Differences between the seeds of one side (``{seed: (cfg_a, cfg_b)}``): every seed of A (and of B) must be
+    the same run but for its seed (e.g. not two seeds trained with one potential update and one with another)."""
+    from .defenses.base import resolve_recorded
+
+    out = []
+    for side, name in ((0, claim.a), (1, claim.b)):
+        cfgs = {s: c[side] for s, c in configs.items() if c[side] is not None}
+        if len(cfgs) < 2:
+            continue
+        norm = {s: {**_defaults(), **c, "seed": None, "method_params": resolve_recorded(c["method"], c.get("method_params", {}),
+                                                                         c.get("method_params", {}))}
+                for s, c in cfgs.items()}
+        first = min(norm)
+        for s in sorted(norm):
+            keys = sorted(k for k in set(norm[s]) | set(norm[first]) if norm[s].get(k) != norm[first].get(k)
+                          and k not in ("progress", "device", "data_root", "num_workers"))
+            for k in keys:
+                if k == "method_params":
+                    mp, mq = norm[first][k], norm[s][k]
+                    out += [f"{name} seed {first} vs seed {s}: {p} {mp.get(p)!r} vs {mq.get(p)!r}"
+                            for p in sorted(set(mp) | set(mq)) if mp.get(p) != mq.get(p)]
+                else:
+                    out.append(f"{name} seed {first} vs seed {s}: {k} {norm[first].get(k)!r} vs {norm[s].get(k)!r}")
     return out
 
 
@@ -246,7 +280,7 @@ def evaluate_claim(claim: Claim, runs_dir: str | Path, paper_tables: dict[str, A
     a_text, b_text = budget_text(configs[seeds[0]][0]), budget_text(configs[seeds[0]][1])
     row["budget"] = a_text if a_text == b_text else f"A: {a_text}; B: {b_text}"
     problems = {s: comparability(claim, *configs[s], loaded_a[s][0], loaded_b[s][0]) for s in seeds}
-    bad = sorted({p for ps in problems.values() for p in ps})
+    bad = sorted({p for ps in problems.values() for p in ps} | set(seed_mismatches(claim, configs)))
     if bad:
         row.update(verdict="not comparable", seeds=len(seeds),
                    note=(f"Not like with like: {'; '.join(bad)}. " + claim.note).strip())

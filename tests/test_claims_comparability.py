@@ -74,3 +74,15 @@ def test_budget_text():
     assert budget_text({"epochs": 5, "method_params": {"eps": 0.3, "steps": 5, "step_size": 0.1}}) == \
         "5 ep, adv 5x0.1@0.3"
     assert budget_text({"epochs": 6, "method_params": {"lambda_j": 0.02}}) == "6 ep, no adversary"
+
+
+def test_seeds_of_one_side_must_be_the_same_run_but_for_the_seed():
+    from ot_robust.claims import seed_mismatches
+
+    claim = CLAIM["got-pgd-s"]
+    s0 = {**_cfg("got_pgd_s"), "seed": 0, "method_params": {"eps": 0.3, "potential_solver": "sinkhorn"}}
+    s1 = {**_cfg("got_pgd_s"), "seed": 1, "method_params": {"eps": 0.3}}           # before the exact potential
+    b = {**_cfg("pgd_at"), "method_params": {"eps": 0.3}}
+    assert seed_mismatches(claim, {0: (s0, b), 1: ({**s0, "seed": 1}, {**b, "seed": 1})}) == []
+    assert seed_mismatches(claim, {0: (s0, b), 1: (s1, b)}) == [
+        "got_pgd_s seed 0 vs seed 1: potential_solver 'sinkhorn' vs 'adam'"]

@@ -71,16 +71,18 @@ def test_marginal_stop_respects_tol_and_check_every():
     assert fixed.n_iter == 13
 
 
-def _official_fs_sinkhorn(C, epsilon=0.01, niter=100, thresh=0.1):
-    """The official FS ``sinkhorn`` loop (Haichao-Zhang/FeatureScatter ot.py) without its +1e-6 in the lse."""
+def _official_fs_sinkhorn(C, epsilon=0.01, niter=100, thresh=0.1, offset=1e-6):
+    """The official FS ``sinkhorn`` loop (Haichao-Zhang/FeatureScatter ot.py), ``lse(A) = log(sum exp(A) + 1e-6)``
+    (``offset=0``: the plain log-sum-exp)."""
     m, n = C.shape
     mu, nu = torch.full((m,), 1 / m, dtype=C.dtype), torch.full((n,), 1 / n, dtype=C.dtype)
     M = lambda u, v: (-C + u[:, None] + v[None, :]) / epsilon
     u, v = torch.zeros_like(mu), torch.zeros_like(nu)
+    lse = lambda A: torch.log(torch.exp(A).sum(1) + offset)  # noqa: E731
     for i in range(niter):
         u1 = u
-        u = epsilon * (torch.log(mu) - torch.logsumexp(M(u, v), 1)) + u
-        v = epsilon * (torch.log(nu) - torch.logsumexp(M(u, v).t(), 1)) + v
+        u = epsilon * (torch.log(mu) - lse(M(u, v))) + u
+        v = epsilon * (torch.log(nu) - lse(M(u, v).t())) + v
         if (u - u1).abs().sum() < thresh:
             break
     return torch.exp(M(u, v)), i + 1
@@ -99,6 +101,12 @@ def test_fs_preset_reproduces_official_stopping_rule():
     one = sinkhorn(C[0], **FS_SINKHORN)
     assert one.n_iter == refs[0][1]
     torch.testing.assert_close(one.plan, refs[0][0], rtol=1e-9, atol=1e-12)
+    # lse_offset=0: exact Sinkhorn, the official loop without its 1e-6
+    exact = sinkhorn(C[0], **{**FS_SINKHORN, "lse_offset": 0.0})
+    ref0, n0 = _official_fs_sinkhorn(C[0], offset=0.0)
+    assert exact.n_iter == n0
+    torch.testing.assert_close(exact.plan, ref0, rtol=1e-9, atol=1e-12)
+    assert not torch.allclose(exact.plan, one.plan, rtol=1e-9, atol=1e-12)   # the offset is not a no-op
 
 
 def test_envelope_gradient_is_the_plan():

@@ -33,13 +33,15 @@ FS_IPOT = dict(beta=0.5, max_iter=50, inner_iter=1, grad="envelope")
 
 
 def feature_matching_distance(f: Tensor, f_adv: Tensor, matching: str = "ot", solver: str = "sinkhorn",
-                              reg: float = FS_SINKHORN["reg"], ipot_beta: float = FS_IPOT["beta"]) -> Tensor:
+                              reg: float = FS_SINKHORN["reg"], ipot_beta: float = FS_IPOT["beta"],
+                              lse_offset: float = FS_SINKHORN["lse_offset"]) -> Tensor:
     """D(mu, nu) of FS Eq. (4) with the cosine cost of Eq. (5): a differentiable scalar (cost units, in [0, 2]).
 
     Args:
         f: clean features/logits ``(n, d)``. f_adv: perturbed features ``(m, d)`` (gradients flow through it).
         matching: ``"ot"`` | ``"uniform"`` | ``"identity"`` (FS Table 3b; identity needs n == m).
         solver: ``"sinkhorn"`` (``FS_SINKHORN`` with ``reg`` = tau) or ``"ipot"`` (``FS_IPOT`` with ``ipot_beta``).
+        lse_offset: Sinkhorn's log-sum-exp offset (``FS_SINKHORN``: the official 1e-6; 0: exact Sinkhorn).
     Raises:
         ValueError: unknown matching/solver, identity with n != m, and the solvers' own errors.
     """
@@ -55,7 +57,7 @@ def feature_matching_distance(f: Tensor, f_adv: Tensor, matching: str = "ot", so
             raise ValueError(f"identity matching needs equal batch sizes, got {tuple(C.shape)}")
         return C.diagonal(dim1=-2, dim2=-1).mean(-1)
     if solver == "sinkhorn":
-        return sinkhorn(C, **{**FS_SINKHORN, "reg": reg}).cost
+        return sinkhorn(C, **{**FS_SINKHORN, "reg": reg, "lse_offset": lse_offset}).cost
     return ipot(C, **{**FS_IPOT, "beta": ipot_beta}).cost
 
 
@@ -63,7 +65,8 @@ def feature_scatter(model: nn.Module, x: Tensor, eps: float = 8 / 255, step_size
                     steps: int = 1, matching: str = "ot", solver: str = "sinkhorn", reg: float = FS_SINKHORN["reg"],
                     ipot_beta: float = FS_IPOT["beta"], gather: Optional[Callable[[Tensor], Tensor]] = None,
                     generator: Optional[torch.Generator] = None,
-                    callback: Optional[Callable[[int, int, Tensor], None]] = None) -> Tensor:
+                    callback: Optional[Callable[[int, int, Tensor], None]] = None, clip_start: bool = True,
+                    lse_offset: float = FS_SINKHORN["lse_offset"]) -> Tensor:
     """Feature-scattering perturbation of a batch (FS Alg. 1, inner loop; Eq. 6).
 
     Args:
@@ -74,6 +77,9 @@ def feature_scatter(model: nn.Module, x: Tensor, eps: float = 8 / 255, step_size
             (DDP "global" coupling, see :func:`ot_robust.training.distributed.gather_with_grad`); ``None`` couples
             the local batch only (what the official DataParallel code effectively did).
         generator: RNG of the uniform start. callback: ``callback(0, t, D_t)`` with the distance before step t.
+        clip_start: project the uniform start into [0, 1] before the first gradient (True); False takes it at the
+            unclipped start as the official ``attack_methods.py`` (line 170) does.
+        lse_offset: the Sinkhorn log-sum-exp offset (:func:`ot_robust.ot.sinkhorn`; official code: 1e-6).
     Returns:
         ``x_adv`` ``(B, C, H, W)``, detached, ``||x_adv - x||_inf <= eps``, in [0, 1].
     Raises:
@@ -84,7 +90,7 @@ def feature_scatter(model: nn.Module, x: Tensor, eps: float = 8 / 255, step_size
         f_clean = gather(model(x))
 
     def loss_fn(logits_adv: Tensor, _y) -> Tensor:
-        return feature_matching_distance(f_clean, gather(logits_adv), matching, solver, reg, ipot_beta)
+        return feature_matching_distance(f_clean, gather(logits_adv), matching, solver, reg, ipot_beta, lse_offset)
 
     return perturb(model, x, None, loss_fn, eps, eps if step_size is None else step_size, steps, init="uniform",
-                   keep_best=False, generator=generator, callback=callback)
+                   keep_best=False, generator=generator, callback=callback, clip_start=clip_start)

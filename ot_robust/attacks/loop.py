@@ -69,6 +69,16 @@ def _flat_norm(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
 
 
+def _ball_(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    """In place: project ``delta`` onto the eps-ball only (no image box)."""
+    if math.isfinite(eps):
+        if norm == "linf":
+            delta.clamp_(-eps, eps)
+        else:
+            delta.mul_((eps / _flat_norm(delta).clamp_min(1e-12)).clamp(max=1.0))
+    return delta
+
+
 def project_(delta: torch.Tensor, x: torch.Tensor, eps: float, norm: str,
              bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """In place: project ``delta`` onto the eps-ball (``norm``) and so that ``x + delta`` lies in [0, 1].
@@ -76,29 +86,26 @@ def project_(delta: torch.Tensor, x: torch.Tensor, eps: float, norm: str,
     For L2 the ball projection comes first and the box clamp second; the clamp only shrinks each coordinate towards 0,
     so the norm bound still holds afterwards. ``bounds = (-x, 1 - x)`` may be passed precomputed (hot loop).
     """
-    if math.isfinite(eps):
-        if norm == "linf":
-            delta.clamp_(-eps, eps)
-        else:
-            delta.mul_((eps / _flat_norm(delta).clamp_min(1e-12)).clamp(max=1.0))
+    _ball_(delta, eps, norm)
     lo, hi = bounds if bounds is not None else (-x, 1 - x)  # x + delta in [0, 1]  <=>  -x <= delta <= 1 - x
     return torch.max(torch.min(delta, hi, out=delta), lo, out=delta)
 
 
 def random_init(x: torch.Tensor, eps: float, norm: str, init: str, init_std: float = 0.001,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    """A starting perturbation (already projected).
+                generator: torch.Generator | None = None, clip: bool = True) -> torch.Tensor:
+    """A starting perturbation, projected onto the eps-ball and (``clip``, default) so that ``x + delta`` is in [0, 1].
 
     ``uniform``: Linf U(-eps, eps) per pixel; L2 a uniformly random direction scaled by ``eps * U(0, 1)``.
     ``normal``: ``init_std * N(0, 1)`` (TRADES, Zhang et al. 2019). ``none``: zeros. An infinite ``eps`` uses radius 1
-    (Linf) or sqrt(d) (L2), the size of the image box.
+    (Linf) or sqrt(d) (L2), the size of the image box. ``clip=False`` leaves ``x + delta`` outside the box where the
+    noise puts it (the official TRADES, MART and FS training code take the first gradient there).
     """
     if init == "none":
         return torch.zeros_like(x)
     if init == "uniform" and norm == "linf":
         r = min(eps, 1.0)
         delta = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype).mul_(2 * r).sub_(r)
-        return project_(delta, x, eps, norm)
+        return project_(delta, x, eps, norm) if clip else _ball_(delta, eps, norm)
     noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     if init == "normal":
         delta = noise.mul_(init_std)
@@ -106,7 +113,7 @@ def random_init(x: torch.Tensor, eps: float, norm: str, init: str, init_std: flo
         r = min(eps, math.sqrt(x[0].numel()))
         u = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), generator=generator, device=x.device, dtype=x.dtype)
         delta = noise.div_(_flat_norm(noise).clamp_min(1e-12)).mul_(u * r)
-    return project_(delta, x, eps, norm)
+    return project_(delta, x, eps, norm) if clip else _ball_(delta, eps, norm)
 
 
 def step_(delta: torch.Tensor, g: torch.Tensor, step_size: float, norm: str) -> torch.Tensor:
@@ -147,7 +154,8 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss_fn: 
             y_target: torch.Tensor | None = None, keep_best: bool = True, eval_mode: bool = True,
             generator: torch.Generator | None = None,
             callback: Callable[[int, int, torch.Tensor], None] | None = None,
-            stop_fooled: bool = False, fooled_at: torch.Tensor | None = None) -> torch.Tensor:
+            stop_fooled: bool = False, fooled_at: torch.Tensor | None = None,
+            clip_start: bool = True) -> torch.Tensor:
     """Projected gradient ascent on ``loss_fn`` inside the eps-ball: the one loop behind every white-box attack.
 
     Args:
@@ -184,6 +192,12 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss_fn: 
             iterate that fooled each example (``t`` updates made; ``steps + 1`` if none did). A ``k``-step run
             with the same start fools exactly the examples with ``fooled_at <= k``, so one run gives the
             accuracy after every number of steps (FS Fig. 3b-c, :func:`ot_robust.curves.accuracy_vs_steps`).
+        clip_start: project the random start into the image box [0, 1] before the first gradient (default, as
+            MadryLab's PGD). ``False``: the first gradient is taken at the unclipped start ``x + delta`` (in the
+            eps-ball, possibly outside [0, 1]) and the box is applied after the first step, as the official TRADES
+            (``trades.py``), MART (``mart.py``) and Feature Scattering (``attack_methods.py``) training code do.
+            Only with ``keep_best=False`` (a training adversary: the unclipped start is never returned; with
+            ``steps=0`` the start is clipped on return).
     Returns:
         ``x_adv`` ``(B, C, H, W)``, detached, with ``||x_adv - x|| <= eps`` and values in [0, 1].
     Raises:
@@ -191,6 +205,10 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss_fn: 
             with ``restarts > 1``.
     """
     _validate(x, y, eps, step_size, steps, norm, init, init_std, restarts, momentum, targeted, y_target)
+    if not clip_start and (keep_best or restarts != 1):
+        raise ValueError("clip_start=False (the official training codes' unclipped start) is a training-adversary "
+                         f"option: it needs keep_best=False and restarts=1, got keep_best={keep_best}, "
+                         f"restarts={restarts}")
     x = x.detach()
     labels = y_target if targeted else y
     truth = y_target if targeted else y  # what success is judged against
@@ -234,7 +252,7 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss_fn: 
 
     with model_mode(model, eval_mode):
         for r in range(restarts):
-            delta = random_init(x, eps, norm, init, init_std, generator)  # drawn for the whole batch (same RNG use)
+            delta = random_init(x, eps, norm, init, init_std, generator, clip_start)  # whole batch (same RNG use)
             cur, xs, ls = None, x, labels  # cur: the batch indices still attacked (None = all)
             if drop and best_succ is not None and bool(best_succ.any()):
                 cur = (~best_succ).nonzero().squeeze(1)
@@ -271,6 +289,8 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss_fn: 
                         bounds = (-xs, 1 - xs)
                         buf = buf[keep] if buf is not None else None
             if per_example is False or (not keep_best and restarts == 1):
+                if not clip_start and steps == 0:
+                    project_(delta, x, eps, norm)
                 return (x + delta).detach()
             if xs.shape[0] == 0:
                 continue

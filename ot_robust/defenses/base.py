@@ -44,12 +44,17 @@ class Defense:
         batch_coupled: the loss or its inner maximisation couples the examples of a batch (OT methods); the Trainer
             then refuses ``batch_size < 2`` (via :meth:`validate`) and, under DDP, the defense decides how to couple.
         supports_amp: the loss is sound under float16 autocast (False: OTJR's finite-difference Jacobian gradient).
+        recorded: ``{parameter: (default now, value of runs made before the parameter existed)}``. A new run writes
+            these parameters into its ``config.json`` explicitly; a run whose ``config.json`` predates one of them
+            resumes with the older value, so no run mixes the two (:func:`resolve_recorded`); the verdict table reads
+            missing keys the same way (``ot_robust.claims``).
     """
 
     needs_double_backprop: bool = False
     supports_amp: bool = True
     batch_coupled: bool = False
     name: str = "defense"
+    recorded: dict = {}
 
     def __init__(self) -> None:
         self.distributed = None  # set by the Trainer under DDP: a ot_robust.training.distributed.DistInfo
@@ -123,6 +128,19 @@ def get_defense(name: str, **params) -> Defense:
         return DEFENSES[name](**params)
     except TypeError as e:  # unexpected keyword
         raise ValueError(f"bad parameters for defense {name!r}: {e}") from None
+
+
+def resolve_recorded(method: str, params: dict, previous: dict | None = None) -> dict:
+    """``params`` with every :attr:`Defense.recorded` parameter of ``method`` made explicit: the value ``params``
+    give, else the one of the ``previous`` run being resumed (its saved method parameters; a key it lacks means the
+    run predates the parameter: the recorded older value), else today's default. Unknown methods pass through."""
+    cls = DEFENSES.get(method)
+    out = dict(params)
+    for key, (now, before) in (getattr(cls, "recorded", {}) or {}).items():
+        if key in out:
+            continue
+        out[key] = now if previous is None else previous.get(key, before)
+    return out
 
 
 def attack_params(eps, step_size, steps, random_start: bool = True) -> tuple[float, float, int]:

@@ -17,6 +17,12 @@ no gradient step), "supervised" (the same T steps on CE with the true labels) or
 ``matching`` = "ot" | "uniform" | "identity"; ``solver`` = "sinkhorn" | "ipot"; ``label_smoothing`` Delta;
 ``reg`` tau; ``ipot_beta``; batch size is the Trainer's.
 
+Follows the official code (``Attack_FeaScatter`` in ``attack_methods.py``, ``ot.py``) in two details the paper does
+not state, both recorded per run (``config.json``; runs made before these options existed resume with the older
+values: clipped start, exact Sinkhorn): ``clip_start=False`` takes the first gradient at the unclipped uniform start
+(``attack_methods.py`` line 170; the box is applied after the step), and ``lse_offset=1e-6`` is the official
+Sinkhorn's log-sum-exp offset (``ot.py`` lines 53-56). docs/fs.md lists every remaining difference.
+
 Under DDP, ``coupling`` chooses the OT batch: "local" (each process matches its own slice; what the official
 ``nn.DataParallel`` code effectively did, every GPU running the attack on its chunk) or "global" (the logits of all
 processes are all-gathered, own slice with gradient, so D couples the whole global batch as single-process training).
@@ -64,17 +70,23 @@ class FeatureScattering(Defense):
         label_smoothing: Delta in [0, 1) (FS 0.5; 0 = hard labels). perturbation, matching, solver: see the module
         docstring. reg: Sinkhorn tau > 0 (FS 0.01). ipot_beta: IPOT proximal weight > 0 (official 0.5).
         coupling: "local" | "global" (DDP only; see the module docstring).
+        clip_start: False (default, official) / True (the start projected into [0, 1] before the first gradient).
+        lse_offset: Sinkhorn's log-sum-exp offset (official 1e-6, default; 0 = exact Sinkhorn).
     Raises:
         ValueError: eps < 0, step_size <= 0, T < 1, Delta outside [0, 1), tau/beta <= 0, unknown choices, and
         (:meth:`validate`) batch size < 2 for an OT-coupled perturbation.
     """
 
     batch_coupled = True
+    recorded = {"clip_start": (False, True), "lse_offset": (1e-6, 0.0)}
 
     def __init__(self, eps: float = 8 / 255, step_size: float | None = None, steps: int = 1,
                  label_smoothing: float = 0.5, perturbation: str = "feature_scattering", matching: str = "ot",
-                 solver: str = "sinkhorn", reg: float = 0.01, ipot_beta: float = 0.5, coupling: str = "local"):
+                 solver: str = "sinkhorn", reg: float = 0.01, ipot_beta: float = 0.5, coupling: str = "local",
+                 clip_start: bool = False, lse_offset: float = 1e-6):
         super().__init__()
+        self.clip_start = bool(clip_start)
+        self.lse_offset = check_number("lse_offset", lse_offset)
         self.eps = check_eps(check_number("eps", eps))
         self.step_size = self.eps if step_size is None else check_number("step_size", step_size, low_open=True)
         self.steps = check_int("steps (T)", steps)
@@ -90,19 +102,22 @@ class FeatureScattering(Defense):
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor, callback=None) -> Tensor:
         """The perturbed batch x' of Alg. 1 for the chosen scheme (FS Table 3a)."""
         if self.perturbation == "random":
-            return perturb(model, x, y, ce_loss, self.eps, self.step_size, 0, init="uniform", keep_best=False)
+            return perturb(model, x, y, ce_loss, self.eps, self.step_size, 0, init="uniform", keep_best=False,
+                           clip_start=self.clip_start)
         if self.perturbation == "supervised":
             return perturb(model, x, y, ce_loss, self.eps, self.step_size, self.steps, init="uniform",
-                           keep_best=False)
+                           keep_best=False, clip_start=self.clip_start)
         gather = None
         if self.coupling == "global" and self.distributed is not None and self.distributed.world_size > 1:
             gather = self.distributed.gather_with_grad
         return feature_scatter(model, x, self.eps, self.step_size, self.steps, self.matching, self.solver, self.reg,
-                               self.ipot_beta, gather=gather, callback=callback)
+                               self.ipot_beta, gather=gather, callback=callback, clip_start=self.clip_start,
+                               lse_offset=self.lse_offset)
 
     def distance(self, f: Tensor, f_adv: Tensor) -> Tensor:
         """The feature matching distance D (Eq. 4-5) with this defense's matching/solver settings."""
-        return feature_matching_distance(f, f_adv, self.matching, self.solver, self.reg, self.ipot_beta)
+        return feature_matching_distance(f, f_adv, self.matching, self.solver, self.reg, self.ipot_beta,
+                                         self.lse_offset)
 
     def loss(self, model: nn.Module, x: Tensor, y: Tensor) -> DefenseOutput:
         seen: list[float] = []

@@ -309,6 +309,9 @@ class GOT(Defense):
             see :class:`GOTDistance` (default: phi at the dual maximum on every batch, by Sinkhorn).
         latent: which layer is the latent space (see :func:`latent_forward`); the potential acts on it.
         w_gradient: ``"adversarial"`` (default; benign side of W detached) or ``"both"`` (see :class:`GOTDistance`).
+        clip_start: the training adversary's random start; None (default) follows the base method's official code:
+            GOT-PGD Madry's (clipped into [0, 1] before the first gradient), GOT-TRADES TRADES' ``trades.py``
+            (unclipped; runs made before the option resume clipped, recorded in ``config.json``).
         warmup_steps, ramp_steps: W's weight is 0 for the first ``warmup_steps`` training steps, then rises linearly
             to ``beta`` over ``ramp_steps`` (:meth:`beta_at`; both 0 = beta from the start, as in the paper). Our
             addition for short CPU runs: from a random initialisation W (weight 10) is minimised by collapsing the
@@ -329,7 +332,7 @@ class GOT(Defense):
                  potential_lr: float = POTENTIAL_DEFAULTS["potential_lr"],
                  potential_steps: int = POTENTIAL_DEFAULTS["potential_steps"], w_gradient: str = "adversarial",
                  warmup_steps: int = 0, ramp_steps: int = 0, potential_solver: str = "sinkhorn",
-                 potential_tol: float = 1e-6, potential_max_iter: int = 100):
+                 potential_tol: float = 1e-6, potential_max_iter: int = 100, clip_start: bool | None = None):
         super().__init__()
         self.variant = check_choice("variant", variant, VARIANTS)
         self.eps, self.step_size, self.steps = attack_params(eps, step_size, steps)
@@ -341,6 +344,7 @@ class GOT(Defense):
         self.latent = latent
         self.ot = GOTDistance(theta, lam, d_x, d_y, label_matching, potential_lr, potential_steps, w_gradient,
                               potential_solver, potential_tol, potential_max_iter)
+        self.clip_start = (self.variant == "pgd") if clip_start is None else bool(clip_start)
         self.warmup_steps = check_int("warmup_steps", warmup_steps, low=0)
         self.ramp_steps = check_int("ramp_steps", ramp_steps, low=0)
         self.step = 0  # training steps taken (calls of loss() with the model in train mode); saved in state_dict
@@ -366,8 +370,8 @@ class GOT(Defense):
         """The training adversary of Eq. 3 (PGD on CE) or Eq. 4 (TRADES: PGD on KL(f(x) || f(x'))); last iterate."""
         if self.variant == "pgd":
             return perturb(model, x, y, ce_loss, self.eps, self.step_size, self.steps, init="uniform",
-                           keep_best=False)
-        return trades_perturb(model, x, self.eps, self.step_size, self.steps)
+                           keep_best=False, clip_start=self.clip_start)
+        return trades_perturb(model, x, self.eps, self.step_size, self.steps, clip_start=self.clip_start)
 
     def loss(self, model: nn.Module, x: Tensor, y: Tensor) -> DefenseOutput:
         """GOT training loss (Eq. 3 or 4) for a batch x (B, C, H, W) in [0, 1], y (B,); also ascends the potential."""
@@ -393,7 +397,11 @@ class GOT(Defense):
 
 
 def _register(name: str, variant: str, label_matching: bool) -> type:
+    recorded = {"potential_solver": ("sinkhorn", "adam")}
+    if variant == "trades":
+        recorded["clip_start"] = (False, True)
     cls = type(name, (GOT,), {
+        "recorded": recorded,
         "__doc__": f"GOT-{variant.upper()}-{'LM' if label_matching else 'S'}: :class:`GOT` with variant={variant!r}, "
                    f"label_matching={label_matching}.",
         "__init__": lambda self, **kw: GOT.__init__(self, variant=variant, label_matching=label_matching, **kw),

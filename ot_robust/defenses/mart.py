@@ -4,7 +4,9 @@
     BCE(p, y) = -log p_y - log(1 - max_{k != y} p_k)                                                     (Eq. 13)
 
 x' is PGD on CE from x + 0.001 N(0, I) generated with ``model.eval()`` (official code); the loss is computed in
-train mode. Official CIFAR-10: eps 8/255, step 2/255, 10 steps, beta 6. The small constants (1.0001, 1e-12,
+train mode. Random start as the official code (``mart.py``, ``mart_loss``, line 20): the first gradient is taken at
+the unclipped start, the box applied after each step (``clip_start=False``, default; True clips it first, as runs made
+before the option did). Official CIFAR-10: eps 8/255, step 2/255, 10 steps, beta 6. The small constants (1.0001, 1e-12,
 1.0000001) are those of the official code.
 """
 from __future__ import annotations
@@ -20,16 +22,21 @@ from .base import Defense, DefenseOutput, attack_params, register_defense
 
 @register_defense("mart")
 class MART(Defense):
-    """MART (Eq. 15). Args: eps (>= 0), step_size (> 0), steps (>= 1), beta (>= 0). Raises ValueError on bad values."""
+    """MART (Eq. 15). Args: eps (>= 0), step_size (> 0), steps (>= 1), beta (>= 0), clip_start (see the module
+    docstring). Raises ValueError on bad values."""
 
-    def __init__(self, eps: float = 8 / 255, step_size: float = 2 / 255, steps: int = 10, beta: float = 6.0):
+    recorded = {"clip_start": (False, True)}
+
+    def __init__(self, eps: float = 8 / 255, step_size: float = 2 / 255, steps: int = 10, beta: float = 6.0,
+                 clip_start: bool = False):
         super().__init__()
+        self.clip_start = bool(clip_start)
         self.eps, self.step_size, self.steps = attack_params(eps, step_size, steps)
         self.beta = check_number("beta", beta)
 
     def loss(self, model: nn.Module, x: Tensor, y: Tensor) -> DefenseOutput:
         x_adv = perturb(model, x, y, ce_loss, self.eps, self.step_size, self.steps, init="normal", init_std=0.001,
-                        keep_best=False)
+                        keep_best=False, clip_start=self.clip_start)
         logits, logits_adv = model(x), model(x_adv)
         p_adv, p_nat = F.softmax(logits_adv, 1), F.softmax(logits, 1)
         top2 = torch.argsort(p_adv, dim=1)[:, -2:]

@@ -26,6 +26,21 @@ class KantorovichPotential(nn.Module):
         return self.linear(z).squeeze(-1)
 
 
+def label_mask(labels: Optional[Tensor], labels_adv: Optional[Tensor], n: int, m: int
+               ) -> Optional[tuple[Tensor, Tensor]]:
+    """GOT Eq. 6's ``M_ij = 1[y_i = y^a_j]`` (n, m) and the adversarial points that have a same-label clean point
+    (m,), or None without labels. Raises ValueError for only one of the two label tensors or wrong shapes."""
+    if (labels is None) != (labels_adv is None):
+        raise ValueError("label matching needs both labels (clean, shape (n,)) and labels_adv (shape (m,))")
+    if labels is None:
+        return None
+    if labels.shape[-1:] != (n,) or labels_adv.shape[-1:] != (m,):
+        raise ValueError(f"labels must have shape (n={n},) and labels_adv (m={m},), got "
+                         f"{tuple(labels.shape)} and {tuple(labels_adv.shape)}")
+    mask = labels.unsqueeze(-1) == labels_adv.unsqueeze(-2)
+    return mask, mask.any(-2)
+
+
 def entropic_dual(phi: Tensor, C: Tensor, theta: float = 0.1, a: Optional[Tensor] = None,
                   b: Optional[Tensor] = None, labels: Optional[Tensor] = None,
                   labels_adv: Optional[Tensor] = None) -> Tensor:
@@ -55,14 +70,9 @@ def entropic_dual(phi: Tensor, C: Tensor, theta: float = 0.1, a: Optional[Tensor
     a = marginal(a, n, batch, C, "a")
     b = marginal(b, m, batch, C, "b")
     logits = (phi.unsqueeze(-1) - C) / theta + torch.log(a.clamp_min(torch.finfo(C.dtype).tiny)).unsqueeze(-1)
-    if (labels is None) != (labels_adv is None):
-        raise ValueError("label matching needs both labels (clean, shape (n,)) and labels_adv (shape (m,))")
-    if labels is not None:
-        if labels.shape[-1:] != (n,) or labels_adv.shape[-1:] != (m,):
-            raise ValueError(f"labels must have shape (n={n},) and labels_adv (m={m},), got "
-                             f"{tuple(labels.shape)} and {tuple(labels_adv.shape)}")
-        mask = labels.unsqueeze(-1) == labels_adv.unsqueeze(-2)          # (n, m)
-        valid = mask.any(-2)                                              # (m,)
+    matched = label_mask(labels, labels_adv, n, m)
+    if matched is not None:
+        mask, valid = matched
         logits = logits.masked_fill(~mask, float("-inf")).masked_fill(~valid.unsqueeze(-2), 0.0)
         b = b * valid
         b = b / b.sum(-1, keepdim=True).clamp_min(torch.finfo(C.dtype).tiny)
@@ -108,19 +118,14 @@ def dual_potential(C: Tensor, theta: float = 0.1, a: Optional[Tensor] = None, b:
     out_dtype = C.dtype
     n, m = C.shape[-2:]
     batch = C.shape[:-2]
-    if (labels is None) != (labels_adv is None):
-        raise ValueError("label matching needs both labels (clean, shape (n,)) and labels_adv (shape (m,))")
+    matched = label_mask(labels, labels_adv, n, m)
     with torch.no_grad():
         Cd = C.detach().double()
         a = marginal(a, n, batch, Cd, "a").double().expand(*batch, n)
         b = marginal(b, m, batch, Cd, "b").double().expand(*batch, m)
         K = -Cd / theta
-        if labels is not None:
-            if labels.shape[-1:] != (n,) or labels_adv.shape[-1:] != (m,):
-                raise ValueError(f"labels must have shape (n={n},) and labels_adv (m={m},), got "
-                                 f"{tuple(labels.shape)} and {tuple(labels_adv.shape)}")
-            mask = labels.unsqueeze(-1) == labels_adv.unsqueeze(-2)      # (n, m)
-            valid = mask.any(-2)                                          # (m,)
+        if matched is not None:
+            mask, valid = matched
             orphans = ~(mask & valid.unsqueeze(-2)).any(-1)
             if bool(orphans.any()):
                 missing = sorted({int(v) for v in labels[orphans].tolist()})

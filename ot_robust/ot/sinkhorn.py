@@ -25,8 +25,9 @@ GRADS = ("unrolled", "envelope")
 
 #: Feature Scattering's official configuration (FS Sec. 4 / supplement Table 3: tau = 0.01; official code:
 #: ``sinkhorn(C, 0.01, 100)`` with ``thresh = 0.1`` on the summed change of the row potential, checked every iteration,
-#: gradients through the unrolled loop). Use as ``sinkhorn(cosine_cost(logits, logits_adv), **FS_SINKHORN)``.
-FS_SINKHORN = dict(reg=0.01, max_iter=100, stop="fs", tol=0.1, grad="unrolled", check_every=1)
+#: gradients through the unrolled loop, and 1e-6 added inside its log-sum-exp, ``ot.py`` lines 53-56). Use as
+#: ``sinkhorn(cosine_cost(logits, logits_adv), **FS_SINKHORN)``; ``lse_offset=0`` gives the exactly balanced plan.
+FS_SINKHORN = dict(reg=0.01, max_iter=100, stop="fs", tol=0.1, grad="unrolled", check_every=1, lse_offset=1e-6)
 
 
 @dataclass
@@ -110,7 +111,7 @@ class _LSE:
 
 def sinkhorn(C: Tensor, a: Optional[Tensor] = None, b: Optional[Tensor] = None, reg: float = 0.01,
              max_iter: int = 100, tol: float = 1e-9, stop: str = "marginal", grad: str = "unrolled",
-             check_every: int = 10) -> OTResult:
+             check_every: int = 10, lse_offset: float = 0.0) -> OTResult:
     r"""Entropic OT by log-domain Sinkhorn iterations, batched over the leading dims of ``C``.
 
     Parameters
@@ -127,7 +128,6 @@ def sinkhorn(C: Tensor, a: Optional[Tensor] = None, b: Optional[Tensor] = None, 
         of Alg. 1), starts from ``u = 0`` and stops once ``err = sum_i |u_i^{(t)} - u_i^{(t-1)}| < thresh = 0.1``,
         i.e. the summed absolute change of the row potential over the current iteration's row update. Our ``f``
         is that same ``u``; with a batch we stop when every problem satisfies it (max over the batch).
-        (The official code also adds 1e-6 inside its log-sum-exp; we do not, so our plan is exactly balanced.)
     grad : "unrolled": autograd through every iteration (what the official FS code does; memory grows with the
         number of iterations; gradients in C, a and b). "envelope": iterations run without autograd; the plan
         is returned detached and ``cost = <T*, C>`` is differentiable in C only, with gradient ``T*``. That is
@@ -136,6 +136,11 @@ def sinkhorn(C: Tensor, a: Optional[Tensor] = None, b: Optional[Tensor] = None, 
     check_every : check the stopping rule every k iterations (and at ``max_iter``); each check costs one
         device-to-host sync, which on a GPU stalls the queue, so k > 1 is faster at the price of up to k - 1
         extra iterations. ``FS_SINKHORN`` uses 1 to reproduce the official iteration count exactly.
+    lse_offset : the official FS code's ``lse(A) = log(sum exp(A) + 1e-6)`` applied to its scaled potentials
+        (``u <- eps (log mu - lse((u + v - C) / eps)) + u``): 0 (default) is exact Sinkhorn; 1e-6 (``FS_SINKHORN``)
+        reproduces the official iterates, whose plan is slightly unbalanced where the costs are large (it changes the
+        sign of some input-gradient pixels of an FS adversary). In our log variables the update reads
+        ``u <- u + log a - logaddexp(u + lse_j(K_ij + v_j), log lse_offset)`` (columns alike).
 
     Returns
     -------
@@ -145,7 +150,7 @@ def sinkhorn(C: Tensor, a: Optional[Tensor] = None, b: Optional[Tensor] = None, 
     Raises
     ------
     ValueError : bad shapes, non-finite C, negative marginals or not summing to 1, reg <= 0, max_iter < 1,
-        unknown ``stop`` / ``grad``.
+        unknown ``stop`` / ``grad``, lse_offset < 0.
     """
     check_choice("stop", stop, STOPS)
     check_choice("grad", grad, GRADS)
@@ -153,6 +158,7 @@ def sinkhorn(C: Tensor, a: Optional[Tensor] = None, b: Optional[Tensor] = None, 
     check_int("max_iter", max_iter)
     check_int("check_every", check_every)
     tol = float(tol)
+    offset = check_positive("lse_offset", lse_offset, allow_zero=True)
     C, a, b, loga, logb, track, K = log_domain_setup(C, a, b, grad, reg)
     with torch.set_grad_enabled(track):
         lse = _LSE(K, inplace=not track)
@@ -161,8 +167,13 @@ def sinkhorn(C: Tensor, a: Optional[Tensor] = None, b: Optional[Tensor] = None, 
         n_iter = 0
         for n_iter in range(1, max_iter + 1):
             u_prev = u
-            u = loga - lse(v.unsqueeze(-2), -1)
-            v = logb - lse(u.unsqueeze(-1), -2)
+            if offset:  # the official FS update (see lse_offset)
+                log_off = math.log(offset)
+                u = u + loga - torch.logaddexp(u + lse(v.unsqueeze(-2), -1), torch.full_like(u, log_off))
+                v = v + logb - torch.logaddexp(v + lse(u.unsqueeze(-1), -2), torch.full_like(v, log_off))
+            else:
+                u = loga - lse(v.unsqueeze(-2), -1)
+                v = logb - lse(u.unsqueeze(-1), -2)
             if tol > 0 and (n_iter % check_every == 0 or n_iter == max_iter):
                 with torch.no_grad():
                     if stop == "fs":

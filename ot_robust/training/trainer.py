@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from ..utils import (ProgressLog, atomic_torch_save, atomic_write_bytes, atomic_write_json, get_device, provenance,
                      set_seed)
+from ..defenses.base import resolve_recorded
 from .checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
 from .distributed import DistInfo, init_distributed
@@ -158,7 +159,10 @@ class Trainer:
         if state is None:
             self._truncate_metrics(0)  # killed after an epoch's metrics line, before its first checkpoint
             return 0
-        old, new = state["config"], self.cfg.to_dict()
+        old, new = dict(state["config"]), self.cfg.to_dict()
+        # parameters recorded since the run began (Defense.recorded) take their older value: like with like
+        old["method_params"] = resolve_recorded(old.get("method", ""), old.get("method_params", {}),
+                                                old.get("method_params", {}))
         default = TrainConfig().to_dict()  # a field newer than the checkpoint ran at its default
         diff = sorted(k for k in new if k not in _RESUMABLE and old.get(k, default.get(k)) != new[k])
         if diff:
@@ -257,6 +261,7 @@ class Trainer:
     def fit(self, resume: bool = True) -> Path:
         """Run the remaining epochs; returns ``run_dir/model.pt``."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._record_parameters(load_latest(self.run_dir)[0] if resume else None)
         if resume:
             self.resume()
         elif self.dist.is_main:
@@ -302,6 +307,19 @@ class Trainer:
             atomic_write_bytes(self.run_dir / "model.pt.sha256", (hashlib.sha256(data).hexdigest() + "\n").encode())
         self.dist.barrier()
         return path
+
+    def _record_parameters(self, state: dict | None) -> None:
+        """Make the defense's recorded parameters explicit in the config (and so in ``config.json``): today's defaults
+        for a new run, the resumed run's own values (older runs: the values from before the parameter existed)
+        otherwise; rebuilds the defense if that changes its parameters."""
+        previous = state["config"].get("method_params", {}) if state and state["config"].get("method") == \
+            self.cfg.method else None
+        params = resolve_recorded(self.cfg.method, self.cfg.method_params, previous)
+        if params != self.cfg.method_params:
+            self.cfg.method_params = params
+            distributed = self.defense.distributed
+            self.defense = self.cfg.validate(self.dist.world_size)
+            self.defense.distributed = distributed
 
     def write_config(self) -> None:
         info = self.info
