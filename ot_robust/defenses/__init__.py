@@ -10,6 +10,7 @@ from . import awp, got, otjr, sat  # noqa: F401  (register got_*, random_jr/opti
 from .alp import ALP
 from .base import DEFENSES, Defense, DefenseOutput, get_defense, register_defense
 from .feature_scattering import FeatureScattering, smooth_labels, soft_cross_entropy
+from .lbgat import LBGAT
 from .mart import MART
 from .pgd_at import PGDAT
 from .random_targeted import RandomTargeted
@@ -17,4 +18,4 @@ from .standard import Standard
 from .trades import TRADES
 
 __all__ = ["Defense", "DefenseOutput", "DEFENSES", "get_defense", "register_defense", "Standard", "PGDAT", "TRADES",
-           "ALP", "MART", "RandomTargeted", "FeatureScattering", "smooth_labels", "soft_cross_entropy"]
+           "ALP", "MART", "LBGAT", "RandomTargeted", "FeatureScattering", "smooth_labels", "soft_cross_entropy"]
