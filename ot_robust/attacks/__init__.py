@@ -7,15 +7,17 @@ Images are ``(B, C, H, W)`` floats in [0, 1]; every eps / step is on that pixel 
 
 from .feature_scattering import FS_IPOT, feature_matching_distance, feature_scatter
 from .blackbox import LocalSearch, SimBA, Transfer
+from .feature_attack import FeatureAttack
 from .library import APGD, APGDT, CWL2, FAB, SPSA, AutoAttack, DeepFool, Square
 from .loop import correct_mask, model_mode, perturb, project_, random_init, step_
 from .losses import ce_loss, cw_margin_loss, margin
 from .spec import ATTACKS, make_attack, parse_spec
 from .protocol import AttackProtocol, fast_path, restart_runs, with_default_seed
+from .rays import RayS
 from .whitebox import CW, FGSM, MIM, PGD, random_targets
 
 __all__ = ["perturb", "correct_mask", "AttackProtocol", "fast_path", "restart_runs", "with_default_seed", "project_", "random_init", "step_", "model_mode", "ce_loss", "cw_margin_loss",
            "margin",
            "PGD", "FGSM", "CW", "MIM", "random_targets", "APGD", "APGDT", "FAB", "Square", "SPSA", "CWL2",
            "DeepFool", "AutoAttack", "Transfer", "SimBA", "LocalSearch", "make_attack", "parse_spec", "ATTACKS",
-           "feature_scatter", "feature_matching_distance", "FS_IPOT"]
+           "feature_scatter", "feature_matching_distance", "FS_IPOT", "RayS", "FeatureAttack"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..utils import parse_number
-from . import blackbox, library, whitebox
+from . import blackbox, feature_attack, library, rays, whitebox
 
 _BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -94,6 +94,11 @@ ATTACKS: dict[str, Entry] = {
                                                 "rounds": ("rounds", _int), "top": ("top", _int),
                                                 "radius": ("radius", _int), "candidates": ("candidates", _int),
                                                 "init_frac": ("init_frac", _num)}, {}),
+    "rays": Entry(rays.RayS, {"eps": ("eps", _num), "queries": ("queries", _int), "seed": ("seed", _int)}, {}),
+    "feature-attack": Entry(feature_attack.FeatureAttack, {"eps": ("eps", _num), "steps": ("steps", _int),
+                                                           "step": ("step_size", _num),
+                                                           "targets": ("n_targets", _int),
+                                                           "seed": ("seed", _int)}, {}),
 }
 ALIASES = {"pgd": "pgd-linf", "cw": "cw-linf", "aa": "autoattack", "local-search": "localsearch",
            "apgd": "apgd-ce", "fab-t": "fab", "c&w-l2": "cw-l2"}
