@@ -177,11 +177,27 @@ class ImageFolderDataset(Dataset):
 
 
 def _missing(name: str, root: Path, detail: str = "") -> FileNotFoundError:
+    """The one-line error for data that is not where the data root says (no torchvision text about
+    ``download=True``, which no command-line flag offers: the Python API's ``download=True`` is named instead)."""
     expected = _EXPECTED_FILES.get(name, "<split>/<class>/<images>")
+    if name == "cifar10":  # the lossy JPEG copy is what these machines have (../shared/data)
+        jpeg = root / "CIFAR10-JPEG"
+        there = "it is there" if (jpeg / "test").is_dir() else "not found there either"
+        return FileNotFoundError(
+            f"the CIFAR-10 originals are not in the data root {str(root)!r} (expected files: {expected}); set the "
+            f"environment variable {ENV_VAR} (or root=...) to the folder that holds them, or use the dataset "
+            f"'cifar10-jpeg' (the lossy JPEG copy, CIFAR10-JPEG/ under the data root: {there}; its numbers are not "
+            "comparable to published CIFAR-10 numbers); from Python, get_dataset(..., download=True) fetches the "
+            f"originals where internet is available{('; ' + detail) if detail else ''}")
     return FileNotFoundError(
-        f"dataset {name!r} not found under data root {str(root)!r} (expected files: {expected}). "
-        f"Pass root=..., set the environment variable {ENV_VAR} to the folder that holds it, or use download=True "
-        f"where the dataset can be downloaded.{(' ' + detail) if detail else ''}")
+        f"dataset {name!r} not found under data root {str(root)!r} (expected files: {expected}); set the "
+        f"environment variable {ENV_VAR} (or root=...) to the folder that holds it; from Python, "
+        "get_dataset(..., download=True) fetches it where it can be downloaded"
+        f"{('; ' + detail) if detail else ''}")
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def get_dataset(name: str, split: str = "train", root: str | os.PathLike | None = None, download: bool = False,
@@ -194,8 +210,8 @@ def get_dataset(name: str, split: str = "train", root: str | os.PathLike | None 
         augment: the dataset's training augmentation; default ``True`` for ``train`` and ``False`` for ``test``.
     Raises:
         ValueError: unknown name or split.
-        FileNotFoundError: data missing (with ``download=False``) or a failed download; the message names the root,
-            the expected files and ``OT_ROBUST_DATA``.
+        FileNotFoundError: data missing (with ``download=False``) or a failed download; one line naming the root,
+            the expected files and ``OT_ROBUST_DATA`` (for ``cifar10``, also the ``cifar10-jpeg`` copy).
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; allowed: {SPLITS}")
@@ -223,10 +239,10 @@ def get_dataset(name: str, split: str = "train", root: str | os.PathLike | None 
         else:  # svhn
             ds = tvd.SVHN(str(base), split=split, download=download)
             images, targets = torch.from_numpy(ds.data), torch.from_numpy(ds.labels.astype(np.int64))
-    except RuntimeError as e:  # torchvision raises RuntimeError for missing/corrupt files
-        raise _missing(name, base, f"torchvision said: {e}") from e
+    except RuntimeError as e:  # torchvision raises RuntimeError for missing/corrupt files ("use download=True")
+        raise _missing(name, base, "" if not download else f"download failed: {_first_line(e)}") from e
     except (OSError, ValueError) as e:  # failed download
-        raise _missing(name, base, f"download failed: {e}") from e
+        raise _missing(name, base, f"download failed: {_first_line(e)}") from e
     return TensorImageDataset(images, targets, info, augment)
 
 

@@ -12,6 +12,7 @@ in :mod:`ot_robust.curves`; loading models (run folders, your own factory, check
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import time
@@ -26,11 +27,15 @@ from torch import nn
 from .attacks import correct_mask, fast_path, make_attack, model_mode, parse_spec, restart_runs, with_default_seed
 from .batch_cache import BatchCache
 from .models.loading import load_model, load_user_model
-from .sanity import SanityConfig, check_table_consistency, run_sanity
+from .sanity import SanityConfig, _kind, check_table_consistency, run_sanity
 from .training.budget import BudgetReached
 from .utils import atomic_write_json, derive_seed, get_device, provenance, tqdm_class
+from .validation import check_choice, check_image_batch, check_labels, check_model
 
 COLUMNS = ["attack", "spec", "accuracy", "n", "ci_low", "ci_high", "runs", "max_min", "time_s"]
+#: the image orders of :func:`evaluate` (``order=``) and of ``python -m ot_robust evaluate --order``
+ORDERS = ("balanced", "first")
+DEFAULT_ORDER = "balanced"  #: the pipeline's order; the API and the command line default to it alike
 
 
 @dataclass
@@ -62,12 +67,11 @@ class EvalReport:
         atomic_write_json(path, self.to_dict())
 
 
-def _load_data(dataset, n: int, order: str = "first"):
+def _load_data(dataset, n: int, order: str = DEFAULT_ORDER):
     """``(x, y, name, indices)``: the first ``n`` examples, or with ``order="balanced"`` the first ``n`` of the
     class round-robin (:func:`ot_robust.data.class_round_robin`), a fixed class-balanced order in which every
     prefix is balanced: AutoAttack on the first 1,000 and PGD on all 10,000 then share their first 1,000 images."""
-    if order not in ("first", "balanced"):
-        raise ValueError(f"order={order!r}; allowed: 'first', 'balanced'")
+    check_choice("order", order, ORDERS)
     from .data import as_tensors, class_round_robin, dataset_targets, get_dataset
 
     if isinstance(dataset, (tuple, list)) and len(dataset) == 2:
@@ -152,13 +156,18 @@ def _robust_mask(model, attack, x, y, batch_size, device, seed, spec, bar, cache
 def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int = 1000, seed: int = 0,
              batch_size: int = 250, device=None, sanity: bool = True, progress: bool = True,
              eps_for_sanity: float | None = None, sanity_config: SanityConfig | None = None,
-             norm_for_sanity: str | None = None, order: str = "first", cache_dir: str | Path | None = None,
+             norm_for_sanity: str | None = None, order: str = DEFAULT_ORDER, cache_dir: str | Path | None = None,
              log=None, should_stop=None) -> EvalReport:
-    """Robust accuracy of ``model`` on the first ``n_examples`` of ``dataset`` under each attack spec.
+    """Robust accuracy of ``model`` on ``n_examples`` images of ``dataset`` (by default the first ``n_examples`` of
+    the class-balanced order, see ``order``) under each attack spec.
 
     Args:
-        model: images (B, C, H, W) in [0, 1] -> logits; evaluated in eval mode (its modes are restored).
-        dataset: a Dataset, a dataset name (its test split) or an ``(x, y)`` tuple of tensors.
+        model: images (B, C, H, W) in [0, 1] -> logits (B, num_classes); evaluated in eval mode on ``device``, and
+            handed back on the device it came on (when all its parameters and buffers are on one) and in its
+            original train/eval modes. A one-batch probe checks it first (:func:`ot_robust.validation.check_model`).
+        dataset: a Dataset, a dataset name (its test split) or an ``(x, y)`` tuple of tensors: ``x`` (N, C, H, W)
+            floating in [0, 1] (a grayscale batch keeps its channel dimension: (N, 1, H, W)), ``y`` (N,) integer
+            labels.
         attacks: spec strings for :func:`ot_robust.attacks.make_attack` (or attack objects: any
             ``attack(model, x, y) -> x_adv`` callable with optional ``eps``/``norm``; evaluate asks it only through
             the attack protocol, :mod:`ot_robust.attacks.protocol`: subclass ``AttackProtocol`` to be seeded per
@@ -166,9 +175,10 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
         seed: every random choice (starts, targets, Square) derives from it: equal seeds give equal numbers.
         sanity: run :func:`ot_robust.sanity.run_sanity` (at ``eps_for_sanity``, default: the first attack's eps)
             plus :func:`~ot_robust.sanity.check_table_consistency` on the table.
-        order: ``"first"`` (the first ``n_examples``; class-sorted datasets interleaved) or ``"balanced"`` (the
-            first ``n_examples`` of the class round-robin: the pipeline's order, so that evaluations with
-            different ``n_examples`` share their first images).
+        order: ``"balanced"`` (default: the first ``n_examples`` of the class round-robin, the pipeline's and the
+            command line's order, so that evaluations with different ``n_examples`` share their first images) or
+            ``"first"`` (the first ``n_examples``; class-sorted datasets interleaved). The per-example masks follow
+            ``meta["indices"]``.
         cache_dir: keep each finished attack batch's outcome there (:mod:`ot_robust.batch_cache`) and reuse
             outcomes found there: a killed evaluation, called again, goes on where it stopped with the same numbers.
             The caller removes the folder when done (:func:`ot_robust.batch_cache.clear`).
@@ -181,22 +191,44 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
     Returns:
         :class:`EvalReport`.
     Raises:
-        ValueError: bad spec (see ``make_attack``), ``n_examples``/``batch_size`` < 1, inputs outside [0, 1].
+        ValueError: bad spec (see ``make_attack``), ``n_examples``/``batch_size`` < 1, unknown ``order``, images
+            that are not (N, C, H, W) floating in [0, 1], labels outside [0, num_classes), and a model that fails the
+            probe: it does not run on the images' shape (both shapes named), returns something other than a logits
+            tensor (e.g. a tuple), or (unless every attack is black-box) its output has no autograd graph back to
+            its input (``torch.no_grad`` / ``.detach()`` inside ``forward``).
         RuntimeError: an attack returned a point outside its budget or [0, 1] (a bug, never silently accepted).
     """
     if n_examples < 1 or batch_size < 1:
         raise ValueError(f"n_examples={n_examples} and batch_size={batch_size} must be >= 1")
+    check_choice("order", order, ORDERS)
     objs = [make_attack(a) if isinstance(a, str) else a for a in attacks]
     specs = [a if isinstance(a, str) else repr(a) for a in attacks]
     dev = get_device(device)
-    model = model.to(dev)
-    if isinstance(dataset, (tuple, list)) and len(dataset) == 2 and len(dataset[0]) != len(dataset[1]):
-        raise ValueError(f"x has {len(dataset[0])} images but y has {len(dataset[1])} labels; give one label per image")
+    if isinstance(dataset, (tuple, list)) and len(dataset) == 2:
+        check_image_batch(dataset[0])
+        if len(dataset[0]) != len(dataset[1]):
+            raise ValueError(f"x has {len(dataset[0])} images but y has {len(dataset[1])} labels; give one label "
+                             "per image")
     x, y, data_name, indices = _load_data(dataset, n_examples, order)
-    from .validation import check_images, check_labels
+    check_image_batch(x)
+    homes = {t.device for t in itertools.chain(model.parameters(), model.buffers())}
+    model.to(dev)
+    try:
+        names = [parse_spec(sp)[0] if isinstance(a, str) else type(a).__name__ for sp, a in zip(specs, attacks)]
+        blackbox_only = all(_kind(n) == "black-box" or n.lower() == "rays" for n in names)
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):  # a random forward draws nothing
+            num_classes = check_model(model, x[:2].to(dev), need_grad=not blackbox_only)
+        check_labels(y, len(x), num_classes)
+        return _evaluate(model, x, y, data_name, indices, attacks, objs, specs, seed, batch_size, dev, sanity,
+                         progress, eps_for_sanity, sanity_config, norm_for_sanity, order, cache_dir, log, should_stop)
+    finally:
+        if len(homes) == 1:  # hand the caller's model back where it was
+            model.to(homes.pop())
 
-    check_images(x)
-    check_labels(y, len(x))
+
+def _evaluate(model, x, y, data_name, indices, attacks, objs, specs, seed, batch_size, dev, sanity, progress,
+              eps_for_sanity, sanity_config, norm_for_sanity, order, cache_dir, log, should_stop) -> EvalReport:
+    """The body of :func:`evaluate` once its inputs are checked and the model is on ``dev``."""
     rows, robust = [], {}
     devices = [dev] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), model_mode(model):
@@ -213,7 +245,7 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
                                      log, should_stop)
                         for j, run in enumerate(_runs(atk, seed, i))]
                 runs = [clean & m for m, _ in done]
-                acc_runs = [100.0 * r.float().mean().item() for r in runs]
+                acc_runs = [100.0 * int(r.sum()) / len(r) for r in runs]  # exact: no float32 noise
                 both = torch.stack(runs).all(0)
                 label = name if name not in robust else f"{name} #{i}"
                 rows.append(_row(label, spec, both, runs=len(runs), max_min=max(acc_runs) - min(acc_runs),
@@ -247,10 +279,15 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
 
 def cli(argv: Sequence[str] | None = None) -> int:
     """``python -m ot_robust evaluate --run RUN_DIR --attacks "pgd-linf eps=8/255 steps=20; autoattack eps=8/255"
-    --n 500 --out eval.json``: load ``RUN_DIR`` with ``ot_robust.train.load_model``, evaluate, print, write JSON.
-    ``--model pkg.module:factory [--checkpoint weights.pt] --dataset NAME`` evaluates your own model instead
-    (:func:`load_user_model`)."""
-    p = argparse.ArgumentParser(prog="python -m ot_robust evaluate", description=cli.__doc__)
+    --n 500 [--order balanced|first] [--out eval.json]``: load ``RUN_DIR`` with ``ot_robust.train.load_model``,
+    evaluate (:func:`evaluate`, the same default image order), print the table and the sanity checks, write the JSON
+    and print where. ``--model pkg.module:factory [--checkpoint weights.pt] --dataset NAME`` evaluates your own model
+    instead (:func:`load_user_model`); its JSON goes to ``--out`` (default ``./eval.json``, which an existing file
+    there is never silently replaced by: pass ``--out PATH`` or ``--overwrite``).
+
+    Raises ValueError (``python -m ot_robust`` prints it as one line ``error: ...``, exit status 2) for bad
+    arguments, an existing ``./eval.json`` without ``--overwrite``, and everything :func:`evaluate` refuses."""
+    p = argparse.ArgumentParser(prog="python -m ot_robust evaluate", description=cli.__doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", help="run directory of this project (config.json, model.pt)")
     src.add_argument("--model", metavar="PKG.MODULE:FACTORY",
@@ -259,10 +296,16 @@ def cli(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--attacks", required=True, help="attack specs separated by ';'")
     p.add_argument("--dataset", default=None, help="dataset name (default: the run's config.json 'dataset')")
     p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--order", default=DEFAULT_ORDER, choices=ORDERS,
+                   help=f"which n test images (default {DEFAULT_ORDER}, as evaluate() and the pipeline): 'balanced' "
+                        "= the first n of the class round-robin, 'first' = the first n")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=250)
     p.add_argument("--device", default=None)
-    p.add_argument("--out", default=None, help="JSON output (default: RUN_DIR/eval.json)")
+    p.add_argument("--out", default=None, help="JSON output (default: RUN_DIR/eval.json with --run, ./eval.json "
+                                               "with --model)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --model and no --out: replace an existing ./eval.json")
     p.add_argument("--no-sanity", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
@@ -270,6 +313,12 @@ def cli(argv: Sequence[str] | None = None) -> int:
     dataset = a.dataset
     if run is None and dataset is None:
         raise ValueError("--model needs --dataset (e.g. --dataset cifar10 or imagefolder:<path>)")
+    out = Path(a.out) if a.out else (run / "eval.json" if run else Path("eval.json"))
+    if out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a directory; give a file path, e.g. {str(out / 'eval.json')!r}")
+    if run is None and a.out is None and out.exists() and not a.overwrite:
+        raise ValueError(f"{str(out.resolve())!r} already exists and --model writes ./eval.json by default; pass "
+                         "--out PATH to write elsewhere or --overwrite to replace it")
     if dataset is None:
         cfg = json.loads((run / "config.json").read_text())
         dataset = cfg.get("config", cfg).get("dataset")  # the trainer nests the TrainConfig fields under "config"
@@ -285,9 +334,20 @@ def cli(argv: Sequence[str] | None = None) -> int:
         raise ValueError(f"--n {a.n} and --batch-size {a.batch_size} must be >= 1")
     model = load_model(run, device=a.device) if run else load_user_model(a.model, a.checkpoint)
     rep = evaluate(model, dataset, specs, n_examples=a.n, seed=a.seed, batch_size=a.batch_size, device=a.device,
-                   sanity=not a.no_sanity, progress=not a.no_progress)
-    print(rep.table.to_string(index=False))
+                   sanity=not a.no_sanity, progress=not a.no_progress, order=a.order)
+    print(format_table(rep.table))
     for s in rep.sanity:
         print(f"[{s['status']}] {s['check']}: {s['details']}")
-    rep.to_json(a.out or (run / "eval.json" if run else "eval.json"))
+    rep.to_json(out)
+    print(f"wrote {out.resolve()}")
     return 0
+
+
+def format_table(table: pd.DataFrame, decimals: int = 2) -> str:
+    """The table as :func:`cli` prints it: accuracies, intervals and spreads rounded to ``decimals`` (no float noise
+    such as 97.00000286102295), seconds to one decimal. The JSON keeps the full values."""
+    t = table.copy()
+    for c in ("accuracy", "ci_low", "ci_high", "max_min"):
+        t[c] = t[c].map(lambda v: f"{v:.{decimals}f}")
+    t["time_s"] = t["time_s"].map(lambda v: f"{v:.1f}")
+    return t.to_string(index=False)

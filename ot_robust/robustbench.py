@@ -79,7 +79,7 @@ def benchmark(model: nn.Module, n_examples: int = 10000, dataset: str = "cifar10
     clean = aa.last_clean.cpu()  # the clean predictions the driver started from
     robust = correct_mask(model, x_adv, y, batch_size, dev).cpu() & clean  # re-checked on the returned points
     out: dict[str, Any] = {
-        "clean_accuracy": 100.0 * clean.float().mean().item(), "robust_accuracy": 100.0 * robust.float().mean().item(),
+        "clean_accuracy": 100.0 * int(clean.sum()) / len(x), "robust_accuracy": 100.0 * int(robust.sum()) / len(x),
         "n": len(x), "ci": {"clean": list(wilson_interval(int(clean.sum()), len(x))),
                             "robust": list(wilson_interval(int(robust.sum()), len(x)))},
         "masks": {"clean": clean.tolist(), "autoattack": robust.tolist()}, "autoattack_log": aa.last_log,
@@ -122,8 +122,9 @@ def cli(argv: Sequence[str] | None = None) -> int:
         load_checkpoint(model, a.checkpoint)
     res = benchmark(model, a.n, a.dataset, a.threat_model, parse_number(a.eps), a.batch_size, a.device,
                     sanity=not a.no_sanity)
-    print(f"clean accuracy {res['clean_accuracy']:.2f}% {res['ci']['clean']}, robust accuracy (AutoAttack) "
-          f"{res['robust_accuracy']:.2f}% {res['ci']['robust']}, n = {res['n']}, {a.threat_model} eps {a.eps}")
+    ci = {k: "[" + ", ".join(f"{v:.2f}" for v in res["ci"][k]) + "]" for k in ("clean", "robust")}  # no float noise
+    print(f"clean accuracy {res['clean_accuracy']:.2f}% {ci['clean']}, robust accuracy (AutoAttack) "
+          f"{res['robust_accuracy']:.2f}% {ci['robust']}, n = {res['n']}, {a.threat_model} eps {a.eps}")
     if res["data_note"]:
         print("note:", res["data_note"])
     for s in res["sanity"]:

@@ -8,7 +8,8 @@ autograd graph back to its input gets one flag, ``differentiable``, instead of a
 * ``nonzero_gradients`` - input gradients of the margin loss are non-zero (AutoAttack's ``check_zero_gradients``);
 * ``iterative_vs_single_step`` - PGD is at least as strong as FGSM;
 * ``accuracy_vs_epsilon`` - accuracy does not increase with eps and falls to ~0 at a large eps;
-* ``unbounded_pgd`` - PGD with an unbounded budget reaches ~100% success;
+* ``unbounded_pgd`` - PGD with an unbounded budget reaches ~100% success on the correctly classified inputs
+  (status ``"n/a"``, not a flag, when there are none);
 * ``blackbox_vs_whitebox`` - Square (score-based black-box) is not stronger than PGD;
 * ``pgd_loss_plateau`` - the PGD loss over iterations for k random starts rises and plateaus, judged by its slope
   over the last steps (FS supplement Fig. 1; Carlini et al. 2019, Sec. 5.2).
@@ -84,12 +85,17 @@ def _result(check: str, flagged: bool, details: str, **numbers) -> dict[str, Any
     return {"check": check, "status": "flag" if flagged else "pass", "details": details, "numbers": numbers}
 
 
+def _not_applicable(check: str, details: str, **numbers) -> dict[str, Any]:
+    """A check that could not be judged on these inputs: status ``"n/a"`` (neither a pass nor a flag)."""
+    return {"check": check, "status": "n/a", "details": f"not applicable: {details}", "numbers": numbers}
+
+
 def _robust_acc(model: nn.Module, attack, x: torch.Tensor, y: torch.Tensor) -> float:
     """Accuracy in % (correct on clean and adversarial input)."""
     x_adv = fast_path(attack)(model, x, y)
     with torch.no_grad(), model_mode(model):
         ok = (model(x).argmax(1) == y) & (model(x_adv).argmax(1) == y)
-    return 100.0 * ok.float().mean().item()
+    return 100.0 * int(ok.sum()) / len(ok)  # exact, no float32 noise
 
 
 def _large_eps(eps: float, norm: str, d: int) -> float:
@@ -100,7 +106,9 @@ def run_sanity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, n
                config: SanityConfig | None = None) -> list[dict[str, Any]]:
     """Run the model checks on the first ``config.n`` examples of ``x`` ``(N, C, H, W)`` in [0, 1], labels ``y``.
 
-    Returns a list of ``{"check", "status": "pass"|"flag", "details", "numbers"}``.
+    Returns a list of ``{"check", "status": "pass"|"flag"|"n/a", "details", "numbers"}``; ``"n/a"`` (not
+    applicable, never a flag) where the inputs cannot judge a check: ``unbounded_pgd`` when no input is correctly
+    classified (a success rate over 0 images).
     Raises:
         ValueError: eps <= 0 or not finite, unknown norm.
     """
@@ -158,10 +166,17 @@ def run_sanity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, n
     with torch.no_grad(), model_mode(model):
         correct = model(x).argmax(1) == y
         fooled = model(x_adv).argmax(1) != y
-    success = 100.0 * (fooled & correct).float().sum().item() / max(1, int(correct.sum()))
-    out.append(_result("unbounded_pgd", success < cfg.min_unbounded_success,
-                       f"PGD-{cfg.unbounded_steps} with unbounded budget must fool ~all correctly classified inputs",
-                       success_rate=success, threshold=cfg.min_unbounded_success))
+    n_correct = int(correct.sum())
+    if n_correct == 0:  # a success rate over 0 images is no evidence either way
+        out.append(_not_applicable("unbounded_pgd", f"no correctly classified input among the {len(x)} checked, so "
+                                   f"PGD-{cfg.unbounded_steps} with unbounded budget has nothing to fool",
+                                   success_rate=None, n_correct=0, threshold=cfg.min_unbounded_success))
+    else:
+        success = 100.0 * int((fooled & correct).sum()) / n_correct
+        out.append(_result("unbounded_pgd", success < cfg.min_unbounded_success,
+                           f"PGD-{cfg.unbounded_steps} with unbounded budget must fool ~all correctly classified "
+                           "inputs", success_rate=success, n_correct=n_correct,
+                           threshold=cfg.min_unbounded_success))
 
     sq = _robust_acc(model, Square(eps=eps, norm=norm, queries=cfg.square_queries, seed=s), x, y)
     out.append(_result("blackbox_vs_whitebox", sq < pgd - cfg.tol,

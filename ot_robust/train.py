@@ -15,7 +15,8 @@ from .models.loading import load_model
 from .training.config import TrainConfig
 from .training.trainer import Trainer, backward, subset_indices
 
-__all__ = ["TrainConfig", "Trainer", "train", "load_model", "cli", "backward", "subset_indices"]
+__all__ = ["TrainConfig", "Trainer", "train", "load_model", "cli", "backward", "subset_indices",
+           "check_run_dir"]
 
 
 def train(config: TrainConfig | dict, run_dir: str | Path, resume: bool = True) -> Path:
@@ -23,14 +24,30 @@ def train(config: TrainConfig | dict, run_dir: str | Path, resume: bool = True) 
 
     With ``resume`` an existing run continues from its newest intact checkpoint (a finished run returns at once).
     Under ``torchrun`` (WORLD_SIZE > 1) every process calls this; rank 0 writes the files.
-    Returns the path of ``model.pt``. Raises ValueError for a bad configuration before any training.
+    Returns the path of ``model.pt``. Raises ValueError for a bad configuration, or a ``run_dir`` that is (or lies
+    under) an existing file, before any training.
     """
+    check_run_dir(run_dir)
     cfg = TrainConfig.from_dict(config) if isinstance(config, dict) else config
     trainer = Trainer(cfg, run_dir)
     try:
         return trainer.fit(resume=resume)
     finally:
         trainer.dist.close()
+
+
+def check_run_dir(run_dir: str | Path) -> Path:
+    """``Path(run_dir)`` if it is a folder or can be made one; ValueError naming it when it, or a folder above it,
+    is an existing file (``--run-dir`` takes a folder: new, or a run to resume)."""
+    path = Path(run_dir)
+    for p in (path, *path.parents):
+        if p.exists() and not p.is_dir():
+            what = "is an existing file" if p == path else f"lies under {str(p)!r}, an existing file"
+            raise ValueError(f"run_dir (--run-dir) {str(path)!r} {what}; give a folder (a new one, or a run to "
+                             "resume)")
+        if p.is_dir():
+            break
+    return path
 
 
 def cli(argv: Optional[list[str]] = None) -> int:
@@ -46,6 +63,7 @@ def cli(argv: Optional[list[str]] = None) -> int:
     if argv and argv[0] == "train":
         argv = argv[1:]
     a = p.parse_args(argv)
+    check_run_dir(a.run_dir)  # before the configuration is read or any data loaded
     from .training.config import apply_overrides
 
     if a.config:

@@ -4,7 +4,11 @@ every check raises ``ValueError`` naming the bad value and what is allowed (issu
 * :func:`check_eps` - a perturbation budget on the [0, 1] pixel scale: finite, >= 0; Linf above 1 is refused with
   "did you mean 8/255?" (the 0-255 scale forgotten); L2/L1 above :data:`MAX_L2_EPS`.
 * :func:`check_step` - the step-size rule shared by evaluation attacks and training adversaries.
-* :func:`check_images` - floating, finite (no NaN / Inf), in [0, 1].
+* :func:`check_images` - floating, finite (no NaN / Inf), in [0, 1]; :func:`check_image_batch` adds the
+  ``(N, C, H, W)`` shape (a batch without its channel dimension is refused, naming ``x.unsqueeze(1)``).
+* :func:`check_model` - a one-batch probe of a model before an evaluation: it accepts the images' shape (else both
+  shapes are named), returns a logits tensor ``(B, num_classes)`` (not a tuple or dict), and, where gradients are
+  needed, its output has an autograd graph back to the input.
 * :func:`check_labels` - integer class indices of shape (B,) matching the batch, in [0, num_classes).
 * :func:`check_number`, :func:`check_int`, :func:`check_choice` - scalar parameters (a finite number in an interval,
   ``"8/255"`` accepted; an integer >= a bound; one of the allowed values), for the defenses, the OT solvers and the
@@ -54,6 +58,77 @@ def check_images(x: torch.Tensor, name: str = "x") -> None:
     lo, hi = float(x.min()), float(x.max())
     if lo < 0 or hi > 1:
         raise ValueError(f"{name} must lie in [0, 1] (images on the [0, 1] pixel scale); got min {lo:.4g}, max {hi:.4g}")
+
+
+def check_image_batch(x: torch.Tensor, name: str = "x") -> None:
+    """Raise ValueError unless ``x`` is a batch of images ``(N, C, H, W)``, floating, finite, in [0, 1]."""
+    if isinstance(x, torch.Tensor) and x.dim() != 4:
+        shape = tuple(x.shape)
+        hint = (f"; a grayscale batch {shape} needs its channel dimension: x.unsqueeze(1) gives "
+                f"{(shape[0], 1) + shape[1:]}" if x.dim() == 3 else "")
+        raise ValueError(f"{name} has shape {shape}; images must be a batch (N, C, H, W) with a channel "
+                         f"dimension{hint}")
+    check_images(x, name)
+
+
+def _first_layer(model) -> str:
+    """What the first Conv / Linear layer of ``model`` expects, in words ("" when it has none)."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.conv._ConvNd):
+            return f"its first layer {type(m).__name__} expects {m.in_channels} input channel(s)"
+        if isinstance(m, torch.nn.Linear):
+            return f"its first layer Linear expects {m.in_features} input features per image"
+    return ""
+
+
+def check_model(model, x: torch.Tensor, need_grad: bool = True, name: str = "model") -> int:
+    """One-batch probe of ``model`` on the first two images of ``x`` ``(N, C, H, W)`` in [0, 1], in eval mode (every
+    submodule's mode restored): the model must run on that shape, return a floating logits tensor
+    ``(B, num_classes)`` (not a tuple, list or dict) and, with ``need_grad``, give an output with an autograd graph
+    back to its input (gradient-based attacks differentiate it). Returns ``num_classes``.
+
+    Raises:
+        ValueError: naming the images' shape and what the model expects, the type or shape it returned, or a
+            missing autograd graph (``torch.no_grad`` / ``.detach()`` inside ``forward``).
+    """
+    xb = x[:2].detach().clone().requires_grad_(need_grad)
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        with torch.enable_grad():
+            try:
+                out = model(xb)
+            except RuntimeError as e:  # shape mismatches (channels, image size) surface as RuntimeError
+                c, (h, w) = xb.shape[1], xb.shape[-2:]
+                expects = _first_layer(model)
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                raise ValueError(f"{name} fails on images of shape {tuple(xb.shape)} ({c} channel(s), {h}x{w}: "
+                                 f"{xb[0].numel()} values per image)"
+                                 f"{': ' + expects if expects else ''} ({first}); give data of the shape the model "
+                                 "was built for") from None
+            if not isinstance(out, torch.Tensor):
+                items = f" of {len(out)} items" if isinstance(out, (tuple, list, dict)) else ""
+                raise ValueError(f"{name}(x) returned a {type(out).__name__}{items}, not a logits tensor (B, "
+                                 "num_classes); wrap the model so that forward returns only the logits")
+            if out.dim() != 2 or out.shape[0] != len(xb) or out.shape[1] < 2 or not torch.is_floating_point(out):
+                raise ValueError(f"{name}(x) on images of shape {tuple(xb.shape)} returned {out.dtype} of shape "
+                                 f"{tuple(out.shape)}; expected floating logits ({len(xb)}, num_classes >= 2)")
+            if need_grad:
+                if not out.requires_grad:
+                    why = "output.requires_grad is False while the input requires grad"
+                elif torch.autograd.grad(out.sum(), xb, allow_unused=True)[0] is None:
+                    why = "the output's gradient with respect to the input is None"
+                else:
+                    why = ""
+                if why:
+                    raise ValueError(f"{name}'s output has no autograd graph back to its input ({why}: torch.no_grad, "
+                                     ".detach() or a non-differentiable op inside forward), so gradient-based attacks "
+                                     "cannot run on it; remove that from forward, or evaluate with black-box attacks "
+                                     "only")
+    finally:
+        for m, training in modes:
+            m.training = training
+    return int(out.shape[1])
 
 
 def check_labels(y: torch.Tensor, batch: int, num_classes: int | None = None, name: str = "y") -> None:

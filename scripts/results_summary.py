@@ -23,7 +23,7 @@ def main() -> None:
     for p in evals:
         e = json.loads(p.read_text())
         acc = e["accuracy"]
-        flags = [c["check"] for c in e.get("sanity", []) if c.get("status") != "pass"]
+        flags = [c["check"] for c in e.get("sanity", []) if c.get("status") == "flag"]
         aa = e.get("autoattack")
         cells = [f"{acc[c]:.1f}" if acc.get(c) is not None else "" for c in COLUMNS]
         aa_cell = f"{aa:.1f} (n={e.get('autoattack_n_examples')})" if aa is not None else ""

@@ -25,13 +25,14 @@ class PGDAT(Defense):
         attack_eval: generate the attack with the model in eval mode (BatchNorm running statistics, not updated by
             the attack forwards; the mode is restored). ``False`` attacks in train mode (as Madry's TF code did).
     Raises:
-        ValueError: eps < 0, step_size <= 0, steps < 1.
+        ValueError: eps < 0, step_size <= 0, steps < 1, or (without ``random_start``) a single step larger than
+            eps (:func:`ot_robust.validation.check_step`: the projection would cut it back).
     """
 
     def __init__(self, eps: float = 8 / 255, step_size: float = 2 / 255, steps: int = 7, random_start: bool = True,
                  attack_eval: bool = True):
         super().__init__()
-        self.eps, self.step_size, self.steps = attack_params(eps, step_size, steps)
+        self.eps, self.step_size, self.steps = attack_params(eps, step_size, steps, bool(random_start))
         self.random_start, self.attack_eval = bool(random_start), bool(attack_eval)
 
     def attack(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:

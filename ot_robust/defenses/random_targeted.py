@@ -18,12 +18,13 @@ from .base import Defense, DefenseOutput, attack_params, register_defense
 class RandomTargeted(Defense):
     """Targeted PGD to a random wrong class, then CE on the true labels.
 
-    Args: eps (>= 0), step_size (> 0), steps (>= 1), random_start. Raises ValueError on bad values.
+    Args: eps (>= 0), step_size (> 0), steps (>= 1), random_start. Raises ValueError on bad values, and for a
+    single step larger than eps without ``random_start`` (:func:`ot_robust.validation.check_step`).
     """
 
     def __init__(self, eps: float = 8 / 255, step_size: float = 2 / 255, steps: int = 7, random_start: bool = True):
         super().__init__()
-        self.eps, self.step_size, self.steps = attack_params(eps, step_size, steps)
+        self.eps, self.step_size, self.steps = attack_params(eps, step_size, steps, bool(random_start))
         self.random_start = bool(random_start)
 
     def loss(self, model: nn.Module, x: Tensor, y: Tensor) -> DefenseOutput:

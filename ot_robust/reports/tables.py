@@ -108,11 +108,11 @@ _FLAG = "flag: "
 
 def sanity_text(ev: dict[str, Any]) -> str:
     """The ``sanity`` cell of one evaluation: ``pass``, ``flag: <check>, <check>`` or ``""`` when no checks ran
-    (:func:`sanity_flags` reads it back)."""
+    (:func:`sanity_flags` reads it back). Only status ``flag`` is a flag (``n/a``: the check did not apply)."""
     checks = ev.get("sanity") or []
     if not checks:
         return ""
-    flagged = [c.get("check", "?") for c in checks if c.get("status") != "pass"]
+    flagged = [c.get("check", "?") for c in checks if c.get("status") == "flag"]
     return "pass" if not flagged else _FLAG + ", ".join(flagged)
 
 
