@@ -23,14 +23,23 @@ from ot_robust.data import as_tensors, get_dataset
 from ot_robust.defenses import get_defense
 from ot_robust.defenses.got import latent_forward
 from ot_robust.models.loading import load_model
-from ot_robust.ot import entropic_dual
+from ot_robust.ot import dual_potential, entropic_dual
 from ot_robust.training.checkpoint import load_latest
 
 RUNS = [f"results/study-mnist/train/{m}" for m in ("got_pgd_s", "got_trades_s", "got_pgd_lm", "got_trades_lm")]
 
 
-def exact_w(C: torch.Tensor, theta: float, y: torch.Tensor | None):
-    """(W, plan) of the entropic problem the semi-dual maximises (LM: one problem per class, as Eq. 6 restricts)."""
+def exact_w(C: torch.Tensor, theta: float, y: torch.Tensor | None, use_pot: bool = False):
+    """(W, plan) of the entropic problem the semi-dual maximises (LM: one problem per class, as Eq. 6 restricts):
+    by Newton on the semi-dual to a marginal error of 1e-10 (:func:`ot_robust.ot.dual_potential`, tested against
+    POT in tests/test_got_potential.py), or with ``use_pot`` by POT's log-domain Sinkhorn (slow on these costs: it
+    needs 10^4-10^5 iterations)."""
+    if not use_pot:
+        Cg = C.detach().double().requires_grad_(True)
+        phi, _ = dual_potential(Cg, theta, labels=y, labels_adv=y, tol=1e-10, max_iter=200)
+        w = entropic_dual(phi, Cg, theta, labels=y, labels_adv=y)
+        plan, = torch.autograd.grad(w, Cg)
+        return float(w), plan.float()
     Cn = C.detach().double().numpy()
     n = Cn.shape[0]
     plan = np.zeros_like(Cn)
@@ -60,6 +69,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", nargs="+", default=RUNS)
     ap.add_argument("--batches", type=int, default=12)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--pot", action="store_true", help="exact W by POT's Sinkhorn instead of Newton (slow)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     print("| checkpoint | solver | W after the potential step | exact entropic W | dual at phi = 0 | "
@@ -93,9 +103,9 @@ def main(argv=None) -> int:
                 g_ours, = torch.autograd.grad(w, z_adv, retain_graph=True)
                 C = got.cost(z, z_adv, logits.softmax(-1), logits_adv.softmax(-1))
                 lab = yb if got.label_matching else None
-                w_ex, plan = exact_w(C, got.theta, lab)
+                w_ex, plan = exact_w(C, got.theta, lab, args.pot)
                 g_ex, = torch.autograd.grad((plan * C).sum(), z_adv)
-                ws.append(float(w))
+                ws.append(float(w.detach()))
                 exact.append(w_ex)
                 zero.append(float(entropic_dual(torch.zeros(len(idx)), C.detach(), got.theta, labels=lab,
                                                 labels_adv=lab)))
