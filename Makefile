@@ -61,5 +61,14 @@ lab: $(STAMP)
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ot-robust)"
 	$(VENV)/bin/jupyter lab notebooks/
 
+# one-command GPU run (issue 34; scripts/gpu_run.py, docs/gpu.md): FS and PGD-AT on PreAct ResNet-18, JPEG CIFAR-10,
+# trained and evaluated within --budget-min (default 8 min), continuing from results/gpu/. ARGS go to the script,
+# e.g. make gpu-run ARGS="--official-fs ../FeatureScatter". On an offline machine whose Python already has the
+# project's dependencies: make gpu-run GPU_PY=python3 (no .venv build).
+GPU_PY ?= $(PY)
+.PHONY: gpu-run
+gpu-run: $(if $(filter $(PY),$(GPU_PY)),$(STAMP))
+	$(GPU_PY) scripts/gpu_run.py $(ARGS)
+
 clean-venv:
 	rm -rf $(VENV)
