@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, found {sys.version.split()[0]}"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e ".[slurm]"
 	# torchattacks pins requests~=2.25.1 (conflicts with jupyterlab) and never imports it: install without deps.
 	$(PY) -m pip install --quiet --no-deps "$(TORCHATTACKS)"
 	touch $(STAMP)

@@ -1,7 +1,9 @@
 """Command line: ``python -m ot_robust reproduce|train|evaluate|robustbench|profiles|presets ...``.
 
 * ``reproduce --profile NAME [--force] [--only PATTERN] [--jobs N] [--dry-run | --status] [--runs-dir DIR]
-  [--fig-dir DIR] [--max-batches N] [--kernel NAME]``: run a profile's plan (see :mod:`ot_robust.pipeline`); default profile ``quick``.
+  [--fig-dir DIR] [--max-batches N] [--kernel NAME] [--executor local|slurm --partition P --account A --qos Q
+  --slurm-time T --slurm-gpus N --slurm-cpus N --slurm-mem M --slurm-wait]``: run a profile's plan (see
+  :mod:`ot_robust.pipeline`; ``--executor slurm``: :mod:`ot_robust.slurm`); default profile ``quick``.
 * ``train ...`` -> :func:`ot_robust.train.cli`; ``evaluate ...`` -> :func:`ot_robust.evaluate.cli`;
   ``robustbench ...`` -> :func:`ot_robust.robustbench.cli`.
 * ``profiles``: list the shipped profiles with their descriptions.
@@ -42,6 +44,20 @@ def _reproduce_parser(sub) -> None:
     p.add_argument("--max-batches", type=int, default=None, metavar="N",
                    help="stop every training run after N batches (one-batch check of the GPU profiles)")
     p.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebooks' own, python3)")
+    g = p.add_argument_group("SLURM (--executor slurm, docs/cluster.md)")
+    g.add_argument("--executor", choices=("local", "slurm"), default="local",
+                   help="local (default): run the steps here; slurm: submit each step that must run as a SLURM job "
+                        "(submitit), its dependencies as afterok")
+    g.add_argument("--partition", default=None, help="SLURM partition of every job")
+    g.add_argument("--account", default=None, help="SLURM account of every job")
+    g.add_argument("--qos", default=None, help="SLURM QOS of every job")
+    g.add_argument("--slurm-time", default=None, metavar="TIME",
+                   help="time limit of every job (minutes, 90m, 2h, HH:MM:SS); default: per notebook/profile")
+    g.add_argument("--slurm-gpus", type=int, default=None, metavar="N", help="GPUs of every job")
+    g.add_argument("--slurm-cpus", type=int, default=None, metavar="N", help="CPUs of every job")
+    g.add_argument("--slurm-mem", default=None, metavar="MEM", help="memory of every job, e.g. 32G")
+    g.add_argument("--slurm-constraint", default=None, metavar="FEATURES", help="node constraint of every job")
+    g.add_argument("--slurm-wait", action="store_true", help="wait for every job to end (default: submit and exit)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,10 +119,21 @@ def _main(argv: list[str]) -> int:
 
         report(args.profile, runs_dir=args.runs_dir, fig_dir=args.fig_dir, only=args.only, jobs=args.jobs)
         return 0
+    slurm = None
+    given = [f"--{k.replace('_', '-')}" for k in ("partition", "account", "qos", "slurm_time", "slurm_gpus",
+                                                  "slurm_cpus", "slurm_mem", "slurm_constraint", "slurm_wait")
+             if getattr(args, k) not in (None, False)]
+    if given and args.executor != "slurm":
+        raise ValueError(f"{', '.join(given)}: needs --executor slurm")
+    if args.executor == "slurm":
+        overrides = {"partition": args.partition, "account": args.account, "qos": args.qos, "time": args.slurm_time,
+                     "gpus": args.slurm_gpus, "cpus": args.slurm_cpus, "mem": args.slurm_mem,
+                     "constraint": args.slurm_constraint}
+        slurm = {"overrides": overrides, "wait": args.slurm_wait}
     try:
         run_profile(args.profile, runs_dir=args.runs_dir, fig_dir=args.fig_dir, max_batches=args.max_batches,
                     force=args.force, only=args.only, jobs=args.jobs, dry_run=args.dry_run, kernel=args.kernel,
-                    budget=args.budget, log=lambda s: print(s, flush=True))
+                    budget=args.budget, log=lambda s: print(s, flush=True), executor=args.executor, slurm=slurm)
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

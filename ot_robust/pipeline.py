@@ -391,7 +391,8 @@ def _failure(step: Step, res: dict[str, Any], root: Path) -> PipelineError:
 
 def run_plan(plan: Plan, force: bool = False, only: str | list[str] | None = None, jobs: int = 1,
              dry_run: bool = False, kernel: str | None = None, log: Callable[[str], None] = print,
-             budget_s: float | None = None, deadline: float | None = None) -> dict[str, str]:
+             budget_s: float | None = None, deadline: float | None = None, executor: str = "local",
+             slurm: dict[str, Any] | None = None) -> dict[str, str]:
     """Run the plan: skip up-to-date steps (unless ``force``), run the others in dependency order, up to ``jobs``
     at a time (separate processes, each driving its own kernel). ``dry_run`` prints one papermill command per
     selected step (dependency order) and runs nothing.
@@ -403,8 +404,12 @@ def run_plan(plan: Plan, force: bool = False, only: str | list[str] | None = Non
     running at the deadline stops at its next epoch end with its checkpoint saved (:class:`BudgetReached`); the
     same command run again continues where this one stopped.
 
+    ``executor="slurm"``: submit the steps that must run as SLURM jobs instead (:func:`ot_robust.slurm.submit_plan`,
+    keyword arguments in ``slurm``: ``overrides``, ``wait``, ``folder``; with ``dry_run`` it prints the job graph);
+    the local executor is the default.
+
     Returns:
-        ``{step name: "ran" | "skipped" | "committed" | "stopped" | "deferred" | "printed"}``.
+        ``{step name: "ran" | "skipped" | "committed" | "stopped" | "deferred" | "printed" | "submitted <job id>"}``.
     Raises:
         PipelineError: a step failed (message: step, executed notebook path, failing cell); steps finished before
             keep their ``.done.json``. Also raised when a selected step depends on an unselected step that is not
@@ -413,6 +418,12 @@ def run_plan(plan: Plan, force: bool = False, only: str | list[str] | None = Non
     """
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
+    if executor not in ("local", "slurm"):
+        raise ValueError(f"executor {executor!r} unknown; allowed: local, slurm")
+    if executor == "slurm":
+        from .slurm import submit_plan
+
+        return submit_plan(plan, force=force, only=only, log=log, dry_run=dry_run, **(slurm or {}))
     selected = select_steps(plan, only)
     if dry_run:
         for s in selected:
@@ -603,7 +614,10 @@ def run_profile(profile: str | Path, runs_dir: str | Path | None = None, fig_dir
     for name, plan in plans.items():
         st = run_plan(plan, log=log, deadline=deadline, only=only, **run_kw)
         status.update({(f"{name}:{k}" if meta else k): v for k, v in st.items()})
-    if run_claims and not run_kw.get("dry_run"):
+    if run_claims and run_kw.get("executor", "local") != "local" and not run_kw.get("dry_run"):
+        log(f"[note] the claims step of {meta.name} is not submitted to SLURM: run `python -m ot_robust reproduce "
+            f"--profile {meta.name} --only claims` when the jobs have finished")
+    elif run_claims and not run_kw.get("dry_run"):
         rd = runs_dir or meta.runs_dir or "runs"
         step = Step("claims", _nb(NOTEBOOKS_DIR, CLAIMS_NOTEBOOK, Path(root or Path.cwd())),
                     f"{rd}/{meta.name}/notebooks/{CLAIMS_NOTEBOOK}.ipynb",

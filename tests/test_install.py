@@ -16,8 +16,9 @@ OPTIONAL = {"ipywidgets"}  # only probed (utils.tqdm_class: the notebook bar if 
 
 
 def test_every_third_party_import_is_declared():
-    deps = {d.split("==")[0].lower() for d in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-            ["dependencies"]}
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    deps = {d.split("==")[0].lower() for d in project["dependencies"]}
+    deps |= {d.split("==")[0].lower() for extra in project.get("optional-dependencies", {}).values() for d in extra}
     stdlib = set(sys.stdlib_module_names)
     found = set()
     for f in (REPO / "ot_robust").rglob("*.py"):

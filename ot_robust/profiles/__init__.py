@@ -36,6 +36,9 @@ A profile is a YAML file in this folder (or any path ending in ``.yaml``). Schem
     notebooks: [00_overview, 01_ot_solvers]   # stand-alone notebooks run with (profile, fig_dir)
     analysis:                        # analysis figure notebooks (43-47) -> their papermill parameters
       43_figures_tsne: {models: [standard, feature_scattering], n_examples: 150}
+    slurm:                           # optional: SLURM resources of the steps (--executor slurm, ot_robust/slurm.py)
+      "train/*": {gpus: 1, time: 24h}   # step-name glob or notebook stem -> gpus, cpus, mem, time, partition, ...
+                                     # (a method's own `slurm:` mapping sets its training step's resources)
 
 Attack column keys follow the papers' tables (``clean`` is always measured): fgsm, pgd10, pgd20, pgd40, pgd100,
 cw10, cw20, cw40, cw100, ... Every epsilon is on the [0, 1] pixel scale.
@@ -60,12 +63,12 @@ DEFAULT_PROFILE = "quick"
 
 TOP_KEYS = {"name": str, "description": str, "dataset": str, "data_root": (str, type(None)), "model": str,
             "model_params": dict, "seed": int, "defaults": dict, "methods": dict, "eval": dict, "tables": list,
-            "figures": list, "notebooks": list, "analysis": dict, "runs_dir": str}
+            "figures": list, "notebooks": list, "analysis": dict, "runs_dir": str, "slurm": dict}
 #: a meta profile (``study``) runs other profiles in order under one budget, then the claims-verdict notebook
 META_KEYS = {"name": str, "description": str, "include": list, "runs_dir": str, "claims": bool}
 REQUIRED_TOP = ("name", "description", "dataset", "model", "methods", "eval")
 METHOD_KEYS = {"method": str, "preset": str, "label": str, "params": dict, "train": dict, "seed": int, "tables": dict,
-               "curves": bool, "transfer_from": dict, "autoattack": bool}
+               "curves": bool, "transfer_from": dict, "autoattack": bool, "slurm": dict}
 #: preset fields that a profile takes from the profile itself (checked equal), not from the preset
 _PRESET_PROFILE_FIELDS = ("dataset", "model")
 EVAL_KEYS = {"n_examples": int, "batch_size": int, "attacks": dict, "strong": (dict, type(None)),
@@ -110,6 +113,7 @@ class Profile:
     notebooks: list[str] = field(default_factory=list)
     analysis: dict[str, dict[str, Any]] = field(default_factory=dict)
     runs_dir: str | None = None
+    slurm: dict[str, dict[str, Any]] = field(default_factory=dict)
     path: str | None = None
 
     def label(self, experiment: str) -> str:
@@ -122,7 +126,7 @@ class Profile:
         return table_cell(self.methods[experiment].get("tables", {}).get(table))[0]
 
     #: method keys that do not change the trained model (what a table row or the evaluation does with it)
-    _NOT_TRAINING = frozenset({"seed", "tables", "curves", "autoattack"})
+    _NOT_TRAINING = frozenset({"seed", "tables", "curves", "autoattack", "slurm"})
 
     def seed_of(self, experiment: str) -> int:
         """The training seed of ``experiment``: its own ``seed``, else the profile's. Raises KeyError if
@@ -334,6 +338,13 @@ def validate_profile(raw: Any, source: str = "<profile>", check_registries: bool
                                f"experiments: {sorted(raw['methods'])}")
     for exp, m in raw["methods"].items():
         _check_table_settings(exp, m, raw.get("defaults", {}), src)
+    if "slurm" in raw or any("slurm" in m for m in raw["methods"].values()):
+        from ..slurm import check_profile_slurm  # the SLURM executor's resource keys (ot_robust/slurm.py)
+
+        try:
+            check_profile_slurm(raw.get("slurm"), raw["methods"], src)
+        except ValueError as e:
+            raise ProfileError(str(e)) from None
     prof = Profile(**raw, path=source)
     if check_registries:
         _check_registries(prof, src)
