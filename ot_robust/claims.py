@@ -228,6 +228,36 @@ def budget_text(cfg: dict | None) -> str:
     return f"{cfg['epochs']} ep, adv {steps}x{step:g}@{mp['eps']:g}"
 
 
+def stale_reason(runs_dir: Path, prof: Any, exp: str) -> str | None:
+    """Why the committed run ``exp`` of ``prof`` does not stand for the profile's method as it is written now, or
+    None: its ``config.json`` must record the profile's method parameters (missing recorded keys read as their older
+    values, :func:`ot_robust.defenses.base.resolve_recorded`), and its evaluation must be newer than its training
+    (``.done.json`` times: a model retrained after its evaluation has none yet). A run that is not current is left
+    out of every row (e.g. seeds still to be retrained after a fix: their rows say so instead of mixing)."""
+    from .defenses.base import resolve_recorded
+    from .utils import parse_number
+
+    cfg = _train_config(runs_dir, prof.name, exp)
+    if cfg is None:
+        return "no training config.json"
+    norm = lambda p: {k: parse_number(v) if isinstance(v, str) and "/" in v else v for k, v in p.items()}  # noqa: E731
+    want = resolve_recorded(cfg["method"], norm(prof.methods[exp].get("params", {})))   # a new run's values
+    have = resolve_recorded(cfg["method"], norm(cfg.get("method_params", {})), cfg.get("method_params", {}))
+    diff = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+    if diff:
+        return "trained with other parameters than the profile states (" + ", ".join(
+            f"{k}: {have.get(k)!r}, profile {want.get(k)!r}" for k in diff) + ")"
+    times = []
+    for kind in ("train", "eval"):
+        try:
+            times.append(json.loads((runs_dir / prof.name / kind / exp / ".done.json").read_text())["finished"])
+        except (OSError, ValueError, KeyError):
+            times.append(None)
+    if times[0] and times[1] and times[1] < times[0]:
+        return "evaluated before its last training (not yet re-evaluated)"
+    return None
+
+
 def _load(runs_dir: Path, profile: str, exp: str) -> tuple[dict, dict] | None:
     from .masks import load_masks
 
@@ -258,9 +288,14 @@ def evaluate_claim(claim: Claim, runs_dir: str | Path, paper_tables: dict[str, A
            "paper_effect": paper_effect(claim, paper_tables), "ours": math.nan, "ci_low": math.nan,
            "ci_high": math.nan, "n": 0, "seeds": 0, "test": "", "p_value": math.nan, "verdict": "not run yet",
            "budget": "", "note": claim.note}
+    stale = {e: r for e in {e for x in (claim.a, claim.b) for _, e in prof.seeds_of(x)}
+             if (r := stale_reason(runs_dir, prof, e)) is not None and _load(runs_dir, claim.profile, e)}
+    if stale:
+        row["note"] = ("Left out until rerun: " + "; ".join(f"{e}: {r}" for e, r in sorted(stale.items())) + ". "
+                       + claim.note).strip()
     if claim.column.startswith("curve:"):
         lo, hi = (float(v) for v in claim.column.split(":", 1)[1].split("-"))
-        loaded = _load(runs_dir, claim.profile, claim.a)
+        loaded = None if claim.a in stale else _load(runs_dir, claim.profile, claim.a)
         if loaded is None:
             return row
         ev = loaded[0]
@@ -268,7 +303,8 @@ def evaluate_claim(claim: Claim, runs_dir: str | Path, paper_tables: dict[str, A
         row.update(ours=d, ci_low=cl, ci_high=ch, n=n, seeds=1, test="Newcombe (drop)",
                    verdict=verdict(row["paper_effect"], cl, ch, claim.margin))
         return row
-    ga, gb = prof.seeds_of(claim.a), prof.seeds_of(claim.b)
+    ga = [(s, e) for s, e in prof.seeds_of(claim.a) if e not in stale]
+    gb = [(s, e) for s, e in prof.seeds_of(claim.b) if e not in stale]
     loaded_a = {s: _load(runs_dir, claim.profile, e) for s, e in ga}
     loaded_b = {s: _load(runs_dir, claim.profile, e) for s, e in gb}
     seeds = [s for s in loaded_a if loaded_a[s] and s in loaded_b and loaded_b[s]

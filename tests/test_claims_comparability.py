@@ -52,7 +52,12 @@ def test_verdict_row_reads_not_comparable_from_constructed_run_folders(tmp_path)
 
     rng = np.random.default_rng(0)
     n = 500
-    for exp, cfg in [("feature_scattering", _cfg()), ("fs_random", _cfg(epochs=4, perturbation="random"))]:
+    from ot_robust.profiles import load_profile
+
+    params = {e: load_profile("study-fashion", check_registries=False).methods[e]["params"]
+              for e in ("feature_scattering", "fs_random")}           # the runs the profile states
+    for exp, cfg in [("feature_scattering", {**_cfg(), "method_params": params["feature_scattering"]}),
+                     ("fs_random", {**_cfg(epochs=4), "method_params": params["fs_random"]})]:
         ev = tmp_path / "study-fashion" / "eval" / exp
         ev.mkdir(parents=True)
         (ev / "eval.json").write_text(json.dumps(EV))
@@ -64,7 +69,7 @@ def test_verdict_row_reads_not_comparable_from_constructed_run_folders(tmp_path)
     assert row.verdict == "not comparable" and np.isnan(row.ours)
     assert "epochs: 6 vs 4" in row.note
     assert row.budget == "A: 6 ep, adv 1x0.1@0.1; B: 4 ep, adv 1x0.1@0.1"
-    cfg = _cfg(perturbation="random")
+    cfg = {**_cfg(), "method_params": params["fs_random"]}
     (tmp_path / "study-fashion" / "train" / "fs_random" / "config.json").write_text(json.dumps({"config": cfg}))
     row = claims_table(tmp_path, claims=[CLAIM["fs-vs-random"]]).iloc[0]
     assert row.verdict != "not comparable" and row.budget == "6 ep, adv 1x0.1@0.1"
@@ -86,3 +91,29 @@ def test_seeds_of_one_side_must_be_the_same_run_but_for_the_seed():
     assert seed_mismatches(claim, {0: (s0, b), 1: ({**s0, "seed": 1}, {**b, "seed": 1})}) == []
     assert seed_mismatches(claim, {0: (s0, b), 1: (s1, b)}) == [
         "got_pgd_s seed 0 vs seed 1: potential_solver 'sinkhorn' vs 'adam'"]
+
+
+def test_runs_not_matching_the_profile_or_evaluated_before_retraining_are_left_out(tmp_path):
+    from types import SimpleNamespace
+
+    from ot_robust.claims import stale_reason
+
+    prof = SimpleNamespace(name="p", methods={"s": {"params": {"eps": 0.3, "potential_solver": "sinkhorn"}},
+                                               "t": {"params": {"eps": 0.3, "clip_start": True}}})
+
+    def run(exp, method, params, train_t, eval_t):
+        for kind, t in (("train", train_t), ("eval", eval_t)):
+            d = tmp_path / "p" / kind / exp
+            d.mkdir(parents=True, exist_ok=True)
+            (d / ".done.json").write_text(json.dumps({"finished": t}))
+        (tmp_path / "p" / "train" / exp / "config.json").write_text(json.dumps(
+            {"config": {"method": method, "method_params": params}}))
+
+    run("s", "got_pgd_s", {"eps": 0.3}, "2026-12-01T00:00", "2026-12-02T00:00")        # Adam (before the key)
+    assert "potential_solver: 'adam', profile 'sinkhorn'" in stale_reason(tmp_path, prof, "s")
+    run("s", "got_pgd_s", {"eps": 0.3, "potential_solver": "sinkhorn"}, "2026-12-03T00:00", "2026-12-02T00:00")
+    assert stale_reason(tmp_path, prof, "s") == "evaluated before its last training (not yet re-evaluated)"
+    run("s", "got_pgd_s", {"eps": 0.3, "potential_solver": "sinkhorn"}, "2026-12-03T00:00", "2026-12-04T00:00")
+    assert stale_reason(tmp_path, prof, "s") is None
+    run("t", "trades", {"eps": 0.3}, "2026-12-01T00:00", "2026-12-02T00:00")           # clipped, as stated
+    assert stale_reason(tmp_path, prof, "t") is None

@@ -126,10 +126,11 @@ def _fake_eval(root, exp, masks, indices, epochs=6, **method_params):
     d.mkdir(parents=True)
     (d / "eval.json").write_text(json.dumps({"experiment": exp}))
     save_masks(d / "masks.npz", masks, indices)
-    method = exp.rsplit("_s", 1)[0] if exp[-3:-1] == "_s" else exp
-    method = "feature_scattering" if method.startswith("fs_") else method
-    cfg = {"method": method, "method_params": {"eps": 0.1, **method_params}, "dataset": "fashion-mnist",
-           "model": "small_cnn", "epochs": epochs, "batch_size": 128}
+    from ot_robust.profiles import load_profile
+
+    entry = load_profile("study-fashion", check_registries=False).methods[exp]   # the run the profile states
+    cfg = {"method": entry["method"], "method_params": {**entry.get("params", {}), **method_params},
+           "dataset": "fashion-mnist", "model": "small_cnn", "epochs": epochs, "batch_size": 128}
     train = root / "study-fashion" / "train" / exp
     train.mkdir(parents=True, exist_ok=True)
     (train / "config.json").write_text(json.dumps({"config": cfg}))
@@ -147,8 +148,7 @@ def test_claims_table_on_constructed_results(tmp_path):
         better = base | (rng.random(n) < 0.3)
         _fake_eval(tmp_path, f"pgd_at{suffix}", {"clean": np.ones(n, bool), "pgd20": base}, idx)
         _fake_eval(tmp_path, f"feature_scattering{suffix}", {"clean": np.ones(n, bool), "pgd20": better}, idx)
-    _fake_eval(tmp_path, "fs_random", {"clean": np.ones(n, bool), "pgd20": rng.random(n) < 0.2}, idx,
-               perturbation="random")
+    _fake_eval(tmp_path, "fs_random", {"clean": np.ones(n, bool), "pgd20": rng.random(n) < 0.2}, idx)
     df = claims_table(tmp_path, claims=[c for c in CLAIMS if c.id in ("fs-madry-pgd20", "fs-vs-random",
                                                                        "fs-madry-cw20")])
     r = df.set_index("id")
