@@ -130,10 +130,15 @@ def _main(argv: list[str]) -> int:
                      "gpus": args.slurm_gpus, "cpus": args.slurm_cpus, "mem": args.slurm_mem,
                      "constraint": args.slurm_constraint}
         slurm = {"overrides": overrides, "wait": args.slurm_wait}
+    executor = "local"
+    if args.executor == "slurm":
+        from .slurm import submit_plan
+
+        executor = submit_plan
     try:
         run_profile(args.profile, runs_dir=args.runs_dir, fig_dir=args.fig_dir, max_batches=args.max_batches,
                     force=args.force, only=args.only, jobs=args.jobs, dry_run=args.dry_run, kernel=args.kernel,
-                    budget=args.budget, log=lambda s: print(s, flush=True), executor=args.executor, slurm=slurm)
+                    budget=args.budget, log=lambda s: print(s, flush=True), executor=executor, slurm=slurm)
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

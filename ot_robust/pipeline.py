@@ -391,7 +391,8 @@ def _failure(step: Step, res: dict[str, Any], root: Path) -> PipelineError:
 
 def run_plan(plan: Plan, force: bool = False, only: str | list[str] | None = None, jobs: int = 1,
              dry_run: bool = False, kernel: str | None = None, log: Callable[[str], None] = print,
-             budget_s: float | None = None, deadline: float | None = None, executor: str = "local",
+             budget_s: float | None = None, deadline: float | None = None,
+             executor: str | Callable[..., dict[str, str]] = "local",
              slurm: dict[str, Any] | None = None) -> dict[str, str]:
     """Run the plan: skip up-to-date steps (unless ``force``), run the others in dependency order, up to ``jobs``
     at a time (separate processes, each driving its own kernel). ``dry_run`` prints one papermill command per
@@ -404,9 +405,11 @@ def run_plan(plan: Plan, force: bool = False, only: str | list[str] | None = Non
     running at the deadline stops at its next epoch end with its checkpoint saved (:class:`BudgetReached`); the
     same command run again continues where this one stopped.
 
-    ``executor="slurm"``: submit the steps that must run as SLURM jobs instead (:func:`ot_robust.slurm.submit_plan`,
-    keyword arguments in ``slurm``: ``overrides``, ``wait``, ``folder``; with ``dry_run`` it prints the job graph);
-    the local executor is the default.
+    ``executor``: ``"local"`` (default) or another executor's plan function, called as ``executor(plan, force=,
+    only=, log=, dry_run=, **slurm)`` instead of running here: :func:`ot_robust.slurm.submit_plan` submits the
+    steps that must run as SLURM jobs (keyword arguments in ``slurm``: ``overrides``, ``wait``, ``folder``; with
+    ``dry_run`` it prints the job graph). The CLI passes it for ``--executor slurm``; the executor modules sit above
+    this one (they use the plan), so this module never imports them.
 
     Returns:
         ``{step name: "ran" | "skipped" | "committed" | "stopped" | "deferred" | "printed" | "submitted <job id>"}``.
@@ -418,12 +421,11 @@ def run_plan(plan: Plan, force: bool = False, only: str | list[str] | None = Non
     """
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
-    if executor not in ("local", "slurm"):
-        raise ValueError(f"executor {executor!r} unknown; allowed: local, slurm")
-    if executor == "slurm":
-        from .slurm import submit_plan
-
-        return submit_plan(plan, force=force, only=only, log=log, dry_run=dry_run, **(slurm or {}))
+    if executor != "local":
+        if not callable(executor):
+            raise ValueError(f"executor {executor!r} unknown; allowed: 'local' or an executor's plan function "
+                             "(ot_robust.slurm.submit_plan)")
+        return executor(plan, force=force, only=only, log=log, dry_run=dry_run, **(slurm or {}))
     selected = select_steps(plan, only)
     if dry_run:
         for s in selected:

@@ -84,7 +84,7 @@ def test_no_import_cycles_between_subpackages():
 #: docs/design.md's layers, top (imported by the others) to bottom
 LAYERS = [["utils", "validation", "stats", "masks", "data"], ["ot", "models", "attacks"], ["defenses", "presets"],
           ["training", "train"], ["evaluate", "sanity", "curves", "batch_cache", "robustbench"], ["style", "analysis"],
-          ["reports"], ["layout", "profiles", "claims", "convergence", "steps", "eta", "pipeline", "study_status", "kernel", "__main__"]]
+          ["reports"], ["layout", "profiles", "claims", "convergence", "steps", "eta", "pipeline", "slurm", "study_status", "kernel", "__main__"]]
 
 
 def test_layers_import_only_upwards():

@@ -76,7 +76,7 @@ class _FakeExecutor:
 def test_submit_plan_dependencies_are_afterok_job_ids(tmp_path):
     _FakeExecutor.submitted = []
     plan = build_plan("smoke", runs_dir=str(tmp_path / "runs"), fig_dir=str(tmp_path / "fig"), root=REPO)
-    status = run_plan(plan, executor="slurm", slurm={"overrides": SMALL, "executor_cls": _FakeExecutor,
+    status = run_plan(plan, executor=submit_plan, slurm={"overrides": SMALL, "executor_cls": _FakeExecutor,
                                                      "folder": tmp_path / "slurm"}, log=lambda s: None)
     ids = {fn.step.name: job.job_id for _, fn, job in _FakeExecutor.submitted}
     assert set(status) == {s.name for s in plan.steps}

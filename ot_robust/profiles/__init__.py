@@ -339,7 +339,7 @@ def validate_profile(raw: Any, source: str = "<profile>", check_registries: bool
     for exp, m in raw["methods"].items():
         _check_table_settings(exp, m, raw.get("defaults", {}), src)
     if "slurm" in raw or any("slurm" in m for m in raw["methods"].values()):
-        from ..slurm import check_profile_slurm  # the SLURM executor's resource keys (ot_robust/slurm.py)
+        from .slurm_schema import check_profile_slurm  # the resource keys the SLURM executor applies
 
         try:
             check_profile_slurm(raw.get("slurm"), raw["methods"], src)
