@@ -19,25 +19,13 @@ import os
 import time
 
 import torch
-import torch.nn.functional as F
 import torchattacks
 
 from ot_robust.attacks import PGD, fast_path
 from ot_robust.data import as_tensors, get_dataset
-from ot_robust.models import get_model
 from ot_robust.utils import get_device
 
-
-def _train(model, x, y, device, epochs=1):
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    model.train()
-    for _ in range(epochs):
-        for i in range(0, len(x), 64):
-            loss = F.cross_entropy(model(x[i:i + 64].to(device)), y[i:i + 64].to(device))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
+from _bench_model import bench_model  # noqa: E402  (benchmarks/ is the script's folder)
 
 
 def _throughput(fn, model, x, y, bs, device) -> tuple[float, float]:
@@ -70,16 +58,7 @@ def main(argv=None):
     if a.threads:
         torch.set_num_threads(a.threads)
     dev = get_device(a.device)
-    torch.manual_seed(0)
-    if a.run:
-        from ot_robust.train import load_model
-
-        dataset, eps = a.dataset or "fashion-mnist", a.eps or 0.1
-        model = load_model(a.run, dev)
-    else:
-        dataset, eps = a.dataset or "mnist-sample", a.eps or 0.3
-        model = get_model(a.model, dataset).to(dev)
-        _train(model, *as_tensors(get_dataset(dataset, "train"), a.train_images), dev)
+    dataset, eps, model = bench_model(a, dev)
     x, y = as_tensors(get_dataset(dataset, "test"), a.n)
     step = 2.5 * eps / 20
     plain = PGD(eps, steps=20, step_size=step, seed=0)

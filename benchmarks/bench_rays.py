@@ -35,7 +35,6 @@ import types
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -79,18 +78,6 @@ def _cuda_as_noop(active: bool):
         torch.Tensor.cuda = saved
 
 
-def _train(model, x, y, device, epochs=1):
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    model.train()
-    for _ in range(epochs):
-        for i in range(0, len(x), 64):
-            loss = F.cross_entropy(model(x[i:i + 64].to(device)), y[i:i + 64].to(device))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--reference", default=None, help="path to a local copy of uclaml/RayS's RayS.py")
@@ -107,28 +94,20 @@ def main(argv=None):
     a = p.parse_args(argv)
     if not a.reference or not Path(a.reference).is_file():
         print(f"skipped: no local copy of the authors' RayS.py (--reference {a.reference or '(not given)'}); "
-              "the comparison needs one (git clone https://github.com/uclaml/RayS)")
+              "the comparison needs one (a copy of uclaml/RayS)")
         return 0
     import numpy as np
 
     from ot_robust.attacks import RayS
     from ot_robust.data import as_tensors, get_dataset
-    from ot_robust.models import get_model
     from ot_robust.utils import get_device
+
+    from _bench_model import bench_model  # benchmarks/ is the script's folder
 
     Reference = _load_reference(Path(a.reference))
     torch.set_num_threads(a.threads)
     dev = get_device(a.device)
-    torch.manual_seed(0)
-    if a.run:
-        from ot_robust.train import load_model
-
-        dataset, eps = a.dataset or "fashion-mnist", a.eps or 0.1
-        model = load_model(a.run, dev)
-    else:
-        dataset, eps = a.dataset or "mnist-sample", a.eps or 0.3
-        model = get_model(a.model, dataset).to(dev)
-        _train(model, *as_tensors(get_dataset(dataset, "train"), a.train_images), dev)
+    dataset, eps, model = bench_model(a, dev)
     model.eval()
     counted = Counted(model)
     x, y = as_tensors(get_dataset(dataset, "test"), a.n)

@@ -33,7 +33,6 @@ import dataclasses
 import fnmatch
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -45,7 +44,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .pipeline import DONE_FILE, PipelineError, Plan, Step, execute_step, is_committed, is_done, select_steps
-from .profiles.slurm_schema import RESOURCE_KEYS, check_profile_slurm, check_resources, parse_time  # noqa: F401
+from .profiles.slurm_schema import check_resources, parse_time
 from .training.budget import DEADLINE_ENV
 
 #: per-notebook defaults, sized for the GPU profiles (WRN-28-10 / ResNet-18 on CIFAR): one GPU for training,

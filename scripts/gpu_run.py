@@ -415,18 +415,11 @@ class MethodRun:
     def heldout(self) -> dict[str, Any]:
         """Clean and PGD accuracy (%) on the fixed held-out batch, float32, eval mode, fixed attack seed."""
         from ot_robust.attacks import PGD
+        from ot_robust.training.trainer import clean_and_robust_counts
 
         attack = PGD(eps=EPS, steps=self.a.heldout_steps, step_size=2 / 255, seed=self.a.seed)
         self.model.eval()
-        clean = robust = 0
-        bs = 256
-        for i in range(0, len(self.held_y), bs):
-            x, y = self.held_x[i:i + bs], self.held_y[i:i + bs]
-            with torch.no_grad():
-                clean += int((self.model(x).argmax(1) == y).sum())
-            x_adv = attack(self.model, x, y)
-            with torch.no_grad():
-                robust += int((self.model(x_adv).argmax(1) == y).sum())
+        clean, robust = clean_and_robust_counts(self.model, self.held_x, self.held_y, attack, 256)
         self.model.train()
         n = len(self.held_y)
         return {"heldout_clean_acc": 100.0 * clean / n, "heldout_pgd_acc": 100.0 * robust / n, "heldout_n": n,

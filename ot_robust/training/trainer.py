@@ -74,6 +74,20 @@ def _targets(ds) -> torch.Tensor:
     return t if t is not None else torch.tensor([ds[i][1] for i in range(len(ds))], dtype=torch.long)
 
 
+def clean_and_robust_counts(model, x, y, attack, batch_size: int) -> tuple[int, int]:
+    """How many of ``x`` (N, C, H, W) in [0, 1] the model classifies correctly, clean and under ``attack(model, x,
+    y) -> x_adv``, in batches of ``batch_size`` (the per-epoch held-out check; the model's mode is the caller's)."""
+    clean = robust = 0
+    for i in range(0, len(y), batch_size):
+        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+        with torch.no_grad():
+            clean += int((model(xb).argmax(1) == yb).sum())
+        x_adv = attack(model, xb, yb)
+        with torch.no_grad():
+            robust += int((model(x_adv).argmax(1) == yb).sum())
+    return clean, robust
+
+
 class Trainer:
     """Builds the model, defense, optimiser, schedule and data of a :class:`TrainConfig` and runs the epochs.
 
@@ -244,15 +258,7 @@ class Trainer:
         eps, steps, step = self.cfg.eval_attack()
         attack = PGD(eps=eps, steps=steps, step_size=step, seed=self.cfg.seed)
         self.model.eval()
-        bs = self.cfg.batch_size
-        clean = robust = 0
-        for i in range(0, len(self.eval_x), bs):
-            x, y = self.eval_x[i:i + bs], self.eval_y[i:i + bs]
-            with torch.no_grad():
-                clean += int((self.model(x).argmax(1) == y).sum())
-            x_adv = attack(self.model, x, y)
-            with torch.no_grad():
-                robust += int((self.model(x_adv).argmax(1) == y).sum())
+        clean, robust = clean_and_robust_counts(self.model, self.eval_x, self.eval_y, attack, self.cfg.batch_size)
         self.model.train()
         n = len(self.eval_x)
         return {"eval_clean_acc": 100 * clean / n, f"eval_pgd{steps}_acc": 100 * robust / n, "eval_n": n,
