@@ -167,9 +167,10 @@ class Trainer:
                 "scaler": self.scaler.state_dict(), "defense": self.defense.state_dict(),
                 "rng": rngs, "world_size": self.dist.world_size}
 
-    def resume(self) -> int:
-        """Load the newest intact checkpoint (if any); returns the number of completed epochs."""
-        state, path = load_latest(self.run_dir)
+    def resume(self, latest: tuple[dict | None, Path | None] | None = None) -> int:
+        """Load the newest intact checkpoint (if any; ``latest``: :func:`load_latest`'s answer when the caller has
+        read it already); returns the number of completed epochs."""
+        state, path = latest if latest is not None else load_latest(self.run_dir)
         if state is None:
             self._truncate_metrics(0)  # killed after an epoch's metrics line, before its first checkpoint
             return 0
@@ -267,9 +268,10 @@ class Trainer:
     def fit(self, resume: bool = True) -> Path:
         """Run the remaining epochs; returns ``run_dir/model.pt``."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._record_parameters(load_latest(self.run_dir)[0] if resume else None)
+        latest = load_latest(self.run_dir) if resume else None   # read once: recorded parameters, then resume
+        self._record_parameters(latest[0] if latest else None)
         if resume:
-            self.resume()
+            self.resume(latest)
         elif self.dist.is_main:
             for name in ("metrics.jsonl", "checkpoint.pt", "checkpoint.prev.pt"):
                 (self.run_dir / name).unlink(missing_ok=True)
