@@ -289,7 +289,8 @@ def evaluate_claim(claim: Claim, runs_dir: str | Path, paper_tables: dict[str, A
            "ci_high": math.nan, "n": 0, "seeds": 0, "test": "", "p_value": math.nan, "verdict": "not run yet",
            "budget": "", "note": claim.note}
     stale = {e: r for e in {e for x in (claim.a, claim.b) for _, e in prof.seeds_of(x)}
-             if (r := stale_reason(runs_dir, prof, e)) is not None and _load(runs_dir, claim.profile, e)}
+             if (runs_dir / claim.profile / "eval" / e / "eval.json").is_file()
+             and (r := stale_reason(runs_dir, prof, e)) is not None}
     if stale:
         row["note"] = ("Left out until rerun: " + "; ".join(f"{e}: {r}" for e, r in sorted(stale.items())) + ". "
                        + claim.note).strip()
