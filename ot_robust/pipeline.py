@@ -12,7 +12,8 @@
 * ``tables/<paper>`` (30_tables_<paper>), ``figures/<paper>`` (40_figures_<paper>): depend on every evaluation;
   tables go to ``<fig_dir>/tables/`` (Markdown, CSV, LaTeX), figures to ``<fig_dir>`` (PNG, PDF).
 
-Each step's content hash covers the notebook file's bytes, its parameters, its upstream steps' hashes and the
+Each step's content hash covers the notebook's code (:func:`notebook_digest`: code cells with comments and blank
+lines removed; Markdown, outputs and metadata are not part of it), its parameters, its upstream steps' hashes and the
 package version; it is stored in ``.done.json`` beside the step's outputs when the step succeeds. A step whose
 stored hash matches and whose outputs exist is skipped. Executed notebooks are kept under
 ``<runs_dir>/notebooks/``. Structured parameters (lists, mappings) are passed as JSON strings so that the
@@ -24,10 +25,12 @@ from __future__ import annotations
 import concurrent.futures as cf
 import fnmatch
 import hashlib
+import io
 import json
 import os
 import shlex
 import time
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -93,18 +96,28 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def normalise_code(source: str) -> str:
+    """A code cell as the step hash sees it: comments, trailing spaces and blank lines removed (line breaks inside
+    the code and indentation are kept). Text the tokenizer cannot read (a cell magic) is kept as written, less its
+    trailing spaces and blank lines."""
+    lines = source.splitlines()
+    try:
+        comments = [t.start for t in tokenize.generate_tokens(io.StringIO(source).readline)
+                    if t.type == tokenize.COMMENT]
+    except (tokenize.TokenError, SyntaxError):
+        comments = []
+    for row, col in reversed(comments):
+        lines[row - 1] = lines[row - 1][:col]
+    return "\n".join(line.rstrip() for line in lines if line.strip())
+
+
 def notebook_digest(path: str | Path) -> str:
-    """sha256 of what a notebook *does*: its bytes when no cell carries outputs (every notebook the generators
-    write), else of its cells' types and sources and its kernelspec, so that the outputs committed with a notebook
-    (``make notebook-outputs``) never make a step look out of date."""
-    raw = Path(path).read_bytes()
-    nb = json.loads(raw)
-    cells = nb.get("cells", [])
-    if not any(c.get("outputs") or c.get("execution_count") is not None for c in cells):
-        return _sha256(raw)
-    canon = {"cells": [(c.get("cell_type"), "".join(c.get("source", ""))) for c in cells],
-             "kernelspec": nb.get("metadata", {}).get("kernelspec")}
-    return _sha256(json.dumps(canon, sort_keys=True).encode())
+    """sha256 of what a notebook *does*: its code cells, in order, each through :func:`normalise_code`. Markdown,
+    comments, outputs (``make notebook-outputs``) and metadata are left out, so that rewording a sentence never
+    makes a finished step look out of date; changing a line of code does."""
+    cells = json.loads(Path(path).read_bytes()).get("cells", [])
+    code = [normalise_code("".join(c.get("source", ""))) for c in cells if c.get("cell_type") == "code"]
+    return _sha256(json.dumps(code).encode())
 
 
 def _nb(notebooks_dir: Path, stem: str, root: Path) -> str:
@@ -226,7 +239,7 @@ def _interleave(steps: list[Step]) -> list[Step]:
 
 def compute_hashes(plan: Plan) -> None:
     """Set ``step.hash`` = sha256 of (notebook digest, parameters, upstream hashes, package version), in order
-    (:func:`notebook_digest`: the bytes of an output-free notebook).
+    (:func:`notebook_digest`: the notebook's code cells without comments or blank lines).
 
     Raises:
         PipelineError: a step's notebook file does not exist, or a step depends on a later/unknown step.
@@ -254,6 +267,22 @@ def is_done(step: Step, root: Path) -> bool:
     except (OSError, ValueError):
         return False
     return rec.get("hash") == step.hash and all((root / o).exists() for o in step.outputs)
+
+
+def restamp(step: Step, root: Path, note: dict[str, Any]) -> None:
+    """Record ``step.hash`` and ``step.params`` in the step's existing ``.done.json`` (atomically), keeping the old
+    hash and ``note`` (why the results still stand) in its ``restamped`` list. For changes that alter a finished
+    step's hash but not what it computed (``scripts/restamp_steps.py``, ``scripts/migrate_step_hashes.py``).
+
+    Raises:
+        FileNotFoundError: the step has no ``.done.json``.
+    """
+    path = root / step.done_dir / DONE_FILE
+    rec = json.loads(path.read_text())
+    rec.setdefault("restamped", []).append({"old_hash": rec["hash"], **note,
+                                            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    rec.update(hash=step.hash, params=step.params)
+    atomic_write_json(path, rec)
 
 
 def is_committed(step: Step, root: Path) -> bool:

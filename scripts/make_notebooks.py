@@ -32,17 +32,6 @@ under `results/`) and the GPU profiles `cifar10-paper`, `cifar100-paper`, `svhn-
 The papers' own numbers (CIFAR/SVHN, WRN-28-10) are printed beside ours; compare trends (orderings, gaps), not
 absolute values, unless the profile matches the paper."""
 
-#: The profile note as 10_train and 20_evaluate carry it. Their bytes are part of the content hash of every trained
-#: and evaluated model of the study (results/), so they change only between studies, not while one is in progress;
-#: the "15 minutes" for quick is out of date (measured: 38 min, README).
-PROFILE_NOTE_FROZEN = """\
-**Profiles.** The numbers depend on the profile (`ot_robust/profiles/<name>.yaml`): `smoke` (CI, seconds),
-`quick` (default; bundled real MNIST sample, CW CNN, eps = 0.3, at most 15 minutes on 2 cores), `mnist`
-(full MNIST, CW CNN, eps = 0.3, GOT protocol with fewer epochs) and the GPU profiles `cifar10-paper`,
-`cifar100-paper`, `svhn-paper` (the papers' WRN settings). The papers' own numbers (CIFAR/SVHN, WRN-28-10) are
-printed beside ours; compare trends (orderings, gaps), not absolute values, unless the profile matches the paper."""
-
-
 def notebook(title_md: str, params: str, cells: list) -> nbformat.NotebookNode:
     return build([markdown(title_md), code(params, ["parameters"]), code(SETUP)] + cells)
 
@@ -64,8 +53,9 @@ runs) executes these numbered notebooks with papermill, in dependency order:
 | `30_tables_fs` | FS Tables 1-4, Sec. 5.3 black-box, supplement Tables 1-4, rebuttal tables | `figures/<profile>/tables/` |
 | `40_figures_fs` | FS Fig. 3 (accuracy vs eps / iterations), supplement Fig. 1 (PGD loss, 20 starts) | `figures/<profile>/` |
 
-A step is skipped when its `.done.json` records the same content hash (notebook, parameters, upstream steps,
-package version); `--force`, `--only 'train/*'`, `--jobs N` and `--dry-run` (papermill commands) exist.
+A step is skipped when its `.done.json` records the same content hash (the notebook's code cells without comments,
+parameters, upstream steps, package version: rewording Markdown reruns nothing); `--force`, `--only 'train/*'`,
+`--jobs N` and `--dry-run` (papermill commands) exist.
 
 """ + PROFILE_NOTE,
         'profile = "quick"\nruns_dir = "runs/quick"\nfig_dir = "figures/quick"',
@@ -86,7 +76,7 @@ random-targeted AT (FS rebuttal), Feature Scattering (FS Alg. 1, "Proposed"), an
 
 Outputs in `run_dir`: `config.json`, `checkpoint.pt`, `metrics.jsonl`, `model.pt`, `train_summary.json`.
 
-""" + PROFILE_NOTE_FROZEN + """
+""" + PROFILE_NOTE + """
 The training settings of the papers (WRN-28-10, 100/200 epochs, batch 60/128, learning-rate schedules) are in the
 `*-paper` profiles; `max_batches` stops a run early (one-batch check).""",
         '''profile = "quick"
@@ -122,7 +112,7 @@ and black-box transfer attacks from source models (FS Sec. 5.3). Writes `out_dir
 Every attack runs on the first n images of one fixed class-balanced order; each accuracy carries its 95% Wilson
 interval (`result['ci']`).
 
-""" + PROFILE_NOTE_FROZEN,
+""" + PROFILE_NOTE,
         """profile = "quick"
 experiment = "standard"
 label = "Standard"

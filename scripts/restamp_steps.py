@@ -13,11 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
-from ot_robust.pipeline import DONE_FILE, build_plan, matches
-from ot_robust.utils import atomic_write_json
+from ot_robust.pipeline import DONE_FILE, build_plan, matches, restamp as restamp_step
 
 
 def _strip(params: dict, added: set[str]) -> dict:
@@ -54,10 +52,7 @@ def restamp(profile: str, only: str, added: list[str], reason: str, root: Path =
         if not same:
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             raise ValueError(f"{step.name}: parameters differ beyond {sorted(added_set)}: {diff}; rerun it instead")
-        rec.setdefault("restamped", []).append({"old_hash": rec["hash"], "reason": reason, "added": sorted(added_set),
-                                                "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-        rec.update(hash=step.hash, params=step.params)
-        atomic_write_json(path, rec)
+        restamp_step(step, root, {"reason": reason, "added": sorted(added_set)})
         done.append(step.name)
     return done
 
