@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ot_robust.data import as_tensors, get_dataset
+from ot_robust.core.data import as_tensors, get_dataset
 from ot_robust.models import get_model
 
 
@@ -28,7 +28,7 @@ def bench_model(a, device):
     ``train_images``)."""
     torch.manual_seed(0)
     if a.run:
-        from ot_robust.train import load_model
+        from ot_robust.training.api import load_model
 
         return a.dataset or "fashion-mnist", a.eps or 0.1, load_model(a.run, device)
     dataset = a.dataset or "mnist-sample"

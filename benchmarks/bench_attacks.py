@@ -22,8 +22,8 @@ import torch
 import torchattacks
 
 from ot_robust.attacks import PGD, fast_path
-from ot_robust.data import as_tensors, get_dataset
-from ot_robust.utils import get_device
+from ot_robust.core.data import as_tensors, get_dataset
+from ot_robust.core.utils import get_device
 
 from _bench_model import bench_model  # noqa: E402  (benchmarks/ is the script's folder)
 

@@ -38,9 +38,9 @@ def main(argv=None):
         print("skipped: fra31's reference is not installed (pip install pyautoattack==0.2.0)")
         return
     from ot_robust.attacks import AutoAttack
-    from ot_robust.data import as_tensors, get_dataset
-    from ot_robust.train import load_model
-    from ot_robust.utils import get_device
+    from ot_robust.core.data import as_tensors, get_dataset
+    from ot_robust.training.api import load_model
+    from ot_robust.core.utils import get_device
 
     logging.getLogger("auto-attack").setLevel(logging.ERROR)  # the reference's per-batch log lines
     torch.set_num_threads(a.threads)

@@ -25,7 +25,7 @@ import time
 import torch
 
 from ot_robust.attacks.feature_scattering import feature_matching_distance
-from ot_robust.data import as_tensors, get_dataset
+from ot_robust.core.data import as_tensors, get_dataset
 from ot_robust.defenses import get_defense
 from ot_robust.defenses.feature_scattering import smooth_labels, soft_cross_entropy
 from ot_robust.models import get_model

@@ -20,7 +20,7 @@ import torch
 
 from ot_robust.defenses import get_defense
 from ot_robust.models import get_model
-from ot_robust.train import backward
+from ot_robust.training.api import backward
 
 
 def step_timer(model, defense, x, y, opt):
@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     kw = {k: v for k, v in (("depth", args.depth), ("width", args.width)) if v is not None}
     torch.manual_seed(0)
     model = get_model(args.model, dataset=args.dataset, **kw).to(device).train()
-    from ot_robust.data import dataset_info
+    from ot_robust.core.data import dataset_info
 
     info = dataset_info(args.dataset)
     x = torch.rand(args.batch, info.channels, info.size, info.size, device=device)

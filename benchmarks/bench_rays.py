@@ -99,8 +99,8 @@ def main(argv=None):
     import numpy as np
 
     from ot_robust.attacks import RayS
-    from ot_robust.data import as_tensors, get_dataset
-    from ot_robust.utils import get_device
+    from ot_robust.core.data import as_tensors, get_dataset
+    from ot_robust.core.utils import get_device
 
     from _bench_model import bench_model  # benchmarks/ is the script's folder
 

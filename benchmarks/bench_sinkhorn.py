@@ -1,7 +1,7 @@
 """Benchmark: batched log-domain Sinkhorn (ot_robust.ot.sinkhorn) vs POT.
 
 B x n x n cosine costs between random features (B in {1, 16}, n in {60, 128, 512}), reg = 0.01 (the FS value),
-exactly 100 iterations (no early stop), float32, on the device of ``ot_robust.utils.get_device(None)``.
+exactly 100 iterations (no early stop), float32, on the device of ``ot_robust.core.utils.get_device(None)``.
 Peers, measured in the same run on the same tensors:
   * POT ``ot.sinkhorn(..., method="sinkhorn_log")`` looped over the batch (torch backend),
   * POT ``ot.batch.solve_batch(M, reg, method="log_sinkhorn")`` if the installed POT has ``ot.batch``.
@@ -18,7 +18,7 @@ import ot
 import torch
 
 from ot_robust.ot import cosine_cost, sinkhorn
-from ot_robust.utils import get_device
+from ot_robust.core.utils import get_device
 
 try:
     import ot.batch as ot_batch

@@ -3,9 +3,9 @@
 * ``reproduce --profile NAME [--force] [--only PATTERN] [--jobs N] [--dry-run | --status] [--runs-dir DIR]
   [--fig-dir DIR] [--max-batches N] [--kernel NAME] [--executor local|slurm --partition P --account A --qos Q
   --slurm-time T --slurm-gpus N --slurm-cpus N --slurm-mem M --slurm-wait]``: run a profile's plan (see
-  :mod:`ot_robust.pipeline`; ``--executor slurm``: :mod:`ot_robust.slurm`); default profile ``quick``.
-* ``train ...`` -> :func:`ot_robust.train.cli`; ``evaluate ...`` -> :func:`ot_robust.evaluate.cli`;
-  ``robustbench ...`` -> :func:`ot_robust.robustbench.cli`.
+  :mod:`ot_robust.study.pipeline`; ``--executor slurm``: :mod:`ot_robust.study.slurm`); default profile ``quick``.
+* ``train ...`` -> :func:`ot_robust.training.api.cli`; ``evaluate ...`` -> :func:`ot_robust.evaluation.suite.cli`;
+  ``robustbench ...`` -> :func:`ot_robust.evaluation.robustbench.cli`.
 * ``profiles``: list the shipped profiles with their descriptions.
 * ``presets``: list the named paper configurations (``--preset`` of ``train``, ``preset:`` in a profile).
 
@@ -78,11 +78,11 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     if argv and argv[0] in ("train", "evaluate", "robustbench"):  # delegate everything after the sub-command
         if argv[0] == "train":
-            from .train import cli
+            from .training.api import cli
         elif argv[0] == "evaluate":
-            from .evaluate import cli
+            from .evaluation.suite import cli
         else:
-            from .robustbench import cli
+            from .evaluation.robustbench import cli
         return int(cli(argv[1:]) or 0)
     parser = argparse.ArgumentParser(prog="python -m ot_robust", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -102,7 +102,7 @@ def _main(argv: list[str]) -> int:
             print(f"{name:32s} {p['method']:18s} {p['dataset']:12s} {p['model']:10s} {p['epochs']:>3} epochs")
         return 0
 
-    from .pipeline import PipelineError, run_profile
+    from .study.pipeline import PipelineError, run_profile
     from .profiles import ProfileError, list_profiles, load_meta_profile, load_profile
 
     if args.command == "profiles":
@@ -115,7 +115,7 @@ def _main(argv: list[str]) -> int:
             print(f"{name:16s} {desc}")
         return 0
     if args.status:
-        from .study_status import report
+        from .study.status import report
 
         report(args.profile, runs_dir=args.runs_dir, fig_dir=args.fig_dir, only=args.only, jobs=args.jobs)
         return 0
@@ -132,7 +132,7 @@ def _main(argv: list[str]) -> int:
         slurm = {"overrides": overrides, "wait": args.slurm_wait}
     executor = "local"
     if args.executor == "slurm":
-        from .slurm import submit_plan
+        from .study.slurm import submit_plan
 
         executor = submit_plan
     try:

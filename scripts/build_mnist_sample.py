@@ -12,7 +12,7 @@ import json
 
 import numpy as np
 
-from ot_robust.data import SAMPLE_META, SAMPLE_PATH, get_dataset, sample_checksum
+from ot_robust.core.data import SAMPLE_META, SAMPLE_PATH, get_dataset, sample_checksum
 
 PER_CLASS = {"train": 1000, "test": 200}
 

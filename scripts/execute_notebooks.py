@@ -47,7 +47,7 @@ def execute(path: Path, timeout: int = 600) -> None:
 
     nb = nbformat.read(path, as_version=4)
     os.environ["TQDM_DISABLE"] = "1"  # no progress bars in committed outputs (tqdm reads TQDM_* defaults)
-    sockets = tempfile.mkdtemp(prefix="ot-robust-kernel-")  # IPC, as ot_robust.kernel: no TCP warning
+    sockets = tempfile.mkdtemp(prefix="ot-robust-kernel-")  # IPC, as ot_robust.study.jupyter_kernel: no TCP warning
     km = AsyncKernelManager(kernel_name=nb.metadata["kernelspec"]["name"], transport="ipc",
                             ip=str(Path(sockets) / "kernel"))
     try:

@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from ot_robust.data import as_tensors, load_mnist_sample
+from ot_robust.core.data import as_tensors, load_mnist_sample
 from ot_robust.defenses import get_defense
 from ot_robust.models import get_model
 

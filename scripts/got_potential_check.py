@@ -19,7 +19,7 @@ import numpy as np
 import ot as pot
 import torch
 
-from ot_robust.data import as_tensors, get_dataset
+from ot_robust.core.data import as_tensors, get_dataset
 from ot_robust.defenses import get_defense
 from ot_robust.defenses.got import latent_forward
 from ot_robust.models.loading import load_model

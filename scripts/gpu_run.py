@@ -17,7 +17,7 @@ What one run does (docs/gpu.md has the details):
    0.9, weight decay 5e-4, a one-cycle (triangular) learning rate per cycle; the training time left after a reserve
    for the evaluation is split evenly between the methods and each cycle's number of epochs is chosen from the
    measured time of a few steps;
-4. evaluates every method with :func:`ot_robust.evaluate.evaluate` on the same class-balanced first 1,000 test
+4. evaluates every method with :func:`ot_robust.evaluation.suite.evaluate` on the same class-balanced first 1,000 test
    images (clean, PGD-20 at 8/255 step 2/255, AutoAttack standard at 8/255) and writes ``eval.json`` and
    ``masks.npz`` with the package's writers (the same keys as the pipeline's ``steps.run_evaluate``);
 5. writes ``<out>/<method>/metrics.jsonl`` (one line per epoch), ``checkpoint.pt`` (every epoch, at most every
@@ -112,9 +112,9 @@ def _decode(paths: list[str]) -> torch.Tensor:
 
 
 def class_balanced(targets: torch.Tensor) -> torch.Tensor:
-    """The package's class round-robin order (:func:`ot_robust.data.class_round_robin`): its first ``n`` are the
+    """The package's class round-robin order (:func:`ot_robust.core.data.class_round_robin`): its first ``n`` are the
     pipeline's class-balanced evaluation images."""
-    from ot_robust.data import class_round_robin
+    from ot_robust.core.data import class_round_robin
 
     return class_round_robin(targets)
 
@@ -127,7 +127,7 @@ def load_data(root: Path, cache_dir: Path, n_train: int | None, n_eval: int, n_h
     evaluation images (the first ``n_eval`` of the test set's class round-robin, the pipeline's order) and the
     held-out batch of the per-epoch check (the last ``n_heldout`` of that order: disjoint from the evaluation).
     """
-    from ot_robust.utils import atomic_torch_save
+    from ot_robust.core.utils import atomic_torch_save
 
     tag = "full" if n_train is None else f"train{n_train}-eval{n_eval}-held{n_heldout}"
     path = cache_dir / f"cifar10-jpeg-uint8-{tag}.pt"
@@ -140,7 +140,7 @@ def load_data(root: Path, cache_dir: Path, n_train: int | None, n_eval: int, n_h
             log(f"cache {path} unreadable ({type(e).__name__}); decoding again")
     from_cache = blob is not None
     if blob is None:
-        from ot_robust.data import get_dataset
+        from ot_robust.core.data import get_dataset
 
         train_ds, test_ds = (get_dataset(DATASET, s, root=root, augment=False) for s in ("train", "test"))
         train_y_all, test_y_all = train_ds.targets.long(), test_ds.targets.long()
@@ -185,7 +185,7 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator | None = None, pad
                   flip: bool = True) -> torch.Tensor:
     """Random crop with ``pad``-pixel zero padding, then a horizontal flip with probability 1/2, per image, for a
     whole batch on its device (uint8 or float ``(B, C, H, W)``; same dtype out). The same augmentation as
-    :func:`ot_robust.data.augment_image`, drawn from ``generator`` (on ``x``'s device)."""
+    :func:`ot_robust.core.data.augment_image`, drawn from ``generator`` (on ``x``'s device)."""
     B, C, H, W = x.shape
     dev = x.device
     xp = F.pad(x, (pad, pad, pad, pad))
@@ -291,7 +291,7 @@ class MethodRun:
                 if self.amp_dtype else None, "channels_last": True, "augment": "crop (pad 4) + flip, on device"}
 
     def fresh(self) -> None:
-        from ot_robust.batch_cache import clear
+        from ot_robust.evaluation.batch_cache import clear
 
         for name in ("checkpoint.pt", "checkpoint.prev.pt", "checkpoint.pt.sha256", "checkpoint.prev.pt.sha256",
                      "metrics.jsonl", "eval.json", "masks.npz", "model.pt", "model.pt.sha256", "config.json"):
@@ -339,7 +339,7 @@ class MethodRun:
 
     def save(self, force: bool = False) -> None:
         from ot_robust.training.checkpoint import save_checkpoint
-        from ot_robust.utils import atomic_write_json
+        from ot_robust.core.utils import atomic_write_json
 
         if not force and time.monotonic() - self.last_ckpt < self.a.checkpoint_every_s:
             return
@@ -358,7 +358,7 @@ class MethodRun:
         """``model.pt`` in the package's model format (``ot_robust.models.loading.load_model`` reads it)."""
         import hashlib
 
-        from ot_robust.utils import atomic_torch_save, atomic_write_bytes
+        from ot_robust.core.utils import atomic_torch_save, atomic_write_bytes
 
         path = self.dir / "model.pt"
         spec = {"name": self.a.model, "dataset": DATASET, "num_classes": self.model.num_classes, "params": {}}
@@ -524,13 +524,13 @@ def evaluate_method(run: MethodRun, data: dict[str, Any], a: argparse.Namespace,
     """``phase="pgd"``: clean + PGD-20 (+ sanity checks) -> eval.json, masks.npz (AutoAttack pending);
     ``phase="autoattack"``: adds AutoAttack on the same images (stopped at ``hard_deadline`` after the batch that
     crosses it; its finished batches stay in ``partial/`` and ``--eval-only`` finishes them). The keys of eval.json
-    are those of the pipeline's :func:`ot_robust.steps.run_evaluate`."""
-    from ot_robust.batch_cache import clear as clear_cache
-    from ot_robust.evaluate import evaluate
-    from ot_robust.masks import load_masks, save_masks
-    from ot_robust.sanity import check_pgd_autoattack_gap
-    from ot_robust.stats import wilson_interval
-    from ot_robust.steps import _masks_by_key, worst_by_threat_model, write_json
+    are those of the pipeline's :func:`ot_robust.study.tasks.run_evaluate`."""
+    from ot_robust.evaluation.batch_cache import clear as clear_cache
+    from ot_robust.evaluation.suite import evaluate
+    from ot_robust.evaluation.results import load_masks, save_masks
+    from ot_robust.evaluation.sanity import check_pgd_autoattack_gap
+    from ot_robust.core.stats import wilson_interval
+    from ot_robust.study.tasks import _masks_by_key, worst_by_threat_model, write_json
     from ot_robust.training.budget import BudgetReached
 
     t0 = time.monotonic()
@@ -581,7 +581,7 @@ def evaluate_method(run: MethodRun, data: dict[str, Any], a: argparse.Namespace,
         result["smoke_note"] = (f"smoke run: {a.model} on {len(run.train_y)} training images, {len(y)} test images; "
                                 f"AutoAttack replaced by '{a.autoattack}'; sanity checks "
                                 f"{'on' if a.sanity else 'off'}: not a result")
-    from ot_robust.utils import provenance
+    from ot_robust.core.utils import provenance
 
     result["provenance"] = provenance(profile=profile, experiment=run.method)
     save_masks(run.dir / "masks.npz", masks, data["eval_idx"].tolist())
@@ -821,7 +821,7 @@ def main(argv: list[str] | None = None) -> int:
     _CALLS[0] += 1
     t_main = time.monotonic()
     a = parse_args(argv)
-    from ot_robust.utils import atomic_write_json, get_device, git_commit, package_versions
+    from ot_robust.core.utils import atomic_write_json, get_device, git_commit, package_versions
 
     device = get_device(a.device)
     amp_dtype = None

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ot_robust.data import as_tensors, load_mnist_sample
+from ot_robust.core.data import as_tensors, load_mnist_sample
 from ot_robust.defenses.jacobian import jacobian_frobenius, jacobian_frobenius_fd, random_unit_vectors
 from ot_robust.defenses.linearize import pattern_forward
 from ot_robust.models import get_model

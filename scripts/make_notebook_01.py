@@ -24,8 +24,8 @@ import torch
 
 from ot_robust.ot import (FS_SINKHORN, cosine_cost, cost_matrix, emd, ipot, random_projections, sinkhorn,
                           sliced_wasserstein)
-from ot_robust.style import save_figure
-from ot_robust.utils import atomic_write_json, provenance, set_seed
+from ot_robust.core.style import save_figure
+from ot_robust.core.utils import atomic_write_json, provenance, set_seed
 
 set_seed(seed)
 smoke = profile == "smoke"

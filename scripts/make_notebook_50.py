@@ -11,14 +11,14 @@ cells = [
     md("# 50 - Claims and verdicts\n\nOne row per headline claim of the three papers: the paper's effect (from "
        "`paper_tables.yaml`), ours at CPU scale with its 95% interval (Student t over seeds, or the paired McNemar "
        "test on the same images for one seed), and a verdict (reproduced / contradicted / inconclusive) by the rule "
-       "in the README (`ot_robust.stats.verdict`). Claims whose models have not been evaluated yet read "
+       "in the README (`ot_robust.core.stats.verdict`). Claims whose models have not been evaluated yet read "
        "*not run yet*. Writes `claims.md`, `claims.csv`, `claims.tex` and the figure `claims.png` / `.pdf` to `out_dir`."),
     code('profiles = \'["study-fashion", "study-mnist"]\'   # JSON list of the study profiles\n'
          'runs_dir = "results"          # where their eval/<experiment>/eval.json + masks.npz are\n'
          'out_dir = "runs/study/claims"  # the pipeline passes figures/study', ["parameters"]),
     code("import json, os\nfrom pathlib import Path\nif Path.cwd().name == \"notebooks\":  # opened in JupyterLab: run "
          "from the project root like papermill does\n    os.chdir(\"..\")\n\nimport matplotlib.pyplot as plt\nfrom IPython.display import Image, Markdown, display\n\n"
-         "from ot_robust.claims import claims_table, plot_claims, render_claims"),
+         "from ot_robust.reports.claims import claims_table, plot_claims, render_claims"),
     code("df = claims_table(runs_dir, profiles=json.loads(profiles))\n"
          "paths = render_claims(df, out_dir)\ndisplay(Markdown(paths[0].read_text()))", ["nbval-check-output"]),
     code("df.verdict.value_counts()"),
@@ -29,11 +29,11 @@ cells = [
     code("Image(filename=str(fig_paths[0]))"),
     md("## Has training levelled off?\n\nHeld-out clean and PGD-10 accuracy after every epoch of every study run "
        "(`metrics.jsonl`, n = 500 held-out images), its last-epoch change judged against binomial noise and its best "
-       "epoch (`ot_robust.convergence`, rule in its docstring). A run whose best epoch is its last is still gaining: "
+       "epoch (`ot_robust.reports.convergence`, rule in its docstring). A run whose best epoch is its last is still gaining: "
        "the study compares methods at an equal, written-down number of epochs (README, The study). Writes "
        "`training_curves_<profile>.png` / `.pdf` to `out_dir`."),
-    code("from ot_robust.convergence import convergence_markdown, plot_training_curves, training_curves\n"
-         "from ot_robust.style import save_figure\n\n"
+    code("from ot_robust.reports.convergence import convergence_markdown, plot_training_curves, training_curves\n"
+         "from ot_robust.core.style import save_figure\n\n"
          "curves = {p: training_curves(p, runs_dir) for p in json.loads(profiles)}\n"
          "for p, c in curves.items():\n"
          "    if not c.empty:\n"

@@ -21,7 +21,7 @@ import json, os
 from pathlib import Path
 if Path.cwd().name == "notebooks":  # opened in JupyterLab: run from the project root like papermill does
     os.chdir("..")
-from ot_robust import steps"""
+from ot_robust.study import tasks"""
 
 PROFILE_NOTE = """\
 **Profiles.** The numbers depend on the profile (`ot_robust/profiles/<name>.yaml`): `smoke` (CI: 2.5 min on idle
@@ -61,16 +61,16 @@ parameters, upstream steps, package version: rewording Markdown reruns nothing);
         'profile = "quick"\nruns_dir = "runs/quick"\nfig_dir = "figures/quick"',
         [markdown("## The plan of this profile\nEvery step, its notebook, parameters and whether it is "
                            "up to date."),
-         code("plan = steps.describe_plan(profile, runs_dir=str(Path(runs_dir).parent), "
+         code("plan = tasks.describe_plan(profile, runs_dir=str(Path(runs_dir).parent), "
               "fig_dir=str(Path(fig_dir).parent))\nplan"),
-         code("steps.write_json(Path(runs_dir) / 'overview' / 'plan.json', plan.to_dict(orient='records'))")])
+         code("tasks.write_json(Path(runs_dir) / 'overview' / 'plan.json', plan.to_dict(orient='records'))")])
 
 
 def train_nb():
     return notebook(
         """# 10 - Train one model
 
-Trains one defense of the profile with `ot_robust.train.train` (checkpoints every epoch, resumes when rerun).
+Trains one defense of the profile with `ot_robust.training.api.train` (checkpoints every epoch, resumes when rerun).
 The methods are the papers' training objectives: Standard, Madry PGD-AT (FS Table 1 "Madry"), TRADES, ALP, MART,
 random-targeted AT (FS rebuttal), Feature Scattering (FS Alg. 1, "Proposed"), and the GOT/OTJR defenses when present.
 
@@ -91,19 +91,19 @@ train_params = "{}"         # JSON: TrainConfig fields (epochs, batch_size, lr, 
 seed = 0
 max_batches = None          # stop after this many batches (one-batch check)
 run_dir = "runs/quick/train/standard"''',
-        [code("summary = steps.run_train(profile=profile, experiment=experiment, method=method, "
+        [code("summary = tasks.run_train(profile=profile, experiment=experiment, method=method, "
               "method_params=method_params,\n"
               "                          dataset=dataset, data_root=data_root, model=model, model_params=model_params,\n"
               "                          train_params=train_params, seed=seed, max_batches=max_batches, "
               "run_dir=run_dir)\nsummary"),
-         code("steps.plot_training(run_dir);")])
+         code("tasks.plot_training(run_dir);")])
 
 
 def evaluate_nb():
     return notebook(
         """# 20 - Evaluate one model
 
-White-box robustness of one trained model with `ot_robust.evaluate.evaluate`: clean accuracy and the profile's
+White-box robustness of one trained model with `ot_robust.evaluation.suite.evaluate`: clean accuracy and the profile's
 attack suite (FGSM, PGD-k and CW-k = CW margin loss inside PGD, as in FS Table 1), AutoAttack on a subset (a
 column the papers did not have), gradient-masking sanity checks, and, when asked, the curves of FS Fig. 3
 (accuracy vs epsilon at 20 steps; vs PGD iterations) and FS supplement Fig. 1 (PGD loss for 20 random starts),
@@ -121,7 +121,7 @@ run_dir = "runs/quick/train/standard"
 out_dir = "runs/quick/eval/standard"
 dataset = "mnist-sample"
 data_root = None
-# attacks: JSON {column: attack spec}, or "default": FGSM and PGD-20 at the dataset's eps (steps.default_attacks)
+# attacks: JSON {column: attack spec}, or "default": FGSM and PGD-20 at the dataset's eps (tasks.default_attacks)
 # autoattack: JSON {"spec", "n_examples"} or null
 attacks = "default"
 
@@ -134,15 +134,15 @@ loss_curves = "null"        # JSON {experiment, restarts, steps, eps, step_size,
 transfer_from = "{}"        # JSON: black-box source row label -> source run_dir
 seed = 0
 strong = "null"             # JSON {attacks: {column: spec}, n_examples} or null (e.g. PGD-100 on 1,000)""",
-        [code("result = steps.run_evaluate(profile=profile, experiment=experiment, label=label, method=method,\n"
+        [code("result = tasks.run_evaluate(profile=profile, experiment=experiment, label=label, method=method,\n"
               "                            run_dir=run_dir, out_dir=out_dir, dataset=dataset, data_root=data_root,\n"
               "                            attacks=attacks, n_examples=n_examples, batch_size=batch_size, "
               "sanity=sanity,\n"
               "                            autoattack=autoattack, curves=curves, loss_curves=loss_curves,\n"
               "                            transfer_from=transfer_from, seed=seed, strong=strong)\n"
-              "steps.accuracy_frame(result)"),
+              "tasks.accuracy_frame(result)"),
          markdown("Sanity checks (gradient masking): every check should read `pass`."),
-         code("steps.sanity_frame(result)")])
+         code("tasks.sanity_frame(result)")])
 
 
 #: the study profile whose committed results (results/<profile>/) the paper notebooks show by default, so that they
@@ -167,17 +167,17 @@ fig_dir = "runs/{prof}/figures"  # by hand: a scratch folder; the pipeline passe
 def tables_notebook(title_md: str, paper: str, tables: list[str]):
     """The two-cell table notebook of every paper: build the tables (ot_robust.reports.write_tables), show them."""
     return notebook(title_md + "\n\n" + PROFILE_NOTE, _params(paper, "tables", tables),
-        [code("written = steps.run_tables(profile=profile_file or profile, runs_dir=runs_dir, fig_dir=fig_dir, "
+        [code("written = tasks.run_tables(profile=profile_file or profile, runs_dir=runs_dir, fig_dir=fig_dir, "
               "tables=tables)\nlist(written)"),
-         code("steps.show_tables(written)", CHECK)])
+         code("tasks.show_tables(written)", CHECK)])
 
 
 def figures_notebook(title_md: str, paper: str, figures: list[str]):
     """The two-cell figure notebook of every paper: draw the figures (ot_robust.reports.draw_figures), show them."""
     return notebook(title_md + "\n\n" + PROFILE_NOTE, _params(paper, "figures", figures),
-        [code("written = steps.run_figures(profile=profile_file or profile, runs_dir=runs_dir, fig_dir=fig_dir, "
+        [code("written = tasks.run_figures(profile=profile_file or profile, runs_dir=runs_dir, fig_dir=fig_dir, "
               "figures=figures)\nwritten", CHECK),
-         code("steps.show_figures(written)")])
+         code("tasks.show_figures(written)")])
 
 
 def tables_fs_nb():

@@ -31,10 +31,10 @@ if Path.cwd().name == "notebooks":  # opened in JupyterLab: run from the project
     os.chdir("..")
 import torch
 from ot_robust import analysis as A
-from ot_robust import layout as L
-from ot_robust.data import as_tensors, get_dataset
-from ot_robust.style import save_figure
-from ot_robust.utils import parse_number
+from ot_robust.profiles import paths as L
+from ot_robust.core.data import as_tensors, get_dataset
+from ot_robust.core.style import save_figure
+from ot_robust.core.utils import parse_number
 
 models = json.loads(models) if isinstance(models, str) else models  # the pipeline passes lists as JSON
 torch.manual_seed(seed)
@@ -134,7 +134,7 @@ def activations():
              "magnitude. Expected: adversarial training suppresses the magnitudes and brings adversarial ones "
              "close to clean ones. " + SETTING + " (the CW CNN has 200 penultimate units; WRN-34-10 has 640 channels.)"),
          markdown("## Input-gradient magnitude across PGD iterations (OTJR Fig. 3, Table 12)"),
-         code("from ot_robust.style import figure\n"
+         code("from ot_robust.core.style import figure\n"
               "grads = {name: A.input_gradient_l1(m, x, y, eps=eps, step_size=2.5 * eps / 20, n_examples=n_grad)\n"
               "         for name, m in trained.items()}\n"
               "if grads:\n"
@@ -204,7 +204,7 @@ def toy():
         "boundary of a clean-trained model). Needs no trained model (runs in seconds).",
         200,
         [code("import os\nfrom pathlib import Path\nif Path.cwd().name == \"notebooks\":\n    os.chdir(\"..\")\n"
-              "from ot_robust import analysis as A\nfrom ot_robust.style import save_figure\n\n"
+              "from ot_robust import analysis as A\nfrom ot_robust.core.style import save_figure\n\n"
               "fig_dir = Path(fig_dir or f\"runs/{profile}/figures\")\n"
               "toy = A.toy_perturbations({\"supervised (PGD-10)\": A.pgd(toy_eps, 10, seed=seed),\n"
               "                           \"feature scattering\": A.feature_scattering(toy_eps, seed=seed)},\n"

@@ -24,15 +24,22 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from ot_robust.pipeline import build_plan, is_committed, is_done, restamp
+from ot_robust.study.pipeline import build_plan, is_committed, is_done, restamp
 
 #: the committed profiles whose results carry ``.done.json`` files
 PROFILES = ("study-fashion", "study-mnist")
 
 #: run by the old revision's own code, in a copy of its package and notebooks beside this checkout's results
 _OLD_STATUS = """
-import json, sys
-from ot_robust.pipeline import build_plan, is_committed, is_done
+import json, os, sys
+# only the old copy may answer: an editable install's finder would fill a module the old copy lacks from this checkout
+sys.meta_path = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", type(f).__module__)]
+import ot_robust
+assert ot_robust.__file__.startswith(os.getcwd()), ot_robust.__file__
+try:
+    from ot_robust.study.pipeline import build_plan, is_committed, is_done
+except ImportError:  # before the layer folders (2026-12-06)
+    from ot_robust.pipeline import build_plan, is_committed, is_done
 out = {}
 for name in sys.argv[1:]:
     plan = build_plan(name)

@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from ot_robust.pipeline import DONE_FILE, build_plan, matches, restamp as restamp_step
+from ot_robust.study.pipeline import DONE_FILE, build_plan, matches, restamp as restamp_step
 
 
 def _strip(params: dict, added: set[str]) -> dict:

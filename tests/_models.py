@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ot_robust.data import as_tensors, load_mnist_sample
+from ot_robust.core.data import as_tensors, load_mnist_sample
 
 
 @functools.lru_cache(maxsize=None)

@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from ot_robust import analysis as A
-from ot_robust.data import as_tensors, get_dataset
+from ot_robust.core.data import as_tensors, get_dataset
 from ot_robust.models import get_model
-from ot_robust.style import save_figure
+from ot_robust.core.style import save_figure
 
 EPS = 0.1
 
@@ -145,7 +145,7 @@ def test_find_run_dir_layouts_and_missing_models_are_skipped(tmp_path, capsys):
     for layout in ("quick/train/std", "quick/fs"):
         (tmp_path / layout).mkdir(parents=True)
         (tmp_path / layout / "model.pt").write_bytes(b"x")
-    from ot_robust.layout import RunLayout, find_run_dir, load_trained_models
+    from ot_robust.profiles.paths import RunLayout, find_run_dir, load_trained_models
 
     assert find_run_dir(tmp_path, "quick", "std") == tmp_path / "quick/train/std"
     assert find_run_dir(tmp_path / "quick", "quick", "fs") == tmp_path / "quick/fs"
@@ -163,7 +163,7 @@ def test_find_run_dir_layouts_and_missing_models_are_skipped(tmp_path, capsys):
 def test_one_colour_per_method_in_every_figure():
     """Issue 17: a method keeps its colour across figures (keyed by the paper's name, seeds included)."""
     from ot_robust.reports.figures import plot_accuracy_curves
-    from ot_robust.style import METHOD_COLORS, method_color
+    from ot_robust.core.style import METHOD_COLORS, method_color
 
     assert method_color("Madry") == method_color("PGD-AT") == method_color("Madry (seed 1)") == METHOD_COLORS["Madry"]
     assert method_color("my new defense") == method_color("my new defense")  # unlisted: stable

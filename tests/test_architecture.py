@@ -81,18 +81,22 @@ def test_no_import_cycles_between_subpackages():
     assert _cycles(units) == []
 
 
-#: docs/design.md's layers, top (imported by the others) to bottom
-LAYERS = [["utils", "validation", "stats", "masks", "data"], ["ot", "models", "attacks"], ["defenses", "presets"],
-          ["training", "train"], ["evaluate", "sanity", "curves", "batch_cache", "robustbench"], ["style", "analysis"],
-          ["reports"], ["layout", "profiles", "claims", "convergence", "steps", "eta", "pipeline", "slurm", "study_status", "kernel", "__main__"]]
+#: the layers, bottom (imported by the others) to top: each is a folder of the package (docs/design.md, "Layers")
+LAYERS = [["core"], ["ot", "models"], ["attacks"], ["defenses"], ["presets"], ["training"], ["evaluation"],
+          ["analysis"], ["profiles"], ["reports"], ["study"], ["__main__"]]
 
 
-def test_layers_import_only_upwards():
+def test_the_folders_are_the_layers():
+    """Every module lives in a layer's folder; only ``__init__`` and ``__main__`` lie loose."""
+    loose = sorted(f.stem for f in PKG.glob("*.py"))
+    assert loose == ["__init__", "__main__"], f"loose modules: {loose}"
+    folders = {d.name for d in PKG.iterdir() if (d / "__init__.py").is_file()}
+    assert folders == {u for units in LAYERS for u in units} - {"__main__"}
+
+
+def test_layers_import_only_downwards():
     rank = {u: i for i, units in enumerate(LAYERS) for u in units}
-    mods = _modules()
-    units = {m.split(".")[1] for m in mods if "." in m}
-    assert units == set(rank), f"modules not placed in a layer: {sorted(units - set(rank))}"
-    up = [(a, b) for a, targets in _edges(mods).items() if "." in a for b in targets if "." in b
+    up = [(a, b) for a, targets in _edges(_modules()).items() if "." in a for b in targets if "." in b
           and rank[b.split(".")[1]] > rank[a.split(".")[1]]]
     assert up == []
 
@@ -105,8 +109,8 @@ def test_dataset_facts_come_from_one_table():
     """The Trainer's held-out PGD, the evaluate notebook's default suite and the analysis figures' eps agree."""
     from ot_robust.analysis import default_eps
     from ot_robust.attacks import make_attack
-    from ot_robust.data import default_attack
-    from ot_robust.steps import default_attacks
+    from ot_robust.core.data import default_attack
+    from ot_robust.study.tasks import default_attacks
     from ot_robust.training.config import TrainConfig
 
     for ds, eps in [("mnist", 0.3), ("mnist-sample", 0.3), ("fashion-mnist", 0.1), ("cifar10", 8 / 255),

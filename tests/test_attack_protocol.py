@@ -3,8 +3,8 @@ import torch
 
 from ot_robust.attacks import (PGD, APGD, AutoAttack, SimBA, Transfer, fast_path, make_attack, restart_runs,
                                with_default_seed)
-from ot_robust.evaluate import _runs
-from ot_robust.utils import derive_seed
+from ot_robust.evaluation.suite import _runs
+from ot_robust.core.utils import derive_seed
 
 
 def test_pgd_restart_study_splits_into_seeded_runs():

@@ -9,9 +9,9 @@ import torch
 
 from ot_robust.attacks import PGD, make_attack
 from ot_robust.defenses import get_defense
-from ot_robust.evaluate import evaluate
-from ot_robust.sanity import run_sanity
-from ot_robust.stats import mcnemar, wilson_interval
+from ot_robust.evaluation.suite import evaluate
+from ot_robust.evaluation.sanity import run_sanity
+from ot_robust.core.stats import mcnemar, wilson_interval
 
 from _models import MLP, mnist_test
 
@@ -70,15 +70,15 @@ API = [
     ("sanity eps 0", lambda: run_sanity(MLP(), X, Y, eps=0.0), "eps"),
     ("sanity eps nan", lambda: run_sanity(MLP(), X, Y, eps=math.nan), "eps"),
     ("sanity norm", lambda: run_sanity(MLP(), X, Y, eps=0.1, norm="l3"), "l3"),
-    ("unknown dataset", lambda: __import__("ot_robust.data", fromlist=["x"]).get_dataset("nope"), "nope"),
+    ("unknown dataset", lambda: __import__("ot_robust.core.data", fromlist=["x"]).get_dataset("nope"), "nope"),
     ("Sinkhorn NaN cost", lambda: __import__("ot_robust.ot", fromlist=["x"]).sinkhorn(torch.full((3, 3), math.nan)),
      "finite|NaN"),
     ("Wilson k > n", lambda: wilson_interval(5, 3), "k=5"),
     ("McNemar different images", lambda: mcnemar([True, False], [True]), "same length"),
-    ("budget without unit", lambda: __import__("ot_robust.pipeline", fromlist=["x"]).parse_budget("5"), "--budget"),
-    ("train eps 8", lambda: __import__("ot_robust.train", fromlist=["x"]).TrainConfig(
+    ("budget without unit", lambda: __import__("ot_robust.study.pipeline", fromlist=["x"]).parse_budget("5"), "--budget"),
+    ("train eps 8", lambda: __import__("ot_robust.training.api", fromlist=["x"]).TrainConfig(
         method="pgd_at", method_params={"eps": 8, "step_size": 0.01, "steps": 2}).validate(), "did you mean 8/255"),
-    ("train epochs 0", lambda: __import__("ot_robust.train", fromlist=["x"]).TrainConfig(epochs=0).validate(),
+    ("train epochs 0", lambda: __import__("ot_robust.training.api", fromlist=["x"]).TrainConfig(epochs=0).validate(),
      "epochs=0"),
 ]
 

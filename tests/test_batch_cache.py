@@ -1,4 +1,4 @@
-"""Resumable evaluation (ot_robust.batch_cache): a killed evaluate() called again reuses its finished attack batches
+"""Resumable evaluation (ot_robust.evaluation.batch_cache): a killed evaluate() called again reuses its finished attack batches
 and gives the same numbers as an uninterrupted run; a different model, attack, seed or image set never reuses them."""
 
 from dataclasses import dataclass
@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from ot_robust.attacks import AttackProtocol, make_attack
-from ot_robust.batch_cache import BatchCache, clear, model_digest, tensor_digest
-from ot_robust.evaluate import evaluate
+from ot_robust.evaluation.batch_cache import BatchCache, clear, model_digest, tensor_digest
+from ot_robust.evaluation.suite import evaluate
 
 from _models import mnist_test, one_thread, trained_model
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from ot_robust.attacks import correct_mask, make_attack
-from ot_robust.data import as_tensors, get_dataset
-from ot_robust.train import load_model
+from ot_robust.core.data import as_tensors, get_dataset
+from ot_robust.training.api import load_model
 
 RUN = "results/study-fashion/train/pgd_at"
 

@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 
-from ot_robust.claims import CLAIMS, budget_text, claims_table, comparability
+from ot_robust.reports.claims import CLAIMS, budget_text, claims_table, comparability
 
 CLAIM = {c.id: c for c in CLAIMS}
 
@@ -48,7 +48,7 @@ def test_got_runs_from_before_the_exact_potential_count_as_adam():
 
 
 def test_verdict_row_reads_not_comparable_from_constructed_run_folders(tmp_path):
-    from ot_robust.masks import save_masks
+    from ot_robust.evaluation.results import save_masks
 
     rng = np.random.default_rng(0)
     n = 500
@@ -82,7 +82,7 @@ def test_budget_text():
 
 
 def test_seeds_of_one_side_must_be_the_same_run_but_for_the_seed():
-    from ot_robust.claims import seed_mismatches
+    from ot_robust.reports.claims import seed_mismatches
 
     claim = CLAIM["got-pgd-s"]
     s0 = {**_cfg("got_pgd_s"), "seed": 0, "method_params": {"eps": 0.3, "potential_solver": "sinkhorn"}}
@@ -96,7 +96,7 @@ def test_seeds_of_one_side_must_be_the_same_run_but_for_the_seed():
 def test_runs_not_matching_the_profile_or_evaluated_before_retraining_are_left_out(tmp_path):
     from types import SimpleNamespace
 
-    from ot_robust.claims import stale_reason
+    from ot_robust.reports.claims import stale_reason
 
     prof = SimpleNamespace(name="p", methods={"s": {"params": {"eps": 0.3, "potential_solver": "sinkhorn"}},
                                                "t": {"params": {"eps": 0.3, "clip_start": True}}})

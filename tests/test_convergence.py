@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from ot_robust.convergence import (convergence_markdown, convergence_table, last_epoch_change,
+from ot_robust.reports.convergence import (convergence_markdown, convergence_table, last_epoch_change,
                                    plot_training_curves, training_curves)
 
 

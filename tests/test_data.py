@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from ot_robust import data
-from ot_robust.data import as_tensors, dataset_info, get_dataset, load_mnist_sample, sample_checksum
+from ot_robust.core import data
+from ot_robust.core.data import as_tensors, dataset_info, get_dataset, load_mnist_sample, sample_checksum
 
 # Labels of the first items of the official files (MNIST: 5 0 4 1 9 2 1 3 1 4 / 7 2 1 0 4 1 4 9 5 9;
 # Fashion-MNIST: 9 0 0 3 0 2 7 2 5 5 / 9 2 1 1 6 1 4 6 5 7).
@@ -116,7 +116,7 @@ def test_env_variable_sets_root(monkeypatch, tmp_path, data_root):
 def test_evaluation_subsets_of_class_sorted_data_cover_every_class():
     """The first n of an ImageFolder-layout dataset (sorted by class) are interleaved by class, so an evaluation on
     300 JPEG CIFAR-10 images is not an evaluation on 300 airplanes; unsorted datasets keep their first n."""
-    from ot_robust.data import as_tensors, first_n_indices, get_dataset, load_mnist_sample
+    from ot_robust.core.data import as_tensors, first_n_indices, get_dataset, load_mnist_sample
 
     jpeg = get_dataset("cifar10-jpeg", "test")
     _, y = as_tensors(jpeg, 300)

@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 
 from ot_robust.attacks.feature_scattering import feature_matching_distance
 from ot_robust.models import get_model
-from ot_robust.train import train
+from ot_robust.training.api import train
 from ot_robust.training.distributed import DistInfo
 
 WORLD = 2

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ot_robust.attacks import perturb
 from ot_robust.attacks.feature_scattering import feature_matching_distance, feature_scatter
-from ot_robust.data import as_tensors, get_dataset
+from ot_robust.core.data import as_tensors, get_dataset
 from ot_robust.defenses import DEFENSES, get_defense, smooth_labels, soft_cross_entropy
 from ot_robust.models import get_model
 

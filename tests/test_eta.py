@@ -1,8 +1,8 @@
-"""The pipeline's remaining-time estimate (ot_robust.eta): similar steps, not the average of all steps."""
+"""The pipeline's remaining-time estimate (ot_robust.study.eta): similar steps, not the average of all steps."""
 import json
 from types import SimpleNamespace
 
-from ot_robust.eta import StepClock, format_minutes, step_kind
+from ot_robust.study.eta import StepClock, format_minutes, step_kind
 
 
 def _step(name, notebook, method=None, done_dir=None):

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from ot_robust.attacks import make_attack
-from ot_robust.curves import accuracy_vs_epsilon, accuracy_vs_steps, pgd_loss_curves
-from ot_robust.evaluate import cli, evaluate
+from ot_robust.evaluation.curves import accuracy_vs_epsilon, accuracy_vs_steps, pgd_loss_curves
+from ot_robust.evaluation.suite import cli, evaluate
 
 from _models import mnist_test, one_thread, trained_model
 
@@ -47,7 +47,7 @@ def test_table_rows_worst_case_and_determinism(data, tmp_path):
 
 
 def test_evaluate_runs_sanity_with_table_checks(data):
-    from ot_robust.sanity import SanityConfig
+    from ot_robust.evaluation.sanity import SanityConfig
 
     cfg = SanityConfig(n=30, steps=5, square_queries=50, loss_examples=5, loss_starts=2)
     rep = evaluate(trained_model(), data, ["fgsm eps=0.1", "pgd eps=0.1 steps=5"], n_examples=30,
@@ -97,7 +97,7 @@ def test_curves(data):
 
 
 def test_cli_evaluates_a_trained_run_with_the_dataset_from_its_config(tmp_path, capsys):
-    from ot_robust.train import train
+    from ot_robust.training.api import train
 
     run = tmp_path / "run"
     train(dict(dataset="mnist-sample", model="small_cnn", method="standard", epochs=1, num_train=200,
@@ -138,7 +138,7 @@ def test_evaluate_your_own_model_from_the_command_line(tmp_path, monkeypatch, ca
 def test_accuracy_vs_steps_one_run_equals_one_run_per_point(data):
     """issue 15: the one-run accuracy_vs_steps (fooled_at) gives what a separate k-step PGD gives for every k."""
     from ot_robust.attacks import PGD
-    from ot_robust.curves import _accuracy
+    from ot_robust.evaluation.curves import _accuracy
 
     model = trained_model()
     x, y = data[0][:120], data[1][:120]
@@ -154,9 +154,9 @@ def test_accuracy_vs_steps_one_run_equals_one_run_per_point(data):
 
 
 def test_fig3_curves_share_the_pgd20_point_and_it_is_the_same_number():
-    from ot_robust.data import load_mnist_sample
-    from ot_robust.evaluate import _load_data
-    from ot_robust.steps import _curves
+    from ot_robust.core.data import load_mnist_sample
+    from ot_robust.evaluation.suite import _load_data
+    from ot_robust.study.tasks import _curves
 
     model, test = trained_model(), load_mnist_sample("test")
     c = {"epsilons": [0.0, 0.1, 0.2], "steps": [1, 20], "eps": 0.1, "n_examples": 60}

@@ -208,7 +208,7 @@ def test_spec_and_bad_values():
 
 
 def test_runs_inside_evaluate():
-    from ot_robust.evaluate import evaluate
+    from ot_robust.evaluation.suite import evaluate
 
     torch.manual_seed(0)
     model = get_model("small_cnn", "mnist-sample", width=4)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from ot_robust.data import as_tensors, get_dataset
+from ot_robust.core.data import as_tensors, get_dataset
 from ot_robust.defenses.base import DEFENSES, get_defense
 from ot_robust.defenses.got import GOT, GOTDistance, latent_forward
 from ot_robust.models import get_model

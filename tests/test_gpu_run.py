@@ -47,8 +47,8 @@ def _jsonl(path: Path) -> list[dict]:
 
 
 def test_smoke_writes_every_file_with_its_keys(smoke, data_root):
-    from ot_robust.data import class_round_robin, get_dataset
-    from ot_robust.masks import load_masks
+    from ot_robust.core.data import class_round_robin, get_dataset
+    from ot_robust.evaluation.results import load_masks
     from ot_robust.models.loading import load_model
 
     out, _ = smoke
@@ -108,7 +108,7 @@ def test_second_smoke_run_continues_the_first(smoke):
 
 def test_smoke_evaluation_images_are_the_package_decoding(smoke, gpu_run, data_root):
     """The cached uint8 tensors equal the package's own loader (ImageFolderDataset, PIL) on those images."""
-    from ot_robust.data import as_tensors, get_dataset
+    from ot_robust.core.data import as_tensors, get_dataset
 
     out, _ = smoke
     data = gpu_run.load_data(Path(data_root), out / ".cache", 512, 64, 32)

@@ -40,7 +40,7 @@ def test_pip_install_dot_imports_and_evaluates(tmp_path):
                         "--target", str(target), str(REPO)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     code = (
-        "import ot_robust, pathlib; from ot_robust.evaluate import evaluate\n"
+        "import ot_robust, pathlib; from ot_robust.evaluation.suite import evaluate\n"
         "from ot_robust.profiles import load_profile\n"
         "from ot_robust.models import get_model\n"
         f"assert pathlib.Path(ot_robust.__file__).is_relative_to({str(target)!r}), ot_robust.__file__\n"

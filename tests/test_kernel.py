@@ -1,4 +1,4 @@
-"""The kept kernel (ot_robust.kernel): papermill steps share one kernel per process, each step starts from a clean
+"""The kept kernel (ot_robust.study.jupyter_kernel): papermill steps share one kernel per process, each step starts from a clean
 namespace, and a failed step or a changed environment gets a fresh kernel."""
 
 import json
@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from ot_robust import kernel
+from ot_robust.study import jupyter_kernel as kernel
 
 
 def _nb(path, *cells):
@@ -77,8 +77,8 @@ def test_fresh_kernel_switch(tmp_path, monkeypatch):
 
 def test_no_tqdm_iprogress_warning_in_notebooks(tmp_path):
     """issue 17: importing the package in a kernel without ipywidgets prints no TqdmWarning (tqdm.auto did)."""
-    nb = _run(tmp_path, "w", "import ot_robust.evaluate, ot_robust.train, ot_robust.steps\n"
-                             "from ot_robust.utils import tqdm_class\nfor _ in tqdm_class()(range(3)): pass")
+    nb = _run(tmp_path, "w", "import ot_robust.evaluation.suite, ot_robust.training.api, ot_robust.study.tasks\n"
+                             "from ot_robust.core.utils import tqdm_class\nfor _ in tqdm_class()(range(3)): pass")
     text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     assert "IProgress" not in text and "TqdmWarning" not in text
 
@@ -100,7 +100,7 @@ def test_tqdm_disable_env_silences_every_bar(monkeypatch):
     """$TQDM_DISABLE=1 (set for the notebooks committed with outputs) turns off even bars made with disable=False."""
     import io
 
-    from ot_robust.utils import tqdm_class
+    from ot_robust.core.utils import tqdm_class
 
     buf = io.StringIO()
     monkeypatch.setenv("TQDM_DISABLE", "1")

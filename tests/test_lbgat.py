@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from _models import MLP, one_thread
-from ot_robust.data import as_tensors, get_dataset
+from ot_robust.core.data import as_tensors, get_dataset
 from ot_robust.defenses import DEFENSES, LBGAT, get_defense
 from ot_robust.defenses.lbgat import lbgat_terms
 
@@ -206,7 +206,7 @@ def test_state_dict_resumes_the_natural_model_and_its_optimizer():
 def test_trainer_resume_continues_the_natural_model(tmp_path):
     """Through the Trainer: f_nat is trained (after_step), checkpointed, and a run stopped after epoch 1 and
     resumed ends bit-identical (robust and natural model) to an uninterrupted one."""
-    from ot_robust.train import train
+    from ot_robust.training.api import train
     from ot_robust.training.checkpoint import load_latest
 
     cfg = dict(dataset="mnist-sample", model="small_cnn", method="lbgat",

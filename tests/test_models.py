@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ot_robust.models import MODELS, get_model
-from ot_robust.utils import get_device
+from ot_robust.core.utils import get_device
 
 CASES = [  # (name, dataset, kwargs, feature dim)
     ("cw_cnn", "mnist", {}, 200),

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from ot_robust.data import as_tensors, get_dataset
+from ot_robust.core.data import as_tensors, get_dataset
 from ot_robust.defenses import get_defense
 from ot_robust.defenses.awp import AWP, perturbable_weights
 from ot_robust.presets import get_preset as preset

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_notebook
 
-from ot_robust import pipeline
-from ot_robust.pipeline import DONE_FILE, Plan, PipelineError, Step, build_plan, is_done, run_plan
+from ot_robust.study import pipeline
+from ot_robust.study.pipeline import DONE_FILE, Plan, PipelineError, Step, build_plan, is_done, run_plan
 from ot_robust.profiles import PROFILE_DIR, ProfileError, list_profiles, load_profile, validate_profile
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,13 +53,26 @@ def _raw(**changes):
     ({"methods.pgd_at.method": "pgd_att"}, r"methods.pgd_at.method 'pgd_att' unknown; allowed: \[.*'pgd_at'"),
     ({"defaults.epoch": 1}, r"unknown TrainConfig field\(s\) \['epoch'\] in defaults"),
     ({"eval.attacks.pgd10": "pgd-linf eps=0.1 stepz=3"}, r"eval attack 'pgd10': unknown key 'stepz'"),
-    ({"tables": ["fs_table99"]}, r"tables entry 'fs_table99' unknown"),
-    ({"figures": ["fig_nope"]}, r"figures entry 'fig_nope' unknown"),
     ({"eval.loss_curves.experiment": "nobody"}, r"loss_curves.experiment 'nobody' is not one of the methods"),
 ])
 def test_profile_errors_name_the_key_and_the_allowed_values(changes, message):
     with pytest.raises(ProfileError, match=message):
         validate_profile(_raw(**changes), source="smoke.yaml")
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"tables": ["fs_table99"]}, r"tables entry 'fs_table99' unknown"),
+    ({"figures": ["fig_nope"]}, r"figures entry 'fig_nope' unknown"),
+])
+def test_report_names_are_checked_by_the_reports(changes, message):
+    """Table and figure names are the reports' registry (a layer above profiles): checked before a plan is built."""
+    from ot_robust.reports import check_names
+
+    prof = validate_profile(_raw(**changes), source="smoke.yaml")
+    with pytest.raises(ProfileError, match=message):
+        check_names(prof)
+    with pytest.raises(ProfileError, match=message):
+        build_plan(prof)
 
 
 def test_a_profile_method_may_name_a_preset():
@@ -150,7 +163,7 @@ def test_papermill_reads_every_parameter_of_every_numbered_notebook():
 
 def test_evaluate_default_attacks_follow_the_dataset():
     from ot_robust.attacks import make_attack
-    from ot_robust.steps import default_attacks
+    from ot_robust.study.tasks import default_attacks
 
     for ds, eps in (("mnist-sample", 0.3), ("fashion-mnist", 0.1), ("cifar10", 8 / 255)):
         atk = {k: make_attack(v) for k, v in default_attacks(ds).items()}
@@ -213,7 +226,7 @@ def test_hash_skip_force_only_and_failure(tmp_path):
 
 def test_steps_stream_progress_lines_to_the_pipeline_console(tmp_path, capfd, monkeypatch):
     monkeypatch.delenv("OT_ROBUST_PROGRESS", raising=False)
-    body = ("from ot_robust.utils import ProgressLog\nlog = ProgressLog('[step a]')\nlog('batch 1', force=True)\n"
+    body = ("from ot_robust.core.utils import ProgressLog\nlog = ProgressLog('[step a]')\nlog('batch 1', force=True)\n"
             "log('batch 2')\nopen(out, 'w').write(str(x))")  # the second line is throttled (< 60 s later)
     (tmp_path / "nb").mkdir()
     _fake_notebook(tmp_path / "nb" / "a.ipynb", body)
@@ -224,7 +237,7 @@ def test_steps_stream_progress_lines_to_the_pipeline_console(tmp_path, capfd, mo
     err = capfd.readouterr().err
     assert "[step a] batch 1 (" in err and "batch 2" not in err
     assert "OT_ROBUST_PROGRESS" not in __import__("os").environ  # restored after the run
-    from ot_robust.utils import ProgressLog
+    from ot_robust.core.utils import ProgressLog
 
     ProgressLog("[outside]")("silent", force=True)  # outside the pipeline: no output
     assert "[outside]" not in capfd.readouterr().err

@@ -205,7 +205,7 @@ def test_spec_and_bad_values():
 
 
 def test_runs_inside_evaluate():
-    from ot_robust.evaluate import evaluate
+    from ot_robust.evaluation.suite import evaluate
 
     x, y = mnist_test(200)
     r = evaluate(trained_model(), (x[:16], y[:16]), ["rays eps=0.3 queries=200"], n_examples=16, seed=0,

@@ -1,5 +1,5 @@
 """Issue 14: no README sentence about the study can contradict its verdict table: the README's claims block is the
-committed figures/study/claims.md (notebook 50_claims), and that table is what ot_robust.claims computes from the
+committed figures/study/claims.md (notebook 50_claims), and that table is what ot_robust.reports.claims computes from the
 committed results (results/study-*/eval/*)."""
 import importlib.util
 from pathlib import Path
@@ -24,7 +24,7 @@ def test_readme_claims_block_equals_the_committed_verdict_table():
 
 
 def test_committed_verdict_table_matches_the_committed_results():
-    from ot_robust.claims import claims_table
+    from ot_robust.reports.claims import claims_table
 
     committed = pd.read_csv(ROOT / "figures" / "study" / "claims.csv")
     now = claims_table(ROOT / "results")
@@ -36,7 +36,7 @@ def test_committed_verdict_table_matches_the_committed_results():
 def test_main_figure_draws_every_run_claim_with_its_interval(tmp_path):
     import pandas as pd
 
-    from ot_robust.claims import plot_claims
+    from ot_robust.reports.claims import plot_claims
 
     df = pd.DataFrame([
         dict(paper="FS", claim="a beats b", column="pgd20", paper_effect=10.0, ours=-5.0, ci_low=-7.0, ci_high=-3.0,

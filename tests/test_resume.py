@@ -6,7 +6,7 @@ import warnings
 import pytest
 import torch
 
-from ot_robust.train import Trainer, train
+from ot_robust.training.api import Trainer, train
 from ot_robust.training.checkpoint import load_latest
 
 # PGD-AT with a random start and SGD momentum: resuming must restore the RNG, optimizer and scheduler states

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from ot_robust.attacks import AutoAttack
-from ot_robust.data import dataset_targets, load_mnist_sample
-from ot_robust.robustbench import benchmark, cli, first_n, load_checkpoint
+from ot_robust.core.data import dataset_targets, load_mnist_sample
+from ot_robust.evaluation.robustbench import benchmark, cli, first_n, load_checkpoint
 
 from _models import MLP, one_thread, trained_model
 

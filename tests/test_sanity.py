@@ -4,7 +4,7 @@ rounding) and pass an ordinary model; table checks flag AutoAttack weaker than P
 import pytest
 import torch
 
-from ot_robust.sanity import SanityConfig, check_table_consistency, run_sanity
+from ot_robust.evaluation.sanity import SanityConfig, check_table_consistency, run_sanity
 
 from _models import Quantized, mnist_test, one_thread, trained_model
 
@@ -111,7 +111,7 @@ def test_honest_adversarially_trained_model_is_not_flagged():
     import torch.nn.functional as F
 
     from ot_robust.attacks import PGD
-    from ot_robust.data import as_tensors, load_mnist_sample
+    from ot_robust.core.data import as_tensors, load_mnist_sample
 
     from _models import MLP
 
@@ -138,7 +138,7 @@ def test_honest_adversarially_trained_model_is_not_flagged():
 def test_no_attack_runs_twice(monkeypatch):
     """issue 15: the PGD at eps of the iterative-vs-single-step check is the eps point of accuracy-vs-eps (it ran
     once); no attack with the same settings runs twice in one sanity report."""
-    import ot_robust.sanity as S
+    import ot_robust.evaluation.sanity as S
 
     seen = []
     real = S._robust_acc

@@ -1,4 +1,4 @@
-"""The SLURM executor (issue 37, ot_robust/slurm.py): the job graph equals the local plan (no SLURM needed); on a
+"""The SLURM executor (issue 37, ot_robust/study/slurm.py): the job graph equals the local plan (no SLURM needed); on a
 real single-node SLURM started by scripts/slurm_local.sh (installed with apt-get by the fixture, as CI runs it), the
 smoke profile runs end to end and leaves the state a local run leaves, and a training job signalled with SIGUSR1 is
 requeued, resumes from its checkpoint and ends with the weights of an uninterrupted run."""
@@ -16,9 +16,9 @@ import pytest
 import torch
 import yaml
 
-from ot_robust.pipeline import build_plan, execute_step, is_done, run_plan
+from ot_robust.study.pipeline import build_plan, execute_step, is_done, run_plan
 from ot_robust.profiles import PROFILE_DIR, load_profile
-from ot_robust.slurm import DEFAULTS, job_graph, step_resources, submit_plan
+from ot_robust.study.slurm import DEFAULTS, job_graph, step_resources, submit_plan
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = {"gpus": 0, "cpus": 1, "mem": "2G", "time": 20}
@@ -200,7 +200,7 @@ def test_signalled_training_job_is_requeued_and_resumes(slurm_cluster, tmp_path,
 def test_multi_gpu_step_runs_under_torchrun(tmp_path, monkeypatch):
     """``gpus: N`` > 1: the job runs the step under torchrun (here 2 CPU processes, gloo): rank 0 writes the
     executed notebook, the model and .done.json; rank 1 its own notebook copy only; both trained as one DDP group."""
-    from ot_robust.slurm import StepJob
+    from ot_robust.study.slurm import StepJob
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     path = _one_method_profile(tmp_path, "slurmddp", {"method": "standard", "label": "Standard", "slurm": {"gpus": 2}},

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from ot_robust.masks import load_masks, save_masks
-from ot_robust.stats import accuracy_summary, mcnemar, t_interval, verdict, wilson_interval
-from ot_robust.steps import worst_by_threat_model
+from ot_robust.evaluation.results import load_masks, save_masks
+from ot_robust.core.stats import accuracy_summary, mcnemar, t_interval, verdict, wilson_interval
+from ot_robust.study.tasks import worst_by_threat_model
 
 
 @pytest.mark.parametrize("k,n", [(0, 10), (10, 10), (81, 263), (1, 2), (150, 300), (997, 1000), (3, 10000)])
@@ -112,7 +112,7 @@ def test_worst_case_is_per_threat_model():
 
 def test_pgd_autoattack_gap_is_flagged():
     """Issue 16: FS with PGD-20 29% and AutoAttack 0% was reported 'pass'; a large gap is itself a masking sign."""
-    from ot_robust.sanity import check_pgd_autoattack_gap
+    from ot_robust.evaluation.sanity import check_pgd_autoattack_gap
 
     n = 200
     clean = np.ones(n, bool)

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from ot_robust.pipeline import DONE_FILE, Step, normalise_code, notebook_digest, restamp
+from ot_robust.study.pipeline import DONE_FILE, Step, normalise_code, notebook_digest, restamp
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ot_robust import pipeline
-from ot_robust.pipeline import DEADLINE_ENV, BudgetReached, Plan, Step, parse_budget, run_plan
-from ot_robust.profiles import load_meta_profile, load_profile
+from ot_robust.study import pipeline
+from ot_robust.study.pipeline import DEADLINE_ENV, BudgetReached, Plan, Step, parse_budget, run_plan
+from ot_robust.profiles import PROFILE_DIR, load_meta_profile, load_profile
 from test_pipeline import _fake_notebook
 
 WRITE = "from pathlib import Path\nfor o in out.split(','):\n    Path(o).parent.mkdir(parents=True, exist_ok=True)\n" \
@@ -80,7 +80,7 @@ def test_parse_budget():
 
 
 def test_training_stops_at_an_epoch_end_when_the_budget_is_spent_and_resumes(tmp_path, monkeypatch):
-    from ot_robust.train import train
+    from ot_robust.training.api import train
 
     cfg = dict(dataset="mnist-sample", model="small_cnn", method="standard", num_train=80, batch_size=40, epochs=3,
                eval_n=20, eval_steps=1, progress=False, deterministic=True, seed=2)
@@ -120,7 +120,7 @@ def test_study_meta_profile_and_its_parts():
 
 def _fake_eval(root, exp, masks, indices, epochs=6, **method_params):
     """A constructed evaluation (eval.json, masks.npz) and its training config.json (6 epochs, eps 0.1)."""
-    from ot_robust.masks import save_masks
+    from ot_robust.evaluation.results import save_masks
 
     d = root / "study-fashion" / "eval" / exp
     d.mkdir(parents=True)
@@ -138,7 +138,7 @@ def _fake_eval(root, exp, masks, indices, epochs=6, **method_params):
 
 def test_claims_table_on_constructed_results(tmp_path):
     """FS vs Madry with three seeds each (t interval) and an ablation with one seed (McNemar)."""
-    from ot_robust.claims import CLAIMS, claims_table, render_claims
+    from ot_robust.reports.claims import CLAIMS, claims_table, render_claims
 
     rng = np.random.default_rng(0)
     n = 2000
@@ -210,7 +210,7 @@ def test_only_on_the_study_meta_profile_selects_across_profiles_and_the_claims_s
     monkeypatch.setattr(pipeline, "execute_step", lambda step, root, kernel=None: ran.append(step.name) or
                         {"ok": True})
     monkeypatch.setattr(pipeline, "write_provenance", lambda *a: None)
-    monkeypatch.setattr("ot_robust.kernel.shutdown", lambda: None)
+    monkeypatch.setattr("ot_robust.study.jupyter_kernel.shutdown", lambda: None)
     pipeline.run_profile("study", root=tmp_path, log=lambda s: None, only="claims")
     assert ran == ["claims"]
     ran.clear()
@@ -225,7 +225,7 @@ def test_only_on_the_study_meta_profile_selects_across_profiles_and_the_claims_s
 
 def test_status_reports_done_committed_in_progress_stale_and_to_run(tmp_path):
     """reproduce --status: what a clone holds, read from the files only (nothing runs)."""
-    from ot_robust.study_status import status_lines, step_state
+    from ot_robust.study.status import status_lines, step_state
 
     plan = _tiny_study(tmp_path)
     run_plan(plan, only="train/a,evaluate/a", log=lambda s: None)
@@ -285,9 +285,9 @@ def test_a_chunk_of_one_study_profile_says_the_verdict_table_is_behind(tmp_path,
 def test_table_and_figure_steps_have_the_same_hash_in_a_clone_elsewhere(tmp_path):
     """The tables/figures steps take the profile file as a parameter; it was absolute, so a fresh clone in another
     directory found those committed steps stale. A profile inside the checkout is passed relative to its root."""
-    from ot_robust.pipeline import build_plan
+    from ot_robust.study.pipeline import build_plan
 
-    src = Path(pipeline.__file__).parent / "profiles" / "study-mnist.yaml"
+    src = PROFILE_DIR / "study-mnist.yaml"
     hashes = []
     for where in ("a", "b/deeper"):
         root = tmp_path / where

@@ -5,9 +5,9 @@ import pytest
 import torch
 import yaml
 
-from ot_robust.data import as_tensors, get_dataset
+from ot_robust.core.data import as_tensors, get_dataset
 from ot_robust.presets import PRESETS, get_preset
-from ot_robust.train import TrainConfig, cli, load_model, subset_indices, train
+from ot_robust.training.api import TrainConfig, cli, load_model, subset_indices, train
 
 TINY = dict(dataset="mnist-sample", model="small_cnn", num_train=300, batch_size=50, eval_n=40, eval_steps=2,
             progress=False, deterministic=True, optimizer="adam", lr=3e-3)
@@ -126,7 +126,7 @@ def test_cli_with_yaml_and_overrides(tmp_path, capsys):
 
 
 def test_backward_fills_only_the_given_parameters_with_the_full_gradients():
-    from ot_robust.train import backward
+    from ot_robust.training.api import backward
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
@@ -144,7 +144,7 @@ def test_amp_on_cpu_trains_in_bfloat16(tmp_path):
     """issue 15: amp=True is bfloat16 autocast on the CPU (it used to be silently ignored there)."""
     import json
 
-    from ot_robust.train import train
+    from ot_robust.training.api import train
 
     cfg = dict(dataset="mnist-sample", model="small_cnn", method="pgd_at", num_train=40, batch_size=20, epochs=1,
                eval_n=10, eval_steps=1, progress=False, amp=True,
@@ -183,7 +183,7 @@ def test_channels_last_trains_the_same_model(tmp_path, method):
 
 def test_checkpoint_from_before_a_config_field_resumes(tmp_path):
     from ot_robust.training.checkpoint import load_latest
-    from ot_robust.train import Trainer
+    from ot_robust.training.api import Trainer
 
     cfg = TrainConfig.from_dict(dict(TINY, method="standard", epochs=1, num_train=100))
     t = Trainer(cfg, tmp_path / "run")

@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from ot_robust.train import Trainer, load_model, train
+from ot_robust.training.api import Trainer, load_model, train
 from ot_robust.training import checkpoint as ck
 from ot_robust.training.checkpoint import load_latest, save_checkpoint
 

@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from ot_robust.__main__ import main
-from ot_robust.data import class_round_robin, first_n_indices, get_dataset, load_mnist_sample
-from ot_robust.evaluate import evaluate
-from ot_robust.sanity import SanityConfig, run_sanity
+from ot_robust.core.data import class_round_robin, first_n_indices, get_dataset, load_mnist_sample
+from ot_robust.evaluation.suite import evaluate
+from ot_robust.evaluation.sanity import SanityConfig, run_sanity
 
 from _models import MLP, mnist_test, one_thread
 
@@ -235,7 +235,7 @@ def test_a_three_channel_model_on_mnist_names_both_shapes(user_models, capsys):
 
 
 def test_train_run_dir_naming_an_existing_file_is_refused(tmp_path, capsys):
-    from ot_robust.train import train
+    from ot_robust.training.api import train
 
     f = tmp_path / "notes.txt"
     f.write_text("not a run\n")
@@ -307,7 +307,7 @@ def test_cifar10_missing_names_the_jpeg_copy_and_the_variable(tmp_path, monkeypa
 def test_printed_accuracies_carry_no_float_noise(user_models, capsys):
     import pandas as pd
 
-    from ot_robust.evaluate import format_table
+    from ot_robust.evaluation.suite import format_table
 
     t = pd.DataFrame([dict(attack="clean", spec="", accuracy=97.00000286102295, n=100, ci_low=91.48222, ci_high=99.2,
                            runs=1, max_min=0.0, time_s=0.123456)])

@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from ..utils import tqdm_class
+from ..core.utils import tqdm_class
 
 # An attack or perturbation: ``attack(model, x, y) -> x_pert`` (the contract of :mod:`ot_robust.attacks`).
 Perturbation = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -55,9 +55,9 @@ def batches(n: int, batch_size: int, progress: bool = True, desc: str = "") -> I
 
 
 def default_eps(dataset: str) -> float:
-    """The dataset's Linf budget on the [0, 1] scale (:func:`ot_robust.data.default_attack`: MNIST 0.3,
+    """The dataset's Linf budget on the [0, 1] scale (:func:`ot_robust.core.data.default_attack`: MNIST 0.3,
     Fashion-MNIST 0.1, colour data 8/255)."""
-    from ..data import default_attack
+    from ..core.data import default_attack
 
     return default_attack(dataset)[0]
 

@@ -63,7 +63,7 @@ def plot_activation_magnitudes(results: Mapping[str, ActivationMagnitudes], shar
     Raises:
         ValueError: empty ``results``.
     """
-    from ..style import use_style
+    from ..core.style import use_style
 
     use_style()
     if not results:

@@ -134,7 +134,7 @@ def plot_decision_cells(cells: Mapping[str, DecisionCells], max_inputs: int = 4,
     Raises:
         ValueError: empty ``cells``.
     """
-    from ..style import use_style
+    from ..core.style import use_style
 
     use_style()
     if not cells:

@@ -127,7 +127,7 @@ def plot_gradient_ratios(results: Mapping[str, GradRatios], statistic: str = "me
     Raises:
         ValueError: empty ``results`` or unknown ``statistic``.
     """
-    from ..style import legend_outside, method_color, use_style
+    from ..core.style import legend_outside, method_color, use_style
 
     use_style()
     if not results:

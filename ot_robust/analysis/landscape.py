@@ -93,7 +93,7 @@ def plot_loss_landscapes(landscapes: Mapping[str, LossLandscape], index: int = 0
     Raises:
         ValueError: empty ``landscapes`` or ``index`` out of range.
     """
-    from ..style import use_style
+    from ..core.style import use_style
 
     use_style()
     if not landscapes:

@@ -115,7 +115,7 @@ def _boundary(ax, model: nn.Module, resolution: int = 200) -> None:
 
 def plot_toy_perturbations(toy: ToyPerturbations) -> plt.Figure:
     """FS Fig. 2 panels: (a) original data, then one panel per perturbation scheme, with the clean model's boundary."""
-    from ..style import use_style
+    from ..core.style import use_style
 
     use_style()
     panels = {"(a) original": toy.x, **{f"({chr(98 + i)}) {k}": v for i, (k, v) in enumerate(toy.perturbed.items())}}
@@ -189,7 +189,7 @@ def toy_clouds(kind: str, n: int = 60, seed: int = 0) -> tuple[torch.Tensor, tor
 
 def plot_movement_directions(pairs: dict[str, MovementDirections]) -> plt.Figure:
     """OTJR Fig. 5: top row random directions, bottom row SW optimal directions; a column per (source, target)."""
-    from ..style import use_style
+    from ..core.style import use_style
 
     use_style()
     fig, axes = plt.subplots(2, len(pairs), figsize=(3.4 * len(pairs), 6.4), squeeze=False)

@@ -126,7 +126,7 @@ def plot_tsne_grid(results: Mapping[str, TSNEResult], class_names: list[str] | N
     Raises:
         ValueError: empty ``results``.
     """
-    from ..style import use_style
+    from ..core.style import use_style
 
     use_style()
     if not results:

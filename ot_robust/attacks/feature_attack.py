@@ -29,7 +29,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..validation import check_eps, check_images, check_int, check_labels, check_step
+from ..core.validation import check_eps, check_images, check_int, check_labels, check_step
 from .loop import model_mode, random_init
 from .protocol import AttackProtocol
 from .whitebox import make_generator

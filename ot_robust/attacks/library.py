@@ -247,7 +247,7 @@ class AutoAttack(AttackProtocol):
     One call = one batch of fra31's ``run_standard_evaluation`` with ``batch_size = len(x)``: on the same images
     and seed the adversarial examples are fra31's (``benchmarks/bench_autoattack.py`` checks it per example and
     times both). What fra31 does and this does not: its ``check_randomized`` / ``check_dynamic`` / ``check_range``
-    / ``check_square_sr`` warnings (the equivalent checks live in :mod:`ot_robust.sanity` and run with every
+    / ``check_square_sr`` warnings (the equivalent checks live in :mod:`ot_robust.evaluation.sanity` and run with every
     evaluation); what this adds: predictions re-verified on the output projected onto the eps-ball and [0, 1],
     the global RNG and the parameters' ``.grad`` left as they were.
 

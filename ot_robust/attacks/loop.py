@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from ..validation import check_eps, check_images, check_labels  # noqa: F401  (check_images re-exported)
+from ..core.validation import check_eps, check_images, check_labels  # noqa: F401  (check_images re-exported)
 
 NORMS = ("linf", "l2")
 INITS = ("uniform", "normal", "none")
@@ -191,7 +191,7 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss_fn: 
         fooled_at: an int64 ``(B,)`` tensor to fill (``keep_best``, ``restarts=1``): the index ``t`` of the first
             iterate that fooled each example (``t`` updates made; ``steps + 1`` if none did). A ``k``-step run
             with the same start fools exactly the examples with ``fooled_at <= k``, so one run gives the
-            accuracy after every number of steps (FS Fig. 3b-c, :func:`ot_robust.curves.accuracy_vs_steps`).
+            accuracy after every number of steps (FS Fig. 3b-c, :func:`ot_robust.evaluation.curves.accuracy_vs_steps`).
         clip_start: project the random start into the image box [0, 1] before the first gradient (default, as
             MadryLab's PGD). ``False``: the first gradient is taken at the unclipped start ``x + delta`` (in the
             eps-ball, possibly outside [0, 1]) and the box is applied after the first step, as the official TRADES

@@ -1,4 +1,4 @@
-"""The attack protocol: what :func:`ot_robust.evaluate.evaluate` and the sanity checks may ask of an attack.
+"""The attack protocol: what :func:`ot_robust.evaluation.suite.evaluate` and the sanity checks may ask of an attack.
 
 Every attack is a callable ``attack(model, x, y) -> x_adv`` (images ``(B, C, H, W)`` in [0, 1]) with two optional
 attributes, ``eps`` (the budget on the [0, 1] pixel scale; ``None`` or ``inf`` = unbounded) and ``norm``

@@ -34,7 +34,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ..validation import check_choice, check_eps, check_images, check_int, check_labels, check_number
+from ..core.validation import check_choice, check_eps, check_images, check_int, check_labels, check_number
 from .loop import model_mode
 from .protocol import AttackProtocol
 

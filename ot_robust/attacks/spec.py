@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..utils import parse_number
+from ..core.utils import parse_number
 from . import blackbox, feature_attack, library, rays, whitebox
 
 _BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}

@@ -21,7 +21,7 @@ from typing import Callable, ClassVar
 import torch
 from torch import nn
 
-from ..validation import check_eps, check_step
+from ..core.validation import check_eps, check_step
 from .protocol import AttackProtocol
 from .loop import NORMS, perturb
 from .losses import LOSSES, cw_margin_loss
@@ -60,7 +60,7 @@ class PGD(AttackProtocol):
         restarts: R >= 1 (per-example worst case). loss: ``"ce"`` | ``"cw"`` | callable ``(logits, y) -> (B,)``.
         kappa: CW margin confidence (``loss="cw"``). targeted: ``False`` | ``True`` | ``"random"``.
         momentum: MIM decay (``None`` = plain PGD). keep_best: see :func:`perturb`. seed: random start/targets.
-        stop_fooled: the evaluation fast path of :func:`perturb` (same per-example outcome; :func:`ot_robust.evaluate
+        stop_fooled: the evaluation fast path of :func:`perturb` (same per-example outcome; :func:`ot_robust.evaluation.suite
             .evaluate` turns it on, since it reads only whether each example is fooled).
     Raises:
         ValueError: eps < 0, steps < 1, step_size <= 0, a single step larger than the Linf budget, bad

@@ -25,7 +25,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from ..validation import check_int, check_number
+from ..core.validation import check_int, check_number
 from .base import Defense, DefenseOutput, get_defense, register_defense
 
 _EPS = 1e-20

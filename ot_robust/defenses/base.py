@@ -17,7 +17,7 @@ from typing import Callable, Optional
 
 from torch import Tensor, nn
 
-from ..validation import check_eps, check_int, check_number, check_step
+from ..core.validation import check_eps, check_int, check_number, check_step
 
 
 @dataclass
@@ -47,7 +47,7 @@ class Defense:
         recorded: ``{parameter: (default now, value of runs made before the parameter existed)}``. A new run writes
             these parameters into its ``config.json`` explicitly; a run whose ``config.json`` predates one of them
             resumes with the older value, so no run mixes the two (:func:`resolve_recorded`); the verdict table reads
-            missing keys the same way (``ot_robust.claims``).
+            missing keys the same way (``ot_robust.reports.claims``).
     """
 
     needs_double_backprop: bool = False
@@ -70,7 +70,7 @@ class Defense:
 
             @functools.wraps(inner)
             def loss(self, model, x, y, *args, **kwargs):
-                from ..validation import check_images, check_labels
+                from ..core.validation import check_images, check_labels
 
                 check_images(x)
                 check_labels(y, x.shape[0], getattr(model, "num_classes", None))
@@ -145,8 +145,8 @@ def resolve_recorded(method: str, params: dict, previous: dict | None = None) ->
 
 def attack_params(eps, step_size, steps, random_start: bool = True) -> tuple[float, float, int]:
     """Checked training-adversary parameters (Linf, the [0, 1] pixel scale): eps by
-    :func:`ot_robust.validation.check_eps` (above 1 refused: "did you mean 8/255?"), steps >= 1, and the step size by
-    the same rule as the evaluation attacks (:func:`ot_robust.validation.check_step`)."""
+    :func:`ot_robust.core.validation.check_eps` (above 1 refused: "did you mean 8/255?"), steps >= 1, and the step size by
+    the same rule as the evaluation attacks (:func:`ot_robust.core.validation.check_step`)."""
     e = check_eps(check_number("eps", eps))
     n = check_int("steps", steps)
     return e, check_step(e, check_number("step_size", step_size, low_open=True), n, "linf", random_start), n

@@ -35,8 +35,8 @@ from torch import Tensor, nn
 
 from ..attacks import ce_loss, perturb
 from ..attacks.feature_scattering import MATCHINGS, SOLVERS, feature_matching_distance, feature_scatter
-from ..validation import check_eps
-from ..validation import check_choice, check_int, check_number
+from ..core.validation import check_eps
+from ..core.validation import check_choice, check_int, check_number
 from .base import Defense, DefenseOutput, register_defense
 
 

@@ -60,8 +60,8 @@ from torch import Tensor, nn
 
 from ..attacks import ce_loss, perturb
 from ..ot import KantorovichPotential, dual_potential, entropic_dual, joint_cost
-from ..utils import all_reduce_mean_
-from ..validation import check_choice, check_int, check_number
+from ..core.utils import all_reduce_mean_
+from ..core.validation import check_choice, check_int, check_number
 from .base import Defense, DefenseOutput, attack_params, register_defense
 from .trades import kl_clean_adv, trades_perturb
 

@@ -64,8 +64,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..utils import all_reduce_mean_
-from ..validation import check_choice, check_int, check_number
+from ..core.utils import all_reduce_mean_
+from ..core.validation import check_choice, check_int, check_number
 from .base import Defense, DefenseOutput, attack_params, register_defense
 from .trades import kl_clean_adv, trades_perturb
 

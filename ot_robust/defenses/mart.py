@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..attacks import ce_loss, perturb
-from ..validation import check_number
+from ..core.validation import check_number
 from .base import Defense, DefenseOutput, attack_params, register_defense
 
 

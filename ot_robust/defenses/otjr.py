@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from ..attacks import perturb
 from ..attacks.losses import ce_loss
 from ..ot import sliced_wasserstein
-from ..validation import check_choice, check_int, check_number
+from ..core.validation import check_choice, check_int, check_number
 from .base import Defense, DefenseOutput, attack_params, register_defense
 from .jacobian import jacobian_frobenius, jacobian_frobenius_fd
 from .linearize import pattern_forward

@@ -26,7 +26,7 @@ class PGDAT(Defense):
             the attack forwards; the mode is restored). ``False`` attacks in train mode (as Madry's TF code did).
     Raises:
         ValueError: eps < 0, step_size <= 0, steps < 1, or (without ``random_start``) a single step larger than
-            eps (:func:`ot_robust.validation.check_step`: the projection would cut it back).
+            eps (:func:`ot_robust.core.validation.check_step`: the projection would cut it back).
     """
 
     def __init__(self, eps: float = 8 / 255, step_size: float = 2 / 255, steps: int = 7, random_start: bool = True,

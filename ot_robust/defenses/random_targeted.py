@@ -19,7 +19,7 @@ class RandomTargeted(Defense):
     """Targeted PGD to a random wrong class, then CE on the true labels.
 
     Args: eps (>= 0), step_size (> 0), steps (>= 1), random_start. Raises ValueError on bad values, and for a
-    single step larger than eps without ``random_start`` (:func:`ot_robust.validation.check_step`).
+    single step larger than eps without ``random_start`` (:func:`ot_robust.core.validation.check_step`).
     """
 
     def __init__(self, eps: float = 8 / 255, step_size: float = 2 / 255, steps: int = 7, random_start: bool = True):

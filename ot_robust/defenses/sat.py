@@ -18,7 +18,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from ..ot import sinkhorn_divergence
-from ..validation import check_int, check_number
+from ..core.validation import check_int, check_number
 from .base import register_defense
 from .otjr import OTJR
 

@@ -30,7 +30,7 @@ def get_model(name: str, dataset: str | None = None, num_classes: int | None = N
 
     Args:
         name: one of ``MODELS`` (``wrn`` takes ``depth`` and ``width``).
-        dataset: a name accepted by :func:`ot_robust.data.dataset_info`; ``None`` leaves the model's defaults.
+        dataset: a name accepted by :func:`ot_robust.core.data.dataset_info`; ``None`` leaves the model's defaults.
         num_classes: overrides the dataset's class count.
         kwargs: passed to the constructor (e.g. ``width`` for ``small_cnn``, ``depth``/``width`` for ``wrn``).
     Raises:
@@ -39,7 +39,7 @@ def get_model(name: str, dataset: str | None = None, num_classes: int | None = N
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; valid names: {sorted(MODELS)}")
     if dataset is not None:
-        from ..data import dataset_info
+        from ..core.data import dataset_info
 
         info = dataset_info(dataset)
         kwargs.setdefault("in_channels", info.channels)

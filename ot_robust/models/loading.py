@@ -1,6 +1,6 @@
 """Loading trained models: this project's run folders, your own model factory, and plain / RobustBench checkpoints.
 
-* :func:`load_model` - a run of :func:`ot_robust.train.train` (``model.pt`` with its model spec and SHA-256 sidecar).
+* :func:`load_model` - a run of :func:`ot_robust.training.api.train` (``model.pt`` with its model spec and SHA-256 sidecar).
 * :func:`load_user_model` - ``"pkg.module:factory"`` plus an optional checkpoint (``evaluate --model``).
 * :func:`load_checkpoint` - a ``state_dict`` file in any of the usual nestings into a given model (RobustBench's).
 
@@ -17,7 +17,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..utils import get_device
+from ..core.utils import get_device
 from . import get_model
 
 

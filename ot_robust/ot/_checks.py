@@ -1,17 +1,17 @@
 """Input validation of the OT solvers: tensors and marginals here; scalar parameters through the project's one
-vocabulary (:mod:`ot_robust.validation`)."""
+vocabulary (:mod:`ot_robust.core.validation`)."""
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from ..validation import check_choice as _check_choice
-from ..validation import check_int as _check_int
-from ..validation import check_number
+from ..core.validation import check_choice as _check_choice
+from ..core.validation import check_int as _check_int
+from ..core.validation import check_number
 
 
 def check_choice(name: str, value, allowed) -> None:
-    """Raise ValueError unless ``value`` is one of ``allowed`` (:func:`ot_robust.validation.check_choice`)."""
+    """Raise ValueError unless ``value`` is one of ``allowed`` (:func:`ot_robust.core.validation.check_choice`)."""
     _check_choice(name, value, allowed)
 
 

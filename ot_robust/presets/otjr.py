@@ -1,6 +1,6 @@
 """The OTJR paper's training settings (Sec. 4.1, Table 7-8, Sec. 4.3) and a CPU-scale MNIST variant.
 
-Each preset is a dict of :class:`~ot_robust.train.TrainConfig` fields (``method``, ``method_params``, ``dataset``,
+Each preset is a dict of :class:`~ot_robust.training.api.TrainConfig` fields (``method``, ``method_params``, ``dataset``,
 ``model``, optimiser and schedule), named ``<method>-<dataset>-<model>`` (e.g. ``otjr-cifar10-wrn34-10``,
 ``otjr-mnist-small_cnn``); :func:`ot_robust.presets.get_preset` returns a copy.
 

@@ -4,7 +4,7 @@ A profile is a YAML file in this folder (or any path ending in ``.yaml``). Schem
 
     name: quick                      # must equal the file stem
     description: one line
-    dataset: mnist-sample            # a name accepted by ot_robust.data.get_dataset
+    dataset: mnist-sample            # a name accepted by ot_robust.core.data.get_dataset
     data_root: null                  # optional; null = $OT_ROBUST_DATA or ./data
     model: small_cnn                 # a name accepted by ot_robust.models.get_model
     model_params: {}                 # extra keyword arguments of get_model
@@ -36,7 +36,7 @@ A profile is a YAML file in this folder (or any path ending in ``.yaml``). Schem
     notebooks: [00_overview, 01_ot_solvers]   # stand-alone notebooks run with (profile, fig_dir)
     analysis:                        # analysis figure notebooks (43-47) -> their papermill parameters
       43_figures_tsne: {models: [standard, feature_scattering], n_examples: 150}
-    slurm:                           # optional: SLURM resources of the steps (--executor slurm, ot_robust/slurm.py)
+    slurm:                           # optional: SLURM resources of the steps (--executor slurm, ot_robust/study/slurm.py)
       "train/*": {gpus: 1, time: 24h}   # step-name glob or notebook stem -> gpus, cpus, mem, time, partition, ...
                                      # (a method's own `slurm:` mapping sets its training step's resources)
 
@@ -236,7 +236,7 @@ def load_profile(name_or_path: str | Path = DEFAULT_PROFILE, check_registries: b
         raise ProfileError(f"{path}: not valid YAML: {e}") from None
     if isinstance(raw, dict) and "include" in raw:
         raise ProfileError(f"{path}: a meta profile (include: {raw['include']}); run it with "
-                           "`python -m ot_robust reproduce --profile NAME` (ot_robust.pipeline.run_profile)")
+                           "`python -m ot_robust reproduce --profile NAME` (ot_robust.study.pipeline.run_profile)")
     return validate_profile(raw, source=str(path), check_registries=check_registries,
                             expected_name=path.stem if path.parent == PROFILE_DIR else None)
 
@@ -391,8 +391,10 @@ def _check_table_settings(exp: str, m: dict[str, Any], defaults: dict[str, Any],
 
 
 def _check_registries(p: Profile, src: str) -> None:
-    """Check names against the package registries that exist (dataset, model, defenses, attacks, tables, figures)."""
-    from .. import data, models
+    """Check names against the package registries (dataset, model, defenses, TrainConfig fields, attacks); the table
+    and figure names are checked by :func:`ot_robust.reports.check_names` (reports sit above profiles)."""
+    from .. import models
+    from ..core import data
 
     try:
         data.dataset_info(p.dataset)
@@ -401,55 +403,24 @@ def _check_registries(p: Profile, src: str) -> None:
     names = getattr(models, "MODELS", None)
     if names is not None and p.model not in names:
         raise ProfileError(f"{src}: model {p.model!r} unknown; allowed: {sorted(names)}")
-    from .. import reports as plots
-    from ..reports import tables
+    from ..attacks import make_attack
+    from ..defenses import DEFENSES
+    from ..training.config import TrainConfig
 
-    def known(name: str, registry: dict, notebooks: dict) -> bool:
-        # FS names are checked here; other papers' names (got_*, otjr_*) are checked by their own notebooks
-        paper = name.split("_", 1)[0]
-        return name in registry or (paper != "fs" and paper in notebooks)
-
-    for t in p.tables:
-        if not known(t, tables.TABLES, TABLE_NOTEBOOKS):
-            raise ProfileError(f"{src}: tables entry {t!r} unknown; allowed: {sorted(tables.TABLES)} or "
-                               f"a name starting with {sorted(k + '_' for k in TABLE_NOTEBOOKS if k != 'fs')}")
     for exp, m in p.methods.items():
-        for t in m.get("tables", {}):
-            if not known(t, tables.TABLES, TABLE_NOTEBOOKS):
-                raise ProfileError(f"{src}: methods.{exp}.tables key {t!r} unknown; allowed: {sorted(tables.TABLES)}")
-    for f in p.figures:
-        if not known(f, plots.FIGURES, FIGURE_NOTEBOOKS):
-            raise ProfileError(f"{src}: figures entry {f!r} unknown; allowed: {sorted(plots.FIGURES)} or "
-                               f"a name starting with {sorted(k + '_' for k in FIGURE_NOTEBOOKS if k != 'fs')}")
-    try:  # the trainer and defenses may not exist yet in a partial checkout: check only what is importable
-        from ..defenses import DEFENSES
-    except ImportError:
-        DEFENSES = None
-    if DEFENSES is not None:
-        for exp, m in p.methods.items():
-            if m["method"] not in DEFENSES:
-                raise ProfileError(f"{src}: methods.{exp}.method {m['method']!r} unknown; allowed: {sorted(DEFENSES)}")
-    try:
-        from ..training.config import TrainConfig
-    except ImportError:
-        TrainConfig = None
-    if TrainConfig is not None:
-        fields = {f.name for f in dataclasses.fields(TrainConfig)}
-        for where, d in [("defaults", p.defaults)] + [(f"methods.{e}.train", m.get("train", {}))
-                                                       for e, m in p.methods.items()]:
-            bad = sorted(set(d) - fields)
-            if bad:
-                raise ProfileError(f"{src}: unknown TrainConfig field(s) {bad} in {where}; allowed: {sorted(fields)}")
-    try:
-        from ..attacks import make_attack
-    except ImportError:
-        make_attack = None
-    if make_attack is not None:
-        specs = {**p.eval["attacks"], **(p.eval.get("strong") or {}).get("attacks", {})}
-        if p.eval.get("autoattack"):
-            specs["autoattack"] = p.eval["autoattack"]["spec"]
-        for key, spec in specs.items():
-            try:
-                make_attack(spec)
-            except ValueError as e:
-                raise ProfileError(f"{src}: eval attack {key!r}: {e}") from None
+        if m["method"] not in DEFENSES:
+            raise ProfileError(f"{src}: methods.{exp}.method {m['method']!r} unknown; allowed: {sorted(DEFENSES)}")
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for where, d in [("defaults", p.defaults)] + [(f"methods.{e}.train", m.get("train", {}))
+                                                   for e, m in p.methods.items()]:
+        bad = sorted(set(d) - fields)
+        if bad:
+            raise ProfileError(f"{src}: unknown TrainConfig field(s) {bad} in {where}; allowed: {sorted(fields)}")
+    specs = {**p.eval["attacks"], **(p.eval.get("strong") or {}).get("attacks", {})}
+    if p.eval.get("autoattack"):
+        specs["autoattack"] = p.eval["autoattack"]["spec"]
+    for key, spec in specs.items():
+        try:
+            make_attack(spec)
+        except ValueError as e:
+            raise ProfileError(f"{src}: eval attack {key!r}: {e}") from None

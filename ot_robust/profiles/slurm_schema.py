@@ -1,5 +1,5 @@
 """The ``slurm:`` mappings of a profile (top level and per method): their keys, types and time format. The profile
-schema owns them (the loader checks them); the SLURM executor (:mod:`ot_robust.slurm`) applies them."""
+schema owns them (the loader checks them); the SLURM executor (:mod:`ot_robust.study.slurm`) applies them."""
 from __future__ import annotations
 
 import re

@@ -5,12 +5,14 @@
 * :mod:`.figures` - result figures shared by the papers (accuracy vs eps / steps, PGD loss curves).
 * :mod:`.fs`, :mod:`.got`, :mod:`.otjr` - one module per paper: its table specs, the tables that need their own
   builder (GOT Tables 1/4/5, OTJR Tables 10-12), its figures and its checks of the paper's own numbers.
+* :func:`check_names` - every table and figure a profile names has a builder (the profile's own checks stop short
+  of this: reports sit above profiles).
 * :func:`write_tables` / :func:`draw_figures` - the one entry point of the table and figure notebooks (30-32,
   40-42) for every paper: each table name goes to its paper's writer (:data:`WRITERS`), each figure name to its
   builder in :data:`FIGURES` (``(profile, runs_dir, fig_dir) -> [paths]``).
 
-The plotting style is :mod:`ot_robust.style`; the analysis figures (t-SNE, landscapes, ...) are in
-:mod:`ot_robust.analysis`; the claims-verdict table in :mod:`ot_robust.claims`.
+The plotting style is :mod:`ot_robust.core.style`; the analysis figures (t-SNE, landscapes, ...) are in
+:mod:`ot_robust.analysis`; the claims-verdict table in :mod:`ot_robust.reports.claims`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..profiles import FIGURE_NOTEBOOKS, TABLE_NOTEBOOKS, Profile, ProfileError
 from . import fs, got, otjr, tables
 from .figures import FigureNotDrawn
 from .tables import TABLES, build_table, build_tables, load_evals, paper_table, render_frame
@@ -70,3 +73,32 @@ def draw_figures(profile, runs_dir: str | Path, fig_dir: str | Path, names: Sequ
 
 __all__ = ["TABLES", "FIGURES", "WRITERS", "write_tables", "draw_figures", "build_table", "build_tables",
            "load_evals", "paper_table", "render_frame", "fs", "got", "otjr", "tables"]
+
+
+def check_names(profile: Profile) -> Profile:
+    """Return ``profile`` when every table and figure it names (``tables``, ``figures``, ``methods.<exp>.tables``)
+    has a builder: FS names are checked against :data:`TABLES` / :data:`FIGURES`; a GOT or OTJR name only needs its
+    paper's notebook (that notebook's writer checks the rest).
+
+    Raises:
+        ProfileError: an unknown name, with the allowed ones.
+    """
+    src = str(profile.path or profile.name)
+
+    def known(name: str, registry: dict, notebooks: dict) -> bool:
+        paper = name.split("_", 1)[0]
+        return name in registry or (paper != "fs" and paper in notebooks)
+
+    for t in profile.tables:
+        if not known(t, TABLES, TABLE_NOTEBOOKS):
+            raise ProfileError(f"{src}: tables entry {t!r} unknown; allowed: {sorted(TABLES)} or "
+                               f"a name starting with {sorted(k + '_' for k in TABLE_NOTEBOOKS if k != 'fs')}")
+    for exp, m in profile.methods.items():
+        for t in m.get("tables", {}):
+            if not known(t, TABLES, TABLE_NOTEBOOKS):
+                raise ProfileError(f"{src}: methods.{exp}.tables key {t!r} unknown; allowed: {sorted(TABLES)}")
+    for f in profile.figures:
+        if not known(f, FIGURES, FIGURE_NOTEBOOKS):
+            raise ProfileError(f"{src}: figures entry {f!r} unknown; allowed: {sorted(FIGURES)} or "
+                               f"a name starting with {sorted(k + '_' for k in FIGURE_NOTEBOOKS if k != 'fs')}")
+    return profile

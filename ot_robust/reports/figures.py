@@ -1,5 +1,5 @@
 """Result figures shared by the papers' reports: accuracy vs eps / steps (FS Fig. 3, GOT Figs. 2-5) and the PGD loss
-over iterations (FS supplement Fig. 1), in the style of :mod:`ot_robust.style`.
+over iterations (FS supplement Fig. 1), in the style of :mod:`ot_robust.core.style`.
 
 Curves come from ``runs/<profile>/eval/<experiment>/curves.json`` (``{"vs_epsilon": {"x": [...], "accuracy":
 [...]}, "vs_steps": {...}}``, accuracy in %, epsilon on the [0, 1] pixel scale) and ``loss_curves.json``
@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..style import figure, integer_ticks, legend_outside, method_color
+from ..core.style import figure, integer_ticks, legend_outside, method_color
 
 
 class FigureNotDrawn(ValueError):
@@ -21,7 +21,7 @@ class FigureNotDrawn(ValueError):
 
 def plot_accuracy_curves(curves: dict[str, dict], title_suffix: str = ""):
     """FS Fig. 3 / GOT Figs. 2-5: accuracy (%) vs epsilon (a) and vs PGD iterations (b), one line per method in its
-    colour (:func:`ot_robust.style.method_color`), the legend beside the panels, the attack in the panel titles and
+    colour (:func:`ot_robust.core.style.method_color`), the legend beside the panels, the attack in the panel titles and
     n and ``title_suffix`` in the figure's title (panel titles stay short enough not to overlap).
 
     Args:

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from ..style import save_figure
+from ..core.style import save_figure
 from .figures import FigureNotDrawn, plot_accuracy_curves, plot_loss_curves
 from .tables import TableSpec
 

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ..style import figure, legend_outside, method_color, save_figure
+from ..core.style import figure, legend_outside, method_color, save_figure
 from .figures import FigureNotDrawn, plot_accuracy_curves
 from .tables import TableResult, TableSpec, caption, load_evals, paper_table, sanity_flags, sanity_text, seed_rows
 
@@ -171,7 +171,7 @@ def write_tables(profile: Any, runs_dir: str | Path, out_dir: str | Path, names:
     """Write GOT's tables of ``profile`` into ``out_dir`` (Markdown, CSV, LaTeX): Table 2 if the profile maps
     experiments to it, Tables 1/4/5 and the plateau check on MNIST profiles. ``names`` restricts the tables
     (default: all). Returns ``{name: [paths]}``, or ``{name: reason}`` for a table not built."""
-    from ..utils import atomic_write_bytes
+    from ..core.utils import atomic_write_bytes
     from .tables import build_table
 
     evals = load_evals(runs_dir)

@@ -9,7 +9,7 @@ Tables (:data:`TABLES`, registered in :data:`ot_robust.reports.tables.TABLES` by
 ``otjr_table2`` (CIFAR-10 block; ``otjr_table2_c100``), ``otjr_table6``, ``otjr_table7`` (+ ``_c100``),
 ``otjr_table8``, ``otjr_table9`` (WRN-28 layout), plus :func:`table11_training_time`,
 :func:`table12_input_gradients` (Tables 5/12), :func:`table10_sanity` and :func:`paper_consistency` (flags OTJR
-Table 7's AutoAttack > PGD-20 with :func:`ot_robust.sanity.check_table_consistency`).
+Table 7's AutoAttack > PGD-20 with :func:`ot_robust.evaluation.sanity.check_table_consistency`).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..utils import read_jsonl
+from ..core.utils import read_jsonl
 from . import tables as T
 
 TABLES = [
@@ -90,8 +90,8 @@ def build_otjr_table(name: str, runs_dir: str | Path, profile: Any = None) -> T.
 
 def paper_consistency(name: str) -> pd.DataFrame:
     """Sanity flags of the paper's own table ``name`` (AutoAttack vs PGD, black-box vs white-box, iterative vs
-    FGSM) from :func:`ot_robust.sanity.check_table_consistency`: one row per (paper row, check)."""
-    from ..sanity import check_table_consistency
+    FGSM) from :func:`ot_robust.evaluation.sanity.check_table_consistency`: one row per (paper row, check)."""
+    from ..evaluation.sanity import check_table_consistency
 
     spec = T.TABLES[name]
     pt = T.paper_table(spec.paper, spec.key)
@@ -131,7 +131,7 @@ def table12_input_gradients(runs_dir: str | Path, profile: Any = None, eps: floa
     1/5/10/15/20 PGD iterations, for every trained model of the profile (rows: the profile's ``otjr_table12`` entry
     or the experiment name). ``eps`` defaults to the profile's ``pgd20`` budget (else 8/255), step to eps/4."""
     from ..attacks import make_attack
-    from ..data import as_tensors, get_dataset
+    from ..core.data import as_tensors, get_dataset
     from ..models.loading import load_model
     from ..analysis.input_gradients import TABLE12_STEPS, input_gradient_l1
 
@@ -142,7 +142,7 @@ def table12_input_gradients(runs_dir: str | Path, profile: Any = None, eps: floa
     if profile is not None and eps is None and "pgd20" in (profile.eval.get("attacks") or {}):
         eps = float(make_attack(profile.eval["attacks"]["pgd20"]).eps)
     if eps is None:
-        from ..data import default_attack
+        from ..core.data import default_attack
 
         eps = default_attack(profile.dataset if profile is not None else "cifar10")[0]
     step_size = eps / 4 if step_size is None else step_size
@@ -195,7 +195,7 @@ def fig7_ce_curves(runs_dir: str | Path, fig_dir: str | Path | None, profile: An
                    methods: tuple[str, ...] = ("sw", "sat")) -> tuple[Any, list[Path]]:
     """OTJR Fig. 7: training cross-entropy (adversarial CE, per epoch) of the SW and SAT models (experiments whose
     method is in ``methods``); returns ``(fig, written paths)`` (none when ``fig_dir`` is None or nothing ran)."""
-    from ..style import figure, integer_ticks, legend_outside, method_color, save_figure
+    from ..core.style import figure, integer_ticks, legend_outside, method_color, save_figure
 
     method_of = {exp: cfg.get("method") for exp, cfg in (profile.methods.items() if profile else [])}
     curves = {e: c for e, c in training_curves(runs_dir).items() if method_of.get(e, e) in methods}
@@ -269,14 +269,14 @@ def write_tables(profile: Any, runs_dir: str | Path, out_dir: str | Path, names:
             written[name] = build_otjr_table(name, runs_dir, profile).write(out_dir)
     for name, res in special_tables(runs_dir, profile, wanted).items():
         written[name] = res.write(out_dir)
-    from ..utils import atomic_write_bytes
+    from ..core.utils import atomic_write_bytes
 
     flags = pd.concat([paper_consistency(n) for n in CHECKED], ignore_index=True)
     written["otjr_paper_flags"] = []
     for fmt in T.FORMATS:  # the whole check list (the notebook shows the rows that do not pass)
         path = Path(out_dir) / f"otjr_paper_flags.{fmt}"
         atomic_write_bytes(path, T.render_frame(flags, fmt, "OTJR: the paper's own consistency",
-                                                "Checks of the paper's numbers (ot_robust.sanity).",
+                                                "Checks of the paper's numbers (ot_robust.evaluation.sanity).",
                                                 "otjr_paper_flags", n_text=1).encode())
         written["otjr_paper_flags"].append(path)
     return written

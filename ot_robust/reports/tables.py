@@ -7,7 +7,7 @@ papers' tables, see ``assets/paper_tables.source.json``); ours come from the ``e
 Every table has the index (row, source): the paper's row, then ours for the model of the profile that stands for
 that row (``methods.<exp>.tables: {<table>: <paper row>}`` in the profile), then our rows the paper does not have.
 Extra columns the papers did not have: ``AA`` (AutoAttack accuracy), ``worst`` (worst case over our attacks) and
-``sanity`` (the gradient-masking checks of :func:`ot_robust.evaluate.evaluate`: ``pass`` or the flagged checks).
+``sanity`` (the gradient-masking checks of :func:`ot_robust.evaluation.suite.evaluate`: ``pass`` or the flagged checks).
 Accuracies are in percent; a blank cell is "not reported" (paper) or "not measured in this profile" (ours).
 
 Table kinds:
@@ -30,8 +30,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from ..stats import t_interval
-from ..utils import PACKAGE_ROOT
+from ..core.stats import t_interval
+from ..core.utils import PACKAGE_ROOT
 
 PAPER_TABLES_PATH = PACKAGE_ROOT / "assets" / "paper_tables.yaml"
 EXTRA_COLUMNS = ("AA", "worst", "sanity")
@@ -147,7 +147,7 @@ def _ours(ev: dict[str, Any], columns: list[str], aliases: tuple[tuple[str, str]
 def pool_seeds(rows: list[dict[str, Any]], seeds: list[int]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(mean, half_width)`` of one model trained with several seeds: ``rows`` are its per-seed table rows (as
     :func:`_ours` gives them, one per seed in ``seeds``). Each numeric column measured for every seed gets its mean
-    and its 95% Student-t half-width (:func:`ot_robust.stats.t_interval`); ``sanity`` reads ``pass`` when every
+    and its 95% Student-t half-width (:func:`ot_robust.core.stats.t_interval`); ``sanity`` reads ``pass`` when every
     seed passes, else each flagged check with its seeds; another text column is kept when all seeds agree.
 
     Raises:
@@ -209,7 +209,7 @@ class TableResult:
 
     def write(self, out_dir: str | Path) -> list[Path]:
         """Write ``<name>.md``, ``<name>.csv``, ``<name>.tex`` into ``out_dir``; returns the paths."""
-        from ..utils import atomic_write_bytes
+        from ..core.utils import atomic_write_bytes
 
         paths = []
         for fmt in FORMATS:

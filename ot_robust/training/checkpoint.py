@@ -3,7 +3,7 @@
 Layout in a run directory: ``checkpoint.pt`` (latest) and ``checkpoint.prev.pt`` (the one before). Each file ends
 with a trailer ``MAGIC + SHA-256 of the payload``, so it verifies itself. Saving: the latest is renamed to ``prev``
 (one atomic rename), then the new file is written atomically (temporary file, fsync, rename,
-:func:`ot_robust.utils.atomic_write_bytes`). Loading tries ``checkpoint.pt`` then ``checkpoint.prev.pt``: a file is
+:func:`ot_robust.core.utils.atomic_write_bytes`). Loading tries ``checkpoint.pt`` then ``checkpoint.prev.pt``: a file is
 used if its trailer matches (checkpoints of older versions: their ``.sha256`` sidecar; a file with neither cannot
 be verified and is not used); a truncated, corrupted or half-written file is skipped with a warning.
 Files are read with ``torch.load(weights_only=True)``: tensors and plain Python values only, so a crafted pickle
@@ -22,7 +22,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from ..utils import atomic_write_bytes
+from ..core.utils import atomic_write_bytes
 
 LATEST, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
 MAGIC = b"\nOT_ROBUST_SHA256:"

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import yaml
 
-from ..utils import parse_number
+from ..core.utils import parse_number
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("multistep", "cosine", "constant")
@@ -36,7 +36,7 @@ class TrainConfig:
             each class in dataset order, balanced; "random": a seeded random subset; "first": the first n).
         eval_n: size of the fixed held-out batch (first eval_n test images) for the per-epoch clean/PGD accuracy.
         eval_eps, eval_steps, eval_step_size: the per-epoch PGD (None -> the dataset's default,
-            :func:`ot_robust.data.default_attack`: MNIST 0.3 / 20 / 0.01, Fashion-MNIST 0.1, colour 8/255 / 20 / 2/255).
+            :func:`ot_robust.core.data.default_attack`: MNIST 0.3 / 20 / 0.01, Fashion-MNIST 0.1, colour 8/255 / 20 / 2/255).
         num_workers, data_root, augment (None = the dataset's default training augmentation).
         ddp: None (auto: on when launched by torchrun with WORLD_SIZE > 1), True or False. ddp_backend: None
             (nccl on CUDA, gloo on CPU). progress: tqdm bars. preset: name in ``ot_robust.presets``.
@@ -132,8 +132,8 @@ class TrainConfig:
 
     # ---------------------------------------------------------------- derived values
     def eval_attack(self) -> tuple[float, int, float]:
-        """(eps, steps, step_size) of the per-epoch PGD check (:func:`ot_robust.data.default_attack` for unset fields)."""
-        from ..data import default_attack
+        """(eps, steps, step_size) of the per-epoch PGD check (:func:`ot_robust.core.data.default_attack` for unset fields)."""
+        from ..core.data import default_attack
 
         d = default_attack(self.dataset)
         eps = d[0] if self.eval_eps is None else parse_number(self.eval_eps)
@@ -147,9 +147,9 @@ class TrainConfig:
         training: unknown method/model/dataset/optimizer/schedule, bad numbers (eps < 0, step <= 0, T < 1, label
         smoothing outside [0, 1), ...), batch size 1 for a batch-coupled (OT) method, a batch size that does not
         split over the DDP processes."""
-        from ..data import dataset_info
+        from ..core.data import dataset_info
         from ..defenses import get_defense
-        from ..validation import check_choice, check_int, check_number
+        from ..core.validation import check_choice, check_int, check_number
         from ..models import MODELS
 
         dataset_info(self.dataset)

@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from ..utils import all_reduce_mean_
+from ..core.utils import all_reduce_mean_
 
 
 @dataclass

@@ -1,10 +1,10 @@
-"""The Trainer (:class:`Trainer`, used through :func:`ot_robust.train.train`): one loop for every method (the
+"""The Trainer (:class:`Trainer`, used through :func:`ot_robust.training.api.train`): one loop for every method (the
 defense supplies the loss), with checkpoints, resume, metrics and DDP.
 
 ``train(config, run_dir)`` writes into ``run_dir``:
 
 * ``config.json``: every parameter (:class:`TrainConfig`), model spec, dataset and whether it is the exact original,
-  git commit and package versions (:func:`ot_robust.utils.provenance`), world size;
+  git commit and package versions (:func:`ot_robust.core.utils.provenance`), world size;
 * ``checkpoint.pt`` every epoch (atomic; the previous kept as ``checkpoint.prev.pt``; SHA-256 sidecars) with the
   model, optimiser(s) (the defense's own too), scheduler, AMP scaler, defense state, RNG states of every process
   (Python, NumPy, torch CPU/CUDA, DataLoader generator) and the epoch: resuming continues exactly as if never stopped
@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from ..utils import (ProgressLog, atomic_torch_save, atomic_write_bytes, atomic_write_json, get_device, provenance,
+from ..core.utils import (ProgressLog, atomic_torch_save, atomic_write_bytes, atomic_write_json, get_device, provenance,
                      set_seed)
 from ..defenses.base import resolve_recorded
 from .checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
@@ -51,7 +51,7 @@ def subset_indices(targets: torch.Tensor, n: int, how: str, seed: int) -> torch.
         return torch.arange(n)
     if how == "random":
         return torch.randperm(N, generator=torch.Generator().manual_seed(seed))[:n].sort().values
-    from ..data import class_round_robin
+    from ..core.data import class_round_robin
 
     return class_round_robin(targets)[:n].sort().values
 
@@ -68,7 +68,7 @@ def backward(loss: torch.Tensor, params) -> None:
 
 
 def _targets(ds) -> torch.Tensor:
-    from ..data import dataset_targets
+    from ..core.data import dataset_targets
 
     t = dataset_targets(ds)
     return t if t is not None else torch.tensor([ds[i][1] for i in range(len(ds))], dtype=torch.long)
@@ -95,7 +95,7 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, run_dir: str | Path):
-        from ..data import as_tensors, dataset_info, get_dataset
+        from ..core.data import as_tensors, dataset_info, get_dataset
         from ..models import get_model
 
         self.cfg, self.run_dir = config, Path(run_dir)
@@ -209,7 +209,7 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def train_epoch(self, epoch: int) -> dict:
         """One pass over the training data; returns the epoch's averaged training metrics (global under DDP)."""
-        from ..utils import tqdm_class
+        from ..core.utils import tqdm_class
 
         tqdm = tqdm_class()
 

@@ -2,11 +2,11 @@
 needs to say, on any clone, what is done, what a stopped chunk left half-way and what is still to run.
 
 Read only from the files a run leaves (nothing is executed): a step is *done* when its ``.done.json`` records its
-current hash and its outputs exist (:func:`ot_robust.pipeline.is_done`), *committed* when only its weights are
+current hash and its outputs exist (:func:`ot_robust.study.pipeline.is_done`), *committed* when only its weights are
 missing (a fresh clone of a committed results folder), *in progress* when a stopped training run left a checkpoint
 (epochs from its ``metrics.jsonl``) or a stopped evaluation left finished attack batches in ``partial/``, *stale*
 when a ``.done.json`` exists for another hash (the notebook, parameters or package version changed), else *to run*.
-The time still needed is :class:`ot_robust.eta.StepClock`'s estimate from the durations recorded by similar steps.
+The time still needed is :class:`ot_robust.study.eta.StepClock`'s estimate from the durations recorded by similar steps.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .eta import StepClock
 from .pipeline import DONE_FILE, is_committed, is_done, profile_plans, select_steps
-from .utils import read_jsonl
+from ..core.utils import read_jsonl
 
 STATES = ("done", "committed", "in progress", "stale", "to run")
 

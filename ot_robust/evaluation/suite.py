@@ -3,9 +3,9 @@
 ``evaluate(model, data, ["pgd-linf eps=8/255 steps=20 step=2/255 restarts=5", "autoattack eps=8/255"])`` returns an
 :class:`EvalReport`: a table with clean accuracy, accuracy under each attack (per-example worst case over its
 restarts), the FS-rebuttal "min over R runs" row for attacks with restarts, the per-example worst case over all
-attacks, and the gradient-masking sanity checks of :mod:`ot_robust.sanity` beside them. Accuracy = correct on the
+attacks, and the gradient-masking sanity checks of :mod:`ot_robust.evaluation.sanity` beside them. Accuracy = correct on the
 clean input *and* on the attack's output, in %. The curves (accuracy vs eps / steps, PGD loss over iterations) are
-in :mod:`ot_robust.curves`; loading models (run folders, your own factory, checkpoints) in
+in :mod:`ot_robust.evaluation.curves`; loading models (run folders, your own factory, checkpoints) in
 :mod:`ot_robust.models.loading`.
 """
 
@@ -24,13 +24,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .attacks import correct_mask, fast_path, make_attack, model_mode, parse_spec, restart_runs, with_default_seed
+from ..attacks import correct_mask, fast_path, make_attack, model_mode, parse_spec, restart_runs, with_default_seed
 from .batch_cache import BatchCache
-from .models.loading import load_model, load_user_model
+from ..models.loading import load_model, load_user_model
 from .sanity import SanityConfig, _kind, check_table_consistency, run_sanity
-from .training.budget import BudgetReached
-from .utils import atomic_write_json, derive_seed, get_device, provenance, tqdm_class
-from .validation import check_choice, check_image_batch, check_labels, check_model
+from ..training.budget import BudgetReached
+from ..core.utils import atomic_write_json, derive_seed, get_device, provenance, tqdm_class
+from ..core.validation import check_choice, check_image_batch, check_labels, check_model
 
 COLUMNS = ["attack", "spec", "accuracy", "n", "ci_low", "ci_high", "runs", "max_min", "time_s"]
 #: the image orders of :func:`evaluate` (``order=``) and of ``python -m ot_robust evaluate --order``
@@ -41,7 +41,7 @@ DEFAULT_ORDER = "balanced"  #: the pipeline's order; the API and the command lin
 @dataclass
 class EvalReport:
     """Result of :func:`evaluate`. ``table`` columns: attack, spec, accuracy (%), n, ci_low/ci_high (95% Wilson
-    interval, %, :func:`ot_robust.stats.wilson_interval`), runs, max_min (spread of the per-run accuracies, FS
+    interval, %, :func:`ot_robust.core.stats.wilson_interval`), runs, max_min (spread of the per-run accuracies, FS
     rebuttal), time_s. ``robust`` maps each row's attack name to a per-example bool list (the same images, in the
     order of ``meta["indices"]`` when the data came from a dataset)."""
 
@@ -69,10 +69,10 @@ class EvalReport:
 
 def _load_data(dataset, n: int, order: str = DEFAULT_ORDER):
     """``(x, y, name, indices)``: the first ``n`` examples, or with ``order="balanced"`` the first ``n`` of the
-    class round-robin (:func:`ot_robust.data.class_round_robin`), a fixed class-balanced order in which every
+    class round-robin (:func:`ot_robust.core.data.class_round_robin`), a fixed class-balanced order in which every
     prefix is balanced: AutoAttack on the first 1,000 and PGD on all 10,000 then share their first 1,000 images."""
     check_choice("order", order, ORDERS)
-    from .data import as_tensors, class_round_robin, dataset_targets, get_dataset
+    from ..core.data import as_tensors, class_round_robin, dataset_targets, get_dataset
 
     if isinstance(dataset, (tuple, list)) and len(dataset) == 2:
         x, y = dataset
@@ -86,7 +86,7 @@ def _load_data(dataset, n: int, order: str = DEFAULT_ORDER):
         idx = class_round_robin(t)[:n].tolist()
         x, y = as_tensors(dataset, indices=idx)
         return x, y, name, idx
-    from .data import first_n_indices
+    from ..core.data import first_n_indices
 
     idx = list(first_n_indices(dataset, n))
     x, y = as_tensors(dataset, indices=idx)
@@ -94,7 +94,7 @@ def _load_data(dataset, n: int, order: str = DEFAULT_ORDER):
 
 
 def _row(attack: str, spec: str, mask: torch.Tensor, **kw) -> dict[str, Any]:
-    from .stats import wilson_interval
+    from ..core.stats import wilson_interval
 
     k, n = int(mask.sum()), int(mask.numel())
     lo, hi = wilson_interval(k, n)
@@ -164,7 +164,7 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
     Args:
         model: images (B, C, H, W) in [0, 1] -> logits (B, num_classes); evaluated in eval mode on ``device``, and
             handed back on the device it came on (when all its parameters and buffers are on one) and in its
-            original train/eval modes. A one-batch probe checks it first (:func:`ot_robust.validation.check_model`).
+            original train/eval modes. A one-batch probe checks it first (:func:`ot_robust.core.validation.check_model`).
         dataset: a Dataset, a dataset name (its test split) or an ``(x, y)`` tuple of tensors: ``x`` (N, C, H, W)
             floating in [0, 1] (a grayscale batch keeps its channel dimension: (N, 1, H, W)), ``y`` (N,) integer
             labels.
@@ -173,21 +173,21 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
             the attack protocol, :mod:`ot_robust.attacks.protocol`: subclass ``AttackProtocol`` to be seeded per
             batch, split into restart runs, or given a fast path).
         seed: every random choice (starts, targets, Square) derives from it: equal seeds give equal numbers.
-        sanity: run :func:`ot_robust.sanity.run_sanity` (at ``eps_for_sanity``, default: the first attack's eps)
-            plus :func:`~ot_robust.sanity.check_table_consistency` on the table.
+        sanity: run :func:`ot_robust.evaluation.sanity.run_sanity` (at ``eps_for_sanity``, default: the first attack's eps)
+            plus :func:`~ot_robust.evaluation.sanity.check_table_consistency` on the table.
         order: ``"balanced"`` (default: the first ``n_examples`` of the class round-robin, the pipeline's and the
             command line's order, so that evaluations with different ``n_examples`` share their first images) or
             ``"first"`` (the first ``n_examples``; class-sorted datasets interleaved). The per-example masks follow
             ``meta["indices"]``.
-        cache_dir: keep each finished attack batch's outcome there (:mod:`ot_robust.batch_cache`) and reuse
+        cache_dir: keep each finished attack batch's outcome there (:mod:`ot_robust.evaluation.batch_cache`) and reuse
             outcomes found there: a killed evaluation, called again, goes on where it stopped with the same numbers.
-            The caller removes the folder when done (:func:`ot_robust.batch_cache.clear`).
+            The caller removes the folder when done (:func:`ot_robust.evaluation.batch_cache.clear`).
         should_stop: with ``cache_dir``, called after each attack batch that ran (e.g.
             :func:`ot_robust.training.budget.deadline_passed`, the pipeline's ``--budget``); True stops the
             evaluation with :class:`~ot_robust.training.budget.BudgetReached`, its finished batches kept in the cache,
             so that the next call goes on from them.
         log: called with a progress line after each attack batch (``log(message, force=...)``, e.g. a
-            :class:`ot_robust.utils.ProgressLog`, which streams them to the pipeline's console log).
+            :class:`ot_robust.core.utils.ProgressLog`, which streams them to the pipeline's console log).
     Returns:
         :class:`EvalReport`.
     Raises:
@@ -267,7 +267,7 @@ def _evaluate(model, x, y, data_name, indices, attacks, objs, specs, seed, batch
                 if eps is None and isinstance(getattr(a, "eps", None), (int, float)) and 0 < a.eps < math.inf:
                     eps, norm = a.eps, norm or getattr(a, "norm", "linf")
             if eps is None:  # no attack with a finite eps: the dataset's default (tensors: by channel count)
-                from .data import default_attack
+                from ..core.data import default_attack
 
                 eps = default_attack(data_name)[0] if data_name != "tensors" else (0.3 if x.shape[1] == 1 else 8 / 255)
             checks = check_table_consistency(table) + run_sanity(model, x.to(dev), y.to(dev), eps, norm or "linf",
@@ -279,7 +279,7 @@ def _evaluate(model, x, y, data_name, indices, attacks, objs, specs, seed, batch
 
 def cli(argv: Sequence[str] | None = None) -> int:
     """``python -m ot_robust evaluate --run RUN_DIR --attacks "pgd-linf eps=8/255 steps=20; autoattack eps=8/255"
-    --n 500 [--order balanced|first] [--out eval.json]``: load ``RUN_DIR`` with ``ot_robust.train.load_model``,
+    --n 500 [--order balanced|first] [--out eval.json]``: load ``RUN_DIR`` with ``ot_robust.training.api.load_model``,
     evaluate (:func:`evaluate`, the same default image order), print the table and the sanity checks, write the JSON
     and print where. ``--model pkg.module:factory [--checkpoint weights.pt] --dataset NAME`` evaluates your own model
     instead (:func:`load_user_model`); its JSON goes to ``--out`` (default ``./eval.json``, which an existing file

@@ -81,12 +81,12 @@ def find_run_dir(runs_dir: str | Path, profile: str, experiment: str) -> Path | 
 
 def load_trained_models(experiments: Sequence[str], runs_dir: str | Path, profile: str,
                         device=None, verbose: bool = True) -> dict[str, nn.Module]:
-    """``{experiment: model}`` for every experiment whose run exists (``ot_robust.train.load_model``, eval mode).
+    """``{experiment: model}`` for every experiment whose run exists (``ot_robust.training.api.load_model``, eval mode).
 
     A missing run is skipped with a printed note naming where it was looked for (the notebook then renders the
     figures for the models that exist).
     """
-    from .models.loading import load_model
+    from ..models.loading import load_model
 
     models = {}
     for exp in experiments:
@@ -103,7 +103,7 @@ def load_trained_models(experiments: Sequence[str], runs_dir: str | Path, profil
 def profile_dataset(profile: str, default: str = "mnist-sample") -> str:
     """The dataset of ``profile`` (its test split is what the analyses use), ``default`` if the profile is unknown."""
     try:
-        from .profiles import load_profile
+        from . import load_profile
 
         return load_profile(profile).dataset
     except (ValueError, FileNotFoundError, ImportError):
@@ -114,7 +114,7 @@ def profile_labels(profile: str) -> dict[str, str]:
     """``{experiment: the paper's name}`` (the profile's ``label`` of each method), for figure legends; ``{}`` if
     the profile is unknown."""
     try:
-        from .profiles import load_profile
+        from . import load_profile
 
         prof = load_profile(profile)
     except (ValueError, FileNotFoundError, ImportError):
@@ -124,12 +124,12 @@ def profile_labels(profile: str) -> dict[str, str]:
 
 def profile_eps(profile: str, dataset: str) -> float:
     """The Linf budget of ``profile``'s PGD evaluation (first Linf attack spec of ``eval.attacks`` with an eps);
-    falls back to the dataset's default (:func:`ot_robust.data.default_attack`) when the profile is unknown."""
-    from .data import default_attack
+    falls back to the dataset's default (:func:`ot_robust.core.data.default_attack`) when the profile is unknown."""
+    from ..core.data import default_attack
 
     try:
-        from .attacks import make_attack
-        from .profiles import load_profile
+        from ..attacks import make_attack
+        from . import load_profile
 
         prof = load_profile(profile)
     except (ValueError, FileNotFoundError, ImportError):

@@ -1,6 +1,6 @@
 """Resumable evaluation: per-batch attack outcomes kept on disk, so that a killed evaluation goes on where it stopped.
 
-:func:`ot_robust.evaluate.evaluate` with ``cache_dir=...`` writes one small file per finished (attack, run, batch):
+:func:`ot_robust.evaluation.suite.evaluate` with ``cache_dir=...`` writes one small file per finished (attack, run, batch):
 the batch's per-example robust mask and the seconds it took. A later call with the same model weights, attack, seed,
 images and package version reads it back instead of attacking again. The key covers everything the outcome depends
 on (the attack's full ``repr`` with its per-batch seed, a SHA-256 of the batch's images and labels, of the model's
@@ -50,7 +50,7 @@ class BatchCache:
     """
 
     def __init__(self, directory: str | Path, model: nn.Module):
-        from . import __version__
+        from .. import __version__
 
         self.dir = Path(directory)
         self._base = f"{__version__}|{model_digest(model)}"

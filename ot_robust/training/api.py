@@ -11,9 +11,9 @@ import argparse
 from pathlib import Path
 from typing import Optional
 
-from .models.loading import load_model
-from .training.config import TrainConfig
-from .training.trainer import Trainer, backward, subset_indices
+from ..models.loading import load_model
+from .config import TrainConfig
+from .trainer import Trainer, backward, subset_indices
 
 __all__ = ["TrainConfig", "Trainer", "train", "load_model", "cli", "backward", "subset_indices",
            "check_run_dir"]
@@ -64,7 +64,7 @@ def cli(argv: Optional[list[str]] = None) -> int:
         argv = argv[1:]
     a = p.parse_args(argv)
     check_run_dir(a.run_dir)  # before the configuration is read or any data loaded
-    from .training.config import apply_overrides
+    from .config import apply_overrides
 
     if a.config:
         cfg = TrainConfig.from_file(a.config, a.overrides + ([f"preset={a.preset}"] if a.preset else []))

@@ -21,9 +21,9 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from .layout import RunLayout
-from .style import figure, integer_ticks, method_color
-from .utils import read_jsonl
+from ..profiles.paths import RunLayout
+from ..core.style import figure, integer_ticks, method_color
+from ..core.utils import read_jsonl
 
 
 def last_epoch_change(before: float, after: float, n: int) -> tuple[float, float, str]:
@@ -56,7 +56,7 @@ def training_curves(profile: str, runs_dir: str | Path = "results", experiments:
     """
     import pandas as pd
 
-    from .profiles import load_profile
+    from ..profiles import load_profile
 
     prof = load_profile(profile, check_registries=False)
     layout = RunLayout(str(runs_dir), prof.name)
@@ -106,11 +106,11 @@ def convergence_table(curves):
 
 def convergence_markdown(curves, profile: str) -> str:
     """:func:`convergence_table` of ``curves`` as a Markdown table (the project's one renderer) with its caption."""
-    from .reports.tables import render_frame
+    from .tables import render_frame
 
     n, eps = curves["n"].iloc[0], curves["eps"].iloc[0]
     caption = (f"Held-out PGD-10 accuracy (%, n = {n}, eps = {eps:g}) after each epoch; last change = last epoch "
-               "minus the one before, with 1.96 x its binomial standard error (ot_robust.convergence)")
+               "minus the one before, with 1.96 x its binomial standard error (ot_robust.reports.convergence)")
     return render_frame(convergence_table(curves), "md", f"Training curves, {profile}", caption,
                         f"convergence_{profile}", n_text=5)
 

@@ -35,12 +35,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__
+from .. import __version__
+from ..core.utils import PROGRESS_ENV, REPO_ROOT, atomic_write_bytes, atomic_write_json, git_commit
+from ..profiles import FIGURE_NOTEBOOKS, TABLE_NOTEBOOKS, Profile, load_profile, metas_with_claims
+from ..profiles.paths import RunLayout
+from ..reports import check_names
+from ..training.budget import DEADLINE_ENV, BudgetReached, deadline_passed  # noqa: F401 - public names
 from .eta import StepClock, format_minutes
-from .profiles import FIGURE_NOTEBOOKS, TABLE_NOTEBOOKS, Profile, load_profile, metas_with_claims
-from .training.budget import DEADLINE_ENV, BudgetReached, deadline_passed  # noqa: F401 - public names
-from .layout import RunLayout
-from .utils import PROGRESS_ENV, REPO_ROOT, atomic_write_bytes, atomic_write_json, git_commit
 
 DONE_FILE = ".done.json"
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -145,7 +146,7 @@ def build_plan(profile: Profile | str | Path, runs_dir: str | Path | None = None
     Raises:
         ValueError: a table or figure of the profile has no notebook, or ``max_batches`` < 1.
     """
-    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    prof = check_names(profile if isinstance(profile, Profile) else load_profile(profile))
     root = Path(root or Path.cwd())
     nbdir = Path(notebooks_dir) if notebooks_dir else NOTEBOOKS_DIR
     if max_batches is not None and max_batches < 1:
@@ -365,7 +366,7 @@ def select_steps(plan: Plan, only: str | list[str] | None) -> list[Step]:
 
 def execute_step(step: Step, root: str | Path, kernel: str | None = None, threads: int | None = None
                  ) -> dict[str, Any]:
-    """Run one step with papermill, in this process's kept kernel (:mod:`ot_robust.kernel`); on success write
+    """Run one step with papermill, in this process's kept kernel (:mod:`ot_robust.study.jupyter_kernel`); on success write
     ``.done.json``.
 
     ``threads``: if given (and ``OMP_NUM_THREADS`` is not set by the user), the kernel's torch uses that many threads
@@ -376,7 +377,7 @@ def execute_step(step: Step, root: str | Path, kernel: str | None = None, thread
     """
     from papermill.exceptions import PapermillExecutionError
 
-    from .kernel import execute_notebook
+    from .jupyter_kernel import execute_notebook
 
     root = Path(root)
     if threads is not None and "OMP_NUM_THREADS" not in os.environ:
@@ -435,7 +436,7 @@ def run_plan(plan: Plan, force: bool = False, only: str | list[str] | None = Non
     same command run again continues where this one stopped.
 
     ``executor``: ``"local"`` (default) or another executor's plan function, called as ``executor(plan, force=,
-    only=, log=, dry_run=, **slurm)`` instead of running here: :func:`ot_robust.slurm.submit_plan` submits the
+    only=, log=, dry_run=, **slurm)`` instead of running here: :func:`ot_robust.study.slurm.submit_plan` submits the
     steps that must run as SLURM jobs (keyword arguments in ``slurm``: ``overrides``, ``wait``, ``folder``; with
     ``dry_run`` it prints the job graph). The CLI passes it for ``--executor slurm``; the executor modules sit above
     this one (they use the plan), so this module never imports them.
@@ -453,7 +454,7 @@ def run_plan(plan: Plan, force: bool = False, only: str | list[str] | None = Non
     if executor != "local":
         if not callable(executor):
             raise ValueError(f"executor {executor!r} unknown; allowed: 'local' or an executor's plan function "
-                             "(ot_robust.slurm.submit_plan)")
+                             "(ot_robust.study.slurm.submit_plan)")
         return executor(plan, force=force, only=only, log=log, dry_run=dry_run, **(slurm or {}))
     selected = select_steps(plan, only)
     if dry_run:
@@ -494,7 +495,7 @@ def run_plan(plan: Plan, force: bool = False, only: str | list[str] | None = Non
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = prev
-        from .kernel import shutdown
+        from .jupyter_kernel import shutdown
 
         shutdown()  # the kept kernel of --jobs 1 (pool workers shut theirs down when they exit)
     return status
@@ -604,7 +605,7 @@ def profile_plans(profile: str | Path, runs_dir: str | Path | None = None, fig_d
 
     Raises ProfileError for a bad profile, ValueError when ``only`` matches no step of a meta profile.
     """
-    from .profiles import load_meta_profile, load_profile
+    from ..profiles import load_meta_profile, load_profile
 
     meta = load_meta_profile(profile)
     names = meta.include if meta else [profile]
@@ -657,7 +658,7 @@ def run_profile(profile: str | Path, runs_dir: str | Path | None = None, fig_dir
         step.hash = _sha256(_js(step.params).encode())
         log(f"[run]  claims -> {step.output}")
         res = execute_step(step, Path(root or Path.cwd()), run_kw.get("kernel"))
-        from .kernel import shutdown
+        from .jupyter_kernel import shutdown
 
         shutdown()
         if not res["ok"]:

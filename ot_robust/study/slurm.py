@@ -2,7 +2,7 @@
 
 Every step of the plan that must run (the steps a local run would run: not up to date, not a committed result nobody
 needs) becomes one SLURM job submitted through ``submitit``; a step's dependencies become ``afterok`` job
-dependencies. Each job calls :func:`ot_robust.pipeline.execute_step` for its step in the project directory, so the
+dependencies. Each job calls :func:`ot_robust.study.pipeline.execute_step` for its step in the project directory, so the
 executed notebook, the logs and ``.done.json`` land where a local run writes them (``--status`` and a later local
 run see the same state). submitit's own files (sbatch script, stdout/stderr, pickles) go to
 ``<runs_dir>/slurm/<job id>_*``.
@@ -44,8 +44,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .pipeline import DONE_FILE, PipelineError, Plan, Step, execute_step, is_committed, is_done, select_steps
-from .profiles.slurm_schema import check_resources, parse_time
-from .training.budget import DEADLINE_ENV
+from ..profiles.slurm_schema import check_resources, parse_time
+from ..training.budget import DEADLINE_ENV
 
 #: per-notebook defaults, sized for the GPU profiles (WRN-28-10 / ResNet-18 on CIFAR): one GPU for training,
 #: evaluation and the analysis figures; CPU only for the plan, the solver checks and the table/figure notebooks.
@@ -102,7 +102,7 @@ class Job:
 
 
 def steps_to_run(plan: Plan, force: bool = False, only: str | list[str] | None = None) -> tuple[list[Step], dict]:
-    """The steps a local :func:`~ot_robust.pipeline.run_plan` would run (same skip rules), and ``{name: "skipped" |
+    """The steps a local :func:`~ot_robust.study.pipeline.run_plan` would run (same skip rules), and ``{name: "skipped" |
     "committed"}`` for the others. Raises PipelineError (from the pipeline) like a local run for a selected step
     that needs an unselected step that is not up to date."""
     from .pipeline import PipelineError
@@ -144,7 +144,7 @@ def job_graph(plan: Plan, force: bool = False, only: str | list[str] | None = No
 
 # --------------------------------------------------------------------------------------------- inside the job
 
-_KERNEL_STARTUP = f'''# ot_robust.slurm: SIGUSR1/SIGTERM (pre-emption, time limit) -> the --budget deadline is now:
+_KERNEL_STARTUP = f'''# ot_robust.study.slurm: SIGUSR1/SIGTERM (pre-emption, time limit) -> the --budget deadline is now:
 # a training step stops at its next epoch end with its checkpoint saved, and the job is requeued. The handler keeps
 # no reference to the user namespace (the pipeline's %reset -f between steps clears it).
 def _ot_robust_install():
@@ -194,7 +194,7 @@ def _descendants(pid: int) -> list[int]:
 
 
 class StepJob:
-    """The callable submitit pickles for one step: runs :func:`~ot_robust.pipeline.execute_step` in the project
+    """The callable submitit pickles for one step: runs :func:`~ot_robust.study.pipeline.execute_step` in the project
     directory (under ``torchrun`` when ``nproc`` > 1); a checkpointable submitit job (:meth:`checkpoint`)."""
 
     def __init__(self, step: Step, root: str, nproc: int = 1, threads: int | None = None,
@@ -289,9 +289,9 @@ def _requeue() -> None:
 
 
 def torchrun_command(nproc: int, spec: str) -> list[str]:
-    """``torchrun --standalone --nproc_per_node N -m ot_robust.slurm <step spec>``: one rank per GPU."""
+    """``torchrun --standalone --nproc_per_node N -m ot_robust.study.slurm <step spec>``: one rank per GPU."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-            "-m", "ot_robust.slurm", spec]
+            "-m", "ot_robust.study.slurm", spec]
 
 
 def _rank_main(spec: str) -> int:

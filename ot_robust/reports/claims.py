@@ -1,12 +1,12 @@
 """The claims-verdict table (issue 14): one row per headline claim of each paper, the paper's effect, ours with its
-95% interval, and a verdict by the rule of :func:`ot_robust.stats.verdict` (README, "Claims and verdicts").
+95% interval, and a verdict by the rule of :func:`ot_robust.core.stats.verdict` (README, "Claims and verdicts").
 
 A claim compares model A with model B on one column (``pgd20``, ``autoattack``, ...) of the study's evaluations:
 
 * with >= 2 seeds of both (experiments of the profile with the same label), ours = mean +- Student-t interval of
   the per-seed differences (seeds paired by seed number);
 * with one seed, ours = the paired difference on the same images with its Wald interval, and the exact McNemar
-  p-value (:func:`ot_robust.stats.mcnemar`, from the per-example masks in ``masks.npz``);
+  p-value (:func:`ot_robust.core.stats.mcnemar`, from the per-example masks in ``masks.npz``);
 * a bounded claim (GOT's eps plateau) compares the accuracy drop from eps 0.3 to 0.7 with the paper's drop (Newcombe
   interval of a difference of two proportions on the same images: conservative for paired data).
 
@@ -29,14 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from .stats import mcnemar, t_interval, verdict, wilson_interval
+from ..core.stats import mcnemar, t_interval, verdict, wilson_interval
 
 
 @dataclass(frozen=True)
 class Claim:
     """``A`` beats ``B`` on ``column`` (experiments of ``profile``); the paper's effect comes from
     ``paper_tables.yaml`` ``paper.table`` rows ``rows[0] - rows[1]`` at ``paper_column``. ``margin`` set: a
-    bounded claim (see :func:`ot_robust.stats.verdict`)."""
+    bounded claim (see :func:`ot_robust.core.stats.verdict`)."""
 
     id: str
     paper: str
@@ -167,7 +167,7 @@ def comparability(claim: Claim, cfg_a: dict | None, cfg_b: dict | None, ev_a: di
     for key in SAME_TRAINING:
         if full_a.get(key) != full_b.get(key) and key not in claim.differs:
             out.append(f"{key}: {full_a.get(key)!r} vs {full_b.get(key)!r}")
-    from .defenses.base import resolve_recorded
+    from ..defenses.base import resolve_recorded
 
     pa, pb = (resolve_recorded(c["method"], c.get("method_params", {}), c.get("method_params", {}))
               for c in (cfg_a, cfg_b))
@@ -185,7 +185,7 @@ def comparability(claim: Claim, cfg_a: dict | None, cfg_b: dict | None, ev_a: di
 
 def _defaults() -> dict:
     """TrainConfig's defaults: a field newer than a run's config.json ran at its default (as on resume)."""
-    from .training.config import TrainConfig
+    from ..training.config import TrainConfig
 
     return TrainConfig().to_dict()
 
@@ -193,7 +193,7 @@ def _defaults() -> dict:
 def seed_mismatches(claim: Claim, configs: dict[int, tuple[dict | None, dict | None]]) -> list[str]:
     """Differences between the seeds of one side (``{seed: (cfg_a, cfg_b)}``): every seed of A (and of B) must be
     the same run but for its seed (e.g. not two seeds trained with one potential update and one with another)."""
-    from .defenses.base import resolve_recorded
+    from ..defenses.base import resolve_recorded
 
     out = []
     for side, name in ((0, claim.a), (1, claim.b)):
@@ -234,8 +234,8 @@ def stale_reason(runs_dir: Path, prof: Any, exp: str) -> str | None:
     values, :func:`ot_robust.defenses.base.resolve_recorded`), and its evaluation must be newer than its training
     (``.done.json`` times: a model retrained after its evaluation has none yet). A run that is not current is left
     out of every row (e.g. seeds still to be retrained after a fix: their rows say so instead of mixing)."""
-    from .defenses.base import resolve_recorded
-    from .utils import parse_number
+    from ..defenses.base import resolve_recorded
+    from ..core.utils import parse_number
 
     cfg = _train_config(runs_dir, prof.name, exp)
     if cfg is None:
@@ -259,7 +259,7 @@ def stale_reason(runs_dir: Path, prof: Any, exp: str) -> str | None:
 
 
 def _load(runs_dir: Path, profile: str, exp: str) -> tuple[dict, dict] | None:
-    from .masks import load_masks
+    from ..evaluation.results import load_masks
 
     d = runs_dir / profile / "eval" / exp
     if not (d / "eval.json").is_file() or not (d / "masks.npz").is_file():
@@ -280,7 +280,7 @@ def _curve_drop(ev: dict, runs_dir: Path, profile: str, exp: str, lo: float, hi:
 
 def evaluate_claim(claim: Claim, runs_dir: str | Path, paper_tables: dict[str, Any]) -> dict[str, Any]:
     """One row of the verdict table for ``claim`` from the evaluations under ``runs_dir/<profile>/eval/``."""
-    from .profiles import load_profile
+    from ..profiles import load_profile
 
     runs_dir = Path(runs_dir)
     prof = load_profile(claim.profile, check_registries=False)
@@ -350,7 +350,7 @@ def claims_table(runs_dir: str | Path = "results", claims: list[Claim] | None = 
     """The verdict table (a DataFrame, one row per claim) from the evaluations under ``runs_dir``."""
     import pandas as pd
 
-    from .reports.tables import load_paper_tables
+    from .tables import load_paper_tables
 
     pt = load_paper_tables()
     rows = [evaluate_claim(c, runs_dir, pt) for c in (claims or CLAIMS) if profiles is None or c.profile in profiles]
@@ -366,8 +366,8 @@ CAPTION = ("One row per headline claim. Paper effect = A - B in points from the 
 def render_claims(df, out_dir: str | Path) -> list[Path]:
     """Write ``claims.md``, ``claims.csv`` and ``claims.tex`` to ``out_dir`` (the project's one table renderer,
     :func:`ot_robust.reports.tables.render_frame`); returns the paths."""
-    from .reports.tables import render_frame
-    from .utils import atomic_write_bytes
+    from .tables import render_frame
+    from ..core.utils import atomic_write_bytes
 
     out = Path(out_dir)
 
@@ -401,7 +401,7 @@ def plot_claims(df, out_dir: str | Path | None = None) -> tuple[Any, list[Path]]
     coloured by verdict, beside the paper's effect (open diamond); bounded / no-difference claims are marked.
     Writes ``claims.png`` / ``claims.pdf`` to ``out_dir`` (if given); returns ``(fig, paths)``. A table with no
     claim run yet gives an empty panel saying so."""
-    from .style import figure, legend_outside, save_figure
+    from ..core.style import figure, legend_outside, save_figure
 
     ran = df[df.ours.notna()].reset_index(drop=True)
     fig, axes = figure(width=5.6, height=max(1.6, 0.32 * len(ran) + 0.9))

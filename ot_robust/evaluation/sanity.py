@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .attacks import FGSM, PGD, Square, fast_path, margin, model_mode
+from ..attacks import FGSM, PGD, Square, fast_path, margin, model_mode
 
 _AA = re.compile(r"auto|^aa\b", re.I)
 _BLACK = re.compile(r"square|simba|transfer|local|spsa|black|undefended|siamese", re.I)

@@ -6,7 +6,7 @@ the dataset's own order** (no shuffling, no class balancing), and reports clean 
 AutoAttack "standard" (fra31's driver with ``bs = batch_size``, 32 by default). :func:`benchmark` follows that
 protocol with our AutoAttack (fra31's own components and driver order, :class:`ot_robust.attacks.AutoAttack`) and
 adds what RobustBench leaves out: n and a 95% Wilson interval for each accuracy, the per-example masks and the
-gradient-masking sanity checks of :mod:`ot_robust.sanity`. :func:`load_checkpoint` reads RobustBench / DataParallel
+gradient-masking sanity checks of :mod:`ot_robust.evaluation.sanity`. :func:`load_checkpoint` reads RobustBench / DataParallel
 checkpoints (``state_dict`` nesting, ``module.`` prefixes) weights-only.
 
 No download happens (the model zoo needs internet): build the architecture yourself, load its weights with
@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from .models.loading import load_checkpoint, load_user_model  # noqa: F401 - load_checkpoint: public here too
+from ..models.loading import load_checkpoint, load_user_model  # noqa: F401 - load_checkpoint: public here too
 
 THREAT_MODELS = {"Linf": "linf", "L2": "l2"}
 
@@ -30,7 +30,7 @@ THREAT_MODELS = {"Linf": "linf", "L2": "l2"}
 def first_n(dataset, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``n`` test images in the dataset's own order (RobustBench's ``_load_dataset``): ``x (n, C, H, W)``
     in [0, 1], ``y (n,)``. Raises ValueError if ``n`` is not in 1..len(dataset)."""
-    from .data import as_tensors
+    from ..core.data import as_tensors
 
     if int(n) != n or not 1 <= n <= len(dataset):
         raise ValueError(f"n_examples={n!r} must be an integer in 1..{len(dataset)}")
@@ -44,7 +44,7 @@ def benchmark(model: nn.Module, n_examples: int = 10000, dataset: str = "cifar10
 
     Args:
         model: [0, 1] images ``(B, C, H, W)`` -> logits ``(B, K)``; run in eval mode (its modes are restored).
-        n_examples: the first n test images in dataset order. dataset: a name of :data:`ot_robust.data.DATASETS`.
+        n_examples: the first n test images in dataset order. dataset: a name of :data:`ot_robust.core.data.DATASETS`.
         threat_model: ``"Linf"`` or ``"L2"``. eps: the budget on the [0, 1] scale (required, e.g. 8/255).
         batch_size: fra31's ``bs`` (it decides how robust points are grouped, hence the seeds per batch).
         sanity: also run the gradient-masking checks on the first 100 images (at ``eps``).
@@ -55,13 +55,13 @@ def benchmark(model: nn.Module, n_examples: int = 10000, dataset: str = "cifar10
         ``masks`` (per-example booleans, lists), ``autoattack_log`` (robust % after each component), ``sanity``,
         ``protocol`` (what was run) and ``data_note`` (set when the data differ from RobustBench's).
     Raises:
-        ValueError: unknown threat model, missing or bad eps (:func:`ot_robust.validation.check_eps`), bad n.
+        ValueError: unknown threat model, missing or bad eps (:func:`ot_robust.core.validation.check_eps`), bad n.
     """
-    from .attacks import AutoAttack, correct_mask
-    from .data import get_dataset
-    from .stats import wilson_interval
-    from .utils import get_device
-    from .validation import check_eps
+    from ..attacks import AutoAttack, correct_mask
+    from ..core.data import get_dataset
+    from ..core.stats import wilson_interval
+    from ..core.utils import get_device
+    from ..core.validation import check_eps
 
     if threat_model not in THREAT_MODELS:
         raise ValueError(f"threat_model={threat_model!r}; allowed: {sorted(THREAT_MODELS)}")
@@ -102,7 +102,7 @@ def benchmark(model: nn.Module, n_examples: int = 10000, dataset: str = "cifar10
 def cli(argv: Sequence[str] | None = None) -> int:
     """``python -m ot_robust robustbench --model pkg.module:factory [--checkpoint file] --dataset cifar10
     --eps 8/255 [--threat-model Linf] [--n 1000] [--batch-size 32] [--out result.json]``"""
-    from .utils import atomic_write_json, parse_number
+    from ..core.utils import atomic_write_json, parse_number
 
     p = argparse.ArgumentParser(prog="python -m ot_robust robustbench", description=cli.__doc__)
     p.add_argument("--model", required=True, metavar="PKG.MODULE:FACTORY",

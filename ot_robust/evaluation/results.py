@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .utils import atomic_write_bytes
+from ..core.utils import atomic_write_bytes
 
 
 def save_masks(path: str | Path, masks: Mapping[str, Sequence[bool]], indices: Sequence[int]) -> Path:

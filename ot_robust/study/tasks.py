@@ -17,10 +17,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .layout import RunLayout
-from .utils import ProgressLog, atomic_write_json, provenance, read_jsonl
+from ..profiles.paths import RunLayout
+from ..core.utils import ProgressLog, atomic_write_json, provenance, read_jsonl
 
-PARTIAL_DIR = "partial"  # under an evaluation's out_dir: its finished attack batches (ot_robust.batch_cache)
+PARTIAL_DIR = "partial"  # under an evaluation's out_dir: its finished attack batches (ot_robust.evaluation.batch_cache)
 
 
 def _obj(v: Any) -> Any:
@@ -36,7 +36,7 @@ def write_json(path: str | Path, obj: Any) -> Path:
 
 def train_config(*, method: str, method_params: Any, dataset: str, data_root: str | None, model: str,
                  model_params: Any, seed: int, train_params: Any = None, max_batches: int | None = None):
-    """Build an :class:`ot_robust.train.TrainConfig` from a pipeline step's parameters.
+    """Build an :class:`ot_robust.training.api.TrainConfig` from a pipeline step's parameters.
 
     ``train_params`` (dict or JSON) holds further TrainConfig fields (epochs, batch_size, lr, ...). ``max_batches``
     (the one-batch check of the GPU profiles) trains ``max_batches * batch_size`` examples for one epoch. Progress
@@ -45,7 +45,7 @@ def train_config(*, method: str, method_params: Any, dataset: str, data_root: st
     Raises:
         ValueError: unknown TrainConfig field, or a value TrainConfig.validate rejects (checked before training).
     """
-    from .training.config import TrainConfig
+    from ..training.config import TrainConfig
 
     kw = {"progress": False, **dict(_obj(train_params) or {})}
     kw.update(method=method, method_params=dict(_obj(method_params) or {}), dataset=dataset, model=model,
@@ -61,8 +61,8 @@ def run_train(*, profile: str, experiment: str, method: str, method_params: Any,
               model: str, model_params: Any, train_params: Any, seed: int, max_batches: int | None,
               run_dir: str | Path) -> dict[str, Any]:
     """Train one model into ``run_dir`` and write ``train_summary.json`` (last metrics, provenance); returns it."""
-    from .train import train
-    from .training.trainer import ConfigMismatch
+    from ..training.api import train
+    from ..training.trainer import ConfigMismatch
 
     cfg = train_config(method=method, method_params=method_params, dataset=dataset, data_root=data_root, model=model,
                        model_params=model_params, seed=seed, max_batches=max_batches, train_params=train_params)
@@ -84,7 +84,7 @@ def plot_training(run_dir: str | Path):
     """Plot every numeric series of ``metrics.jsonl`` against its step/epoch (for the notebook; not saved)."""
     import pandas as pd
 
-    from .style import figure
+    from ..core.style import figure
 
     rows = read_jsonl(Path(run_dir) / "metrics.jsonl")
     if not rows:
@@ -125,7 +125,7 @@ def _masks_by_key(report: Any, specs: dict[str, str]) -> dict[str, list[bool]]:
 
 
 def _norm(spec: str) -> str:
-    from .attacks import make_attack
+    from ..attacks import make_attack
 
     return getattr(make_attack(spec), "norm", "linf")
 
@@ -140,7 +140,7 @@ def worst_by_threat_model(masks: dict[str, Any], specs: dict[str, str]) -> dict[
     """
     import numpy as np
 
-    from .stats import accuracy_summary
+    from ..core.stats import accuracy_summary
 
     out: dict[str, dict[str, Any]] = {}
     clean = np.asarray(masks["clean"], dtype=bool)
@@ -159,8 +159,8 @@ def worst_by_threat_model(masks: dict[str, Any], specs: dict[str, str]) -> dict[
 
 def default_attacks(dataset: str) -> dict[str, str]:
     """The evaluate notebook's default suite: FGSM and PGD-20 (step 2.5 eps / 20) at the dataset's eps
-    (:func:`ot_robust.data.default_attack`: MNIST 0.3, Fashion-MNIST 0.1, else 8/255)."""
-    from .data import default_attack
+    (:func:`ot_robust.core.data.default_attack`: MNIST 0.3, Fashion-MNIST 0.1, else 8/255)."""
+    from ..core.data import default_attack
 
     eps = default_attack(dataset)[0]
     return {"fgsm": f"fgsm eps={eps!r}", "pgd20": f"pgd-linf eps={eps!r} steps=20 step={2.5 * eps / 20!r}"}
@@ -172,7 +172,7 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
                  transfer_from: Any = None, seed: int = 0, strong: Any = None) -> dict[str, Any]:
     """Evaluate the model of ``run_dir`` and write ``out_dir/eval.json``, ``out_dir/masks.npz`` (+ ``curves.json``,
     ``loss_curves.json``). Finished attack batches are kept in ``out_dir/partial/`` while it runs
-    (:mod:`ot_robust.batch_cache`): killed and run again, it goes on where it stopped; removed at the end.
+    (:mod:`ot_robust.evaluation.batch_cache`): killed and run again, it goes on where it stopped; removed at the end.
 
     Every attack runs on the first ``n`` images of one fixed class-balanced order (the class round-robin of the
     test set): ``attacks`` on ``n_examples``, ``strong`` attacks and AutoAttack on the first ``n`` of the same
@@ -189,15 +189,15 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
     "autoattack": % | None, "worst": {threat model: {accuracy, n, ci_low, ci_high, columns}}, "worst_case": % (Linf,
     every Linf column incl. AutoAttack on their common images), "sanity": [...], "transfer": {row: {column: %}},
     "report": EvalReport.to_dict(), "n_examples", "profile", "experiment", "label", "method", "attacks",
-    "provenance"}``; masks.npz: see :mod:`ot_robust.masks`.
+    "provenance"}``; masks.npz: see :mod:`ot_robust.evaluation.results`.
     """
-    from .batch_cache import clear as clear_cache
-    from .data import get_dataset
-    from .evaluate import evaluate
-    from .masks import save_masks
-    from .stats import wilson_interval
-    from .models.loading import load_model
-    from .training.budget import deadline_passed
+    from ..evaluation.batch_cache import clear as clear_cache
+    from ..core.data import get_dataset
+    from ..evaluation.suite import evaluate
+    from ..evaluation.results import save_masks
+    from ..core.stats import wilson_interval
+    from ..models.loading import load_model
+    from ..training.budget import deadline_passed
 
     specs = default_attacks(dataset) if attacks == "default" else dict(_obj(attacks))
     aa, curves, loss_curves, transfer_from = (_obj(autoattack), _obj(curves), _obj(loss_curves),
@@ -240,7 +240,7 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
         "autoattack": accuracy.get("autoattack"), "transfer": {}, "masks": "masks.npz", **extra_reports}
     if aa:
         result["autoattack_n_examples"] = n["autoattack"]
-        from .sanity import check_pgd_autoattack_gap
+        from ..evaluation.sanity import check_pgd_autoattack_gap
 
         pgd_cols = [k for k, sp in all_specs.items() if sp.startswith("pgd-linf") and len(masks[k]) >= n["autoattack"]]
         if pgd_cols:
@@ -266,10 +266,10 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
 
 def _curves(model, test, c: dict[str, Any], seed: int, batch_size: int) -> dict[str, Any]:
     """FS Fig. 3 data: accuracy under PGD-20 vs epsilon (step 2.5 eps / 20) and vs iterations at ``c["eps"]``."""
-    from .curves import accuracy_vs_epsilon, accuracy_vs_steps
-    from .utils import parse_number
+    from ..evaluation.curves import accuracy_vs_epsilon, accuracy_vs_steps
+    from ..core.utils import parse_number
 
-    from .evaluate import _load_data
+    from ..evaluation.suite import _load_data
 
     x, y, _, _ = _load_data(test, c.get("n_examples", 200), "balanced")
     eps = parse_number(c["eps"])
@@ -293,9 +293,9 @@ def _curves(model, test, c: dict[str, Any], seed: int, batch_size: int) -> dict[
 def _loss_curves(model, test, c: dict[str, Any], seed: int) -> dict[str, Any]:
     """FS supplement Fig. 1 data: the PGD cross-entropy per iteration for ``restarts`` random starts (mean over
     ``n_examples`` test images), as a restarts x (steps + 1) list."""
-    from .data import as_tensors
-    from .curves import pgd_loss_curves
-    from .utils import parse_number
+    from ..core.data import as_tensors
+    from ..evaluation.curves import pgd_loss_curves
+    from ..core.utils import parse_number
 
     eps = parse_number(c["eps"])
     steps = int(c.get("steps", 20))
@@ -332,8 +332,8 @@ def run_tables(*, profile: Any, runs_dir: str | Path, fig_dir: str | Path, table
     :func:`ot_robust.reports.write_tables`, reading ``runs_dir`` (``runs`` or ``runs/<profile>``; only read, so a
     notebook run by hand on the committed ``results/`` leaves them untouched). A table the profile cannot build
     maps to the reason."""
-    from .profiles import Profile, load_profile
-    from .reports import write_tables
+    from ..profiles import Profile, load_profile
+    from ..reports import write_tables
 
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     names = list(_obj(tables) or [])
@@ -357,8 +357,8 @@ def run_figures(*, profile: Any, runs_dir: str | Path, fig_dir: str | Path, figu
     """Draw the ``figures`` (JSON list or list of names, keys of ``ot_robust.reports.FIGURES``, any paper) into
     ``fig_dir`` with :func:`ot_robust.reports.draw_figures`, reading ``runs_dir``. A figure whose models the profile
     did not run maps to the reason."""
-    from .profiles import Profile, load_profile
-    from .reports import draw_figures
+    from ..profiles import Profile, load_profile
+    from ..reports import draw_figures
 
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     names = list(_obj(figures))

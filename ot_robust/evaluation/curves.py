@@ -6,7 +6,7 @@
 
 Accuracies in %, correct on the clean input *and* on the attack's output; epsilons on the [0, 1] pixel scale;
 ``x`` ``(N, C, H, W)`` in [0, 1], ``y`` ``(N,)``. Deterministic for a seed (each batch seeded as in
-:func:`ot_robust.evaluate.evaluate`).
+:func:`ot_robust.evaluation.suite.evaluate`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from .attacks import PGD, fast_path, model_mode
-from .attacks.losses import LOSSES
-from .utils import derive_seed, get_device
+from ..attacks import PGD, fast_path, model_mode
+from ..attacks.losses import LOSSES
+from ..core.utils import derive_seed, get_device
 
 
 def _accuracy(model, attack, x, y, batch_size, device, seed) -> float:
@@ -66,8 +66,8 @@ def accuracy_vs_steps(model, x, y, eps: float, steps_list: Sequence[int], step_s
         accs = [_accuracy(model, PGD(eps, s, step_size, norm=norm, restarts=restarts, loss=loss, seed=seed),
                           x, y, batch_size, device, seed) for s in steps_list]
         return pd.DataFrame({"steps": steps_list, "accuracy": accs})
-    from .attacks import perturb
-    from .attacks.whitebox import make_generator
+    from ..attacks import perturb
+    from ..attacks.whitebox import make_generator
 
     PGD(eps, max(steps_list), step_size, norm=norm, loss=loss)  # the same checks as a PGD of these settings
     dev = get_device(device)
@@ -106,7 +106,7 @@ def pgd_loss_curves(model, x, y, n_starts: int = 20, steps: int = 20, eps: float
     def cb(_r, t, val):
         record[t] = val.view(n_starts, b).mean(1).cpu()
 
-    from .attacks import perturb
+    from ..attacks import perturb
 
     step_size = 2.5 * eps / steps if step_size is None else step_size
     gen = torch.Generator(device=dev).manual_seed(seed)
