@@ -7,7 +7,8 @@
 * :mod:`.grad_ratios` - per-parameter gradient-norm ratios adversarial / clean (OTJR Fig. 4, 6).
 * :mod:`.decision_cells` - predicted class on a plane through an input, with the eps-ball (OTJR supp. Fig. 9).
 * :mod:`.toy` - 2-D perturbation schemes (FS Fig. 2) and SW movement directions (OTJR Fig. 5).
-* :mod:`.runs` - locating a profile's trained models for the notebooks.
+
+A profile's trained models are located by :mod:`ot_robust.profiles.paths` (a layer above).
 
 Every function takes images ``(N, C, H, W)`` in [0, 1], labels ``(N,)``, ``n_examples`` and ``progress`` (tqdm bar);
 attacks are callables ``attack(model, x, y) -> x_adv`` (:func:`pgd` and :func:`feature_scattering` build the papers').

@@ -1,5 +1,5 @@
 """One input-validation vocabulary for the public boundaries (attacks, evaluate, sanity, defenses, training):
-every check raises ``ValueError`` naming the bad value and what is allowed (issue 16).
+every check raises ``ValueError`` naming the bad value and what is allowed.
 
 * :func:`check_eps` - a perturbation budget on the [0, 1] pixel scale: finite, >= 0; Linf above 1 is refused with
   "did you mean 8/255?" (the 0-255 scale forgotten); L2/L1 above :data:`MAX_L2_EPS`.

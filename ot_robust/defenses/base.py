@@ -60,7 +60,7 @@ class Defense:
         self.distributed = None  # set by the Trainer under DDP: a ot_robust.training.distributed.DistInfo
 
     def __init_subclass__(cls, **kw) -> None:
-        """Every subclass's :meth:`loss` checks its inputs first (issue 16: one validation layer at the public
+        """Every subclass's :meth:`loss` checks its inputs first (one validation layer at the public
         boundaries): ``x`` finite in [0, 1], ``y`` one integer label per image within the model's classes."""
         super().__init_subclass__(**kw)
         if "loss" in cls.__dict__:

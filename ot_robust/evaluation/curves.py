@@ -55,7 +55,7 @@ def accuracy_vs_steps(model, x, y, eps: float, steps_list: Sequence[int], step_s
                       seed: int = 0) -> pd.DataFrame:
     """PGD accuracy (%) at a fixed eps and step size for each number of steps (FS Fig. 3b-c).
 
-    With one restart and a named loss, one run of ``max(steps_list)`` steps gives every point (issue 15: no
+    With one restart and a named loss, one run of ``max(steps_list)`` steps gives every point (no
     repeated work): a ``k``-step PGD from the same start fools exactly the examples whose first fooling iterate
     is ``<= k`` (``fooled_at`` of :func:`ot_robust.attacks.perturb`); otherwise one run per point.
 

@@ -1,4 +1,9 @@
-"""Per-example correctness masks, stored compactly beside ``eval.json`` (issue 14).
+"""An evaluation's files: the one reader and writer of ``eval.json`` (the accuracies, intervals, sanity report and
+provenance of one model's evaluation) and ``masks.npz`` (its per-example correctness masks).
+
+An evaluation folder (``<runs_dir>/<profile>/eval/<experiment>/``) holds :data:`EVAL_FILE` and :data:`MASKS_FILE`;
+:func:`write_evaluation` writes both (masks first, so an ``eval.json`` never points at missing masks),
+:func:`read_eval` / :func:`read_evals` / :func:`read_masks` read them.
 
 ``masks.npz`` holds, for each column of an evaluation (clean, fgsm, pgd20, autoattack, ...), the bit-packed bool
 mask "still classified correctly" over the evaluated images, plus ``indices`` (the test-set index of each image,
@@ -8,12 +13,51 @@ cover the first ``n`` of the same order). Two models' masks on the same indices 
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..core.utils import atomic_write_bytes
+from ..core.utils import atomic_write_bytes, atomic_write_json
+
+#: an evaluation's summary (JSON) and its per-example masks (npz), in the evaluation folder
+EVAL_FILE = "eval.json"
+MASKS_FILE = "masks.npz"
+
+
+def write_evaluation(eval_dir: str | Path, result: dict[str, Any], masks: Mapping[str, Sequence[bool]] | None = None,
+                     indices: Sequence[int] | None = None) -> Path:
+    """Write ``result`` to ``<eval_dir>/eval.json`` (atomically), after ``masks`` / ``indices`` to ``masks.npz`` when
+    given (``result["masks"]`` then names that file). Returns the ``eval.json`` path. Raises ValueError as
+    :func:`save_masks`."""
+    eval_dir = Path(eval_dir)
+    if masks is not None:
+        save_masks(eval_dir / MASKS_FILE, masks, indices if indices is not None else range(0))
+        result = {**result, "masks": MASKS_FILE}
+    atomic_write_json(eval_dir / EVAL_FILE, result)
+    return eval_dir / EVAL_FILE
+
+
+def has_eval(eval_dir: str | Path, masks: bool = False) -> bool:
+    """Whether ``eval_dir`` holds a finished evaluation (and, with ``masks``, its masks too)."""
+    eval_dir = Path(eval_dir)
+    return (eval_dir / EVAL_FILE).is_file() and (not masks or (eval_dir / MASKS_FILE).is_file())
+
+
+def read_eval(eval_dir: str | Path) -> dict[str, Any]:
+    """The ``eval.json`` of ``eval_dir`` as a dict. Raises FileNotFoundError when there is none."""
+    return json.loads((Path(eval_dir) / EVAL_FILE).read_text())
+
+
+def read_evals(runs_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """``{experiment: eval.json content}`` for every ``<runs_dir>/eval/<experiment>/eval.json``, by name."""
+    return {p.parent.name: json.loads(p.read_text()) for p in sorted(Path(runs_dir).glob(f"eval/*/{EVAL_FILE}"))}
+
+
+def read_masks(eval_dir: str | Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """``({column: (n_col,) bool}, indices (n,) int)`` of the evaluation in ``eval_dir`` (:func:`load_masks`)."""
+    return load_masks(Path(eval_dir) / MASKS_FILE)
 
 
 def save_masks(path: str | Path, masks: Mapping[str, Sequence[bool]], indices: Sequence[int]) -> Path:

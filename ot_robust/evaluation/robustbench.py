@@ -1,4 +1,4 @@
-"""RobustBench-style evaluation of any model (issue 17): its model interface, its test-set convention, its protocol.
+"""RobustBench-style evaluation of any model: its model interface, its test-set convention, its protocol.
 
 RobustBench (Croce et al. 2021, ``robustbench.eval.benchmark``) evaluates an ``nn.Module`` that maps images in
 [0, 1] ``(B, C, H, W)`` to logits (normalization inside the model), in eval mode, on the **first n test images in

@@ -84,7 +84,7 @@ NOTEBOOKS = ("00_overview", "01_ot_solvers")
 #: the notebook that renders each paper's tables / figures (names ``<paper>_...`` go to it)
 TABLE_NOTEBOOKS = {"fs": "30_tables_fs", "got": "31_tables_got", "otjr": "32_tables_otjr"}
 FIGURE_NOTEBOOKS = {"fs": "40_figures_fs", "got": "41_figures_got", "otjr": "42_figures_otjr"}
-#: analysis notebooks (issue 9): each takes ``models`` (experiment names of this profile) and its own parameters
+#: analysis notebooks: each takes ``models`` (experiment names of this profile) and its own parameters
 ANALYSIS_NOTEBOOKS = ("43_figures_tsne", "44_figures_landscape", "45_figures_activations",
                       "46_figures_decision_cells", "47_figures_toy")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
@@ -352,7 +352,7 @@ def validate_profile(raw: Any, source: str = "<profile>", check_registries: bool
 
 
 #: (table, row or column) -> the FS setting a model standing for it must have been trained with: a table's cell can
-#: only hold a model trained as its row / column says (issue 14: a batch-128 model once sat in the bs60 column)
+#: only hold a model trained as its row / column says (a batch-128 model once sat in the bs60 column)
 _FS_ROW_SETTINGS = {
     ("fs_table3a", "Random"): ("perturbation", "random"), ("fs_table3a", "Supervised"): ("perturbation", "supervised"),
     ("fs_table3a", "FeaScatter"): ("perturbation", "feature_scattering"),

@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 from ..profiles import FIGURE_NOTEBOOKS, TABLE_NOTEBOOKS, Profile, ProfileError
 from . import fs, got, otjr, tables
 from .figures import FigureNotDrawn
-from .tables import TABLES, build_table, build_tables, load_evals, paper_table, render_frame
+from .tables import TABLES, build_table, build_tables, paper_table, render_frame
 
 for _spec in (*fs.TABLES, *got.TABLES, *otjr.TABLES):
     tables.register_table(_spec)
@@ -72,7 +72,7 @@ def draw_figures(profile, runs_dir: str | Path, fig_dir: str | Path, names: Sequ
 
 
 __all__ = ["TABLES", "FIGURES", "WRITERS", "write_tables", "draw_figures", "build_table", "build_tables",
-           "load_evals", "paper_table", "render_frame", "fs", "got", "otjr", "tables"]
+           "paper_table", "render_frame", "fs", "got", "otjr", "tables"]
 
 
 def check_names(profile: Profile) -> Profile:

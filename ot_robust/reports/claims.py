@@ -1,4 +1,4 @@
-"""The claims-verdict table (issue 14): one row per headline claim of each paper, the paper's effect, ours with its
+"""The claims-verdict table: one row per headline claim of each paper, the paper's effect, ours with its
 95% interval, and a verdict by the rule of :func:`ot_robust.core.stats.verdict` (README, "Claims and verdicts").
 
 A claim compares model A with model B on one column (``pgd20``, ``autoattack``, ...) of the study's evaluations:
@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..core.stats import mcnemar, t_interval, verdict, wilson_interval
+from ..evaluation.results import has_eval, read_eval, read_masks
 
 
 @dataclass(frozen=True)
@@ -259,13 +260,11 @@ def stale_reason(runs_dir: Path, prof: Any, exp: str) -> str | None:
 
 
 def _load(runs_dir: Path, profile: str, exp: str) -> tuple[dict, dict] | None:
-    from ..evaluation.results import load_masks
-
     d = runs_dir / profile / "eval" / exp
-    if not (d / "eval.json").is_file() or not (d / "masks.npz").is_file():
+    if not has_eval(d, masks=True):
         return None
-    masks, idx = load_masks(d / "masks.npz")
-    return json.loads((d / "eval.json").read_text()), {"masks": masks, "indices": idx}
+    masks, idx = read_masks(d)
+    return read_eval(d), {"masks": masks, "indices": idx}
 
 
 def _curve_drop(ev: dict, runs_dir: Path, profile: str, exp: str, lo: float, hi: float):
@@ -289,7 +288,7 @@ def evaluate_claim(claim: Claim, runs_dir: str | Path, paper_tables: dict[str, A
            "ci_high": math.nan, "n": 0, "seeds": 0, "test": "", "p_value": math.nan, "verdict": "not run yet",
            "budget": "", "note": claim.note}
     stale = {e: r for e in {e for x in (claim.a, claim.b) for _, e in prof.seeds_of(x)}
-             if (runs_dir / claim.profile / "eval" / e / "eval.json").is_file()
+             if has_eval(runs_dir / claim.profile / "eval" / e)
              and (r := stale_reason(runs_dir, prof, e)) is not None}
     if stale:
         row["note"] = ("Left out until rerun: " + "; ".join(f"{e}: {r}" for e, r in sorted(stale.items())) + ". "

@@ -1,4 +1,4 @@
-"""Has training levelled off? Held-out accuracy after every epoch of a profile's runs (issue 14: "enough epochs that
+"""Has training levelled off? Held-out accuracy after every epoch of a profile's runs ("enough epochs that
 held-out robust accuracy has levelled off (committed curves show it)").
 
 Every training run records, after each epoch, clean and PGD-10 accuracy (%) on ``eval_n`` held-out test images at

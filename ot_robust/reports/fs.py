@@ -40,9 +40,6 @@ TABLES: list[TableSpec] = [
 ]
 
 
-def _read(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
-
 
 def _labels(profile: Any) -> dict[str, str]:
     return {exp: profile.label(exp) for exp in profile.methods} if profile is not None else {}

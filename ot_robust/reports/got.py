@@ -22,7 +22,8 @@ import pandas as pd
 
 from ..core.style import figure, legend_outside, method_color, save_figure
 from .figures import FigureNotDrawn, plot_accuracy_curves
-from .tables import TableResult, TableSpec, caption, load_evals, paper_table, sanity_flags, sanity_text, seed_rows
+from ..evaluation.results import read_evals
+from .tables import TableResult, TableSpec, caption, paper_table, sanity_flags, sanity_text, seed_rows
 
 TABLES: list[TableSpec] = [
     # GOT Table 2 spans three datasets (one profile each)
@@ -174,7 +175,7 @@ def write_tables(profile: Any, runs_dir: str | Path, out_dir: str | Path, names:
     from ..core.utils import atomic_write_bytes
     from .tables import build_table
 
-    evals = load_evals(runs_dir)
+    evals = read_evals(runs_dir)
     out_dir = Path(out_dir)
     wanted = names or ["got_table1", "got_table2", "got_table4", "got_table5", "got_eps_plateau_check"]
     written: dict[str, list[Path] | str] = {}
@@ -220,7 +221,7 @@ def fig_got_fig2(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> lis
 def fig_got_fig7(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> list[Path] | None:
     """GOT Fig. 7: PGD accuracy vs beta (the weight of the OT term) for GOT experiments that differ only in beta;
     ``None`` if the profile has no such group."""
-    evals = load_evals(runs_dir)
+    evals = read_evals(runs_dir)
     groups: dict[tuple, list[tuple[float, str]]] = {}
     for e, m in profile.methods.items():
         if m["method"].startswith("got_") and e in evals:

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from ..core.utils import read_jsonl
+from ..evaluation.results import read_evals
 from . import tables as T
 
 TABLES = [
@@ -53,7 +54,7 @@ def load_runs(runs_dir: str | Path) -> dict[str, dict[str, Any]]:
     hyper-parameters <- the experiment's ``config.json`` method_params (``autoattack`` and Table 3's ``awp_*``
     columns are read by :func:`ot_robust.reports.tables.build_table` itself)."""
     runs_dir = Path(runs_dir)
-    evals = T.load_evals(runs_dir)
+    evals = read_evals(runs_dir)
     for exp, ev in evals.items():
         acc = ev.setdefault("accuracy", {})
         for col, names in ALIASES.items():

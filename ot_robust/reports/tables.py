@@ -32,6 +32,7 @@ import yaml
 
 from ..core.stats import t_interval
 from ..core.utils import PACKAGE_ROOT
+from ..evaluation.results import read_evals
 
 PAPER_TABLES_PATH = PACKAGE_ROOT / "assets" / "paper_tables.yaml"
 EXTRA_COLUMNS = ("AA", "worst", "sanity")
@@ -84,14 +85,6 @@ def paper_table(paper: str, key: str) -> dict[str, Any]:
     if key not in tables[paper]:
         raise ValueError(f"unknown table {key!r} of paper {paper!r}; allowed: {sorted(tables[paper])}")
     return tables[paper][key]
-
-
-def load_evals(runs_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """``{experiment: eval.json content}`` for every ``<runs_dir>/eval/<experiment>/eval.json``."""
-    out = {}
-    for p in sorted(Path(runs_dir).glob("eval/*/eval.json")):
-        out[p.parent.name] = json.loads(p.read_text())
-    return out
 
 
 def _pretty(col: str) -> str:
@@ -357,5 +350,5 @@ def build_tables(profile: Any, runs_dir: str | Path, out_dir: str | Path, names:
                  ) -> dict[str, list[Path]]:
     """Build and write every table of ``profile`` (or ``names``) from ``<runs_dir>/eval/*/eval.json`` into
     ``out_dir`` (Markdown, CSV, LaTeX); returns ``{table: [paths]}``."""
-    evals = load_evals(runs_dir)
+    evals = read_evals(runs_dir)
     return {n: build_table(n, evals, profile).write(out_dir) for n in (names or profile.tables)}

@@ -1,4 +1,4 @@
-"""Remaining-time estimate of a pipeline run (issue 17: "steps done / total, elapsed and ETA").
+"""Remaining-time estimate of a pipeline run ("steps done / total, elapsed and ETA").
 
 Steps differ by orders of magnitude (a toy figure takes seconds, a robust model's evaluation the better part of an
 hour), so an average over the steps done so far says little. :class:`StepClock` estimates each remaining step from

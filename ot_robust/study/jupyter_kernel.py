@@ -1,4 +1,4 @@
-"""One long-lived Jupyter kernel per pipeline worker (issue 15): papermill runs every step's notebook in it.
+"""One long-lived Jupyter kernel per pipeline worker: papermill runs every step's notebook in it.
 
 A fresh kernel per step costs 11-12 s on these CPUs (starting IPython, importing torch and the package): 44 steps
 of ``quick`` spent ~9 minutes on it. :func:`execute_notebook` keeps one kernel per process (the pipeline's main

@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 from .. import __version__
 from ..core.utils import PROGRESS_ENV, REPO_ROOT, atomic_write_bytes, atomic_write_json, git_commit
+from ..evaluation.results import EVAL_FILE, MASKS_FILE
 from ..profiles import FIGURE_NOTEBOOKS, TABLE_NOTEBOOKS, Profile, load_profile, metas_with_claims
 from ..profiles.paths import RunLayout
 from ..reports import check_names
@@ -183,7 +184,7 @@ def build_plan(profile: Profile | str | Path, runs_dir: str | Path | None = None
         out_dir = lay.eval(exp)
         lc = ev.get("loss_curves") if (ev.get("loss_curves") or {}).get("experiment") == exp else None
         sources = m.get("transfer_from", {})
-        outputs = [f"{out_dir}/eval.json"] + ([f"{out_dir}/curves.json"] if m.get("curves") and ev.get("curves")
+        outputs = [f"{out_dir}/{EVAL_FILE}"] + ([f"{out_dir}/curves.json"] if m.get("curves") and ev.get("curves")
                                               else []) + ([f"{out_dir}/loss_curves.json"] if lc else [])
         add(f"evaluate/{exp}", "20_evaluate", {
             "experiment": exp, "label": prof.label(exp), "method": m["method"], "run_dir": lay.train(exp),
@@ -193,7 +194,7 @@ def build_plan(profile: Profile | str | Path, runs_dir: str | Path | None = None
             "curves": _js(ev.get("curves") if m.get("curves") else None), "loss_curves": _js(lc),
             "transfer_from": _js({row: lay.train(src) for row, src in sources.items()}),
             "seed": prof.seed, **({"strong": _js(ev["strong"])} if ev.get("strong") else {})}, out_dir,
-            outputs + [f"{out_dir}/masks.npz"], [f"train/{exp}"] + [f"train/{s}" for s in sources.values()])
+            outputs + [f"{out_dir}/{MASKS_FILE}"], [f"train/{exp}"] + [f"train/{s}" for s in sources.values()])
         eval_steps.append(f"evaluate/{exp}")
     for kind, names, notebooks, folder in [("tables", prof.tables, TABLE_NOTEBOOKS, lay.tables),
                                            ("figures", prof.figures, FIGURE_NOTEBOOKS, fd)]:
@@ -685,7 +686,7 @@ def _note_stale_claims(plan: Plan, log: Callable[[str], None]) -> None:
 
 def _output_commit(folder: Path) -> str | None:
     """The git commit recorded in a step's own output (config.json or eval.json provenance)."""
-    for name in ("config.json", "eval.json"):
+    for name in ("config.json", EVAL_FILE):
         try:
             return json.loads((folder / name).read_text())["provenance"]["git_commit"]
         except (OSError, ValueError, KeyError, TypeError):

@@ -1,4 +1,4 @@
-"""Where a profile's plan stands (``python -m ot_robust reproduce --status``): a study run in chunks (issue 14)
+"""Where a profile's plan stands (``python -m ot_robust reproduce --status``): a study run in chunks
 needs to say, on any clone, what is done, what a stopped chunk left half-way and what is still to run.
 
 Read only from the files a run leaves (nothing is executed): a step is *done* when its ``.done.json`` records its

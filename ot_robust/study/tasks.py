@@ -131,7 +131,7 @@ def _norm(spec: str) -> str:
 
 
 def worst_by_threat_model(masks: dict[str, Any], specs: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """Per-example worst case per threat model (issue 14: never mix Linf with L2).
+    """Per-example worst case per threat model (never mix Linf with L2).
 
     ``masks``: {column: (n_col,) bool}, every column on a prefix of the same image order; ``specs``: {column: attack
     spec} (``clean`` excluded). For each norm (``linf``, ``l2``) the result has ``<norm>`` (the columns that cover
@@ -194,7 +194,7 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
     from ..evaluation.batch_cache import clear as clear_cache
     from ..core.data import get_dataset
     from ..evaluation.suite import evaluate
-    from ..evaluation.results import save_masks
+    from ..evaluation.results import read_eval, write_evaluation
     from ..core.stats import wilson_interval
     from ..models.loading import load_model
     from ..training.budget import deadline_passed
@@ -237,7 +237,7 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
         "accuracy": {k: v for k, v in accuracy.items() if k != "autoattack"}, "n": n, "ci": ci,
         "worst": worst, "worst_case": linf.get("accuracy", float(report.worst_case)),
         "worst_case_n": linf.get("n", n_examples), "sanity": list(report.sanity), "report": report.to_dict(),
-        "autoattack": accuracy.get("autoattack"), "transfer": {}, "masks": "masks.npz", **extra_reports}
+        "autoattack": accuracy.get("autoattack"), "transfer": {}, **extra_reports}
     if aa:
         result["autoattack_n_examples"] = n["autoattack"]
         from ..evaluation.sanity import check_pgd_autoattack_gap
@@ -247,7 +247,6 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
             na = n["autoattack"]
             col = min(pgd_cols, key=lambda k: sum(masks[k][:na]))  # the strongest PGD on those images
             result["sanity"].append(check_pgd_autoattack_gap(masks, col))
-    save_masks(out_dir / "masks.npz", masks, indices)
     for row, src in transfer_from.items():
         tspecs = {k: f"transfer source={src} via={s}" for k, s in specs.items() if not s.startswith("fgsm")}
         rep = evaluate(model, test, list(tspecs.values()), n_examples=n_examples, sanity=False, **kw)
@@ -259,9 +258,9 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
         result["loss_curves"] = write_json(out_dir / "loss_curves.json",
                                            _loss_curves(model, test, loss_curves, seed)).name
     result["provenance"] = provenance(profile=profile, experiment=experiment)
-    write_json(out_dir / "eval.json", result)
+    write_evaluation(out_dir, result, masks, indices)
     clear_cache(partial)
-    return result
+    return read_eval(out_dir)
 
 
 def _curves(model, test, c: dict[str, Any], seed: int, batch_size: int) -> dict[str, Any]:
