@@ -66,6 +66,14 @@ parameters, upstream steps, package version: rewording Markdown reruns nothing);
          code("tasks.write_json(Path(runs_dir) / 'overview' / 'plan.json', plan.to_dict(orient='records'))")])
 
 
+STEP_PARAMS = """profile_file = "ot_robust/profiles/quick.yaml"  # the profile (YAML); every setting of the step comes from it
+profile_sha256 = ""         # its sha256 when the plan was built (empty: do not check that it is unchanged)
+step = "{step}"  # the step of the profile's plan this notebook runs
+runs_dir = None             # parent of <profile>/ run outputs (None: the profile's runs_dir, else runs)
+fig_dir = "figures"         # parent of <profile>/ figures and tables
+max_batches = None          # stop every training run after this many batches (one-batch check)"""
+
+
 def train_nb():
     return notebook(
         """# 10 - Train one model
@@ -78,25 +86,12 @@ Outputs in `run_dir`: `config.json`, `checkpoint.pt`, `metrics.jsonl`, `model.pt
 
 """ + PROFILE_NOTE + """
 The training settings of the papers (WRN-28-10, 100/200 epochs, batch 60/128, learning-rate schedules) are in the
-`*-paper` profiles; `max_batches` stops a run early (one-batch check).""",
-        '''profile = "quick"
-experiment = "standard"
-method = "standard"
-method_params = "{}"        # JSON: keyword arguments of ot_robust.defenses.get_defense
-dataset = "mnist-sample"
-data_root = None
-model = "small_cnn"
-model_params = "{}"         # JSON: keyword arguments of ot_robust.models.get_model
-train_params = "{}"         # JSON: TrainConfig fields (epochs, batch_size, lr, ...)
-seed = 0
-max_batches = None          # stop after this many batches (one-batch check)
-run_dir = "runs/quick/train/standard"''',
-        [code("summary = tasks.run_train(profile=profile, experiment=experiment, method=method, "
-              "method_params=method_params,\n"
-              "                          dataset=dataset, data_root=data_root, model=model, model_params=model_params,\n"
-              "                          train_params=train_params, seed=seed, max_batches=max_batches, "
-              "run_dir=run_dir)\nsummary"),
-         code("tasks.plot_training(run_dir);")])
+`*-paper` profiles; `max_batches` stops a run early (one-batch check). To train with other settings, edit (a copy
+of) the profile and pass its file: every setting of a step comes from its profile, nothing else.""",
+        STEP_PARAMS.format(step="train/standard"),
+        [code("summary = tasks.train_step(profile_file, step, profile_sha256=profile_sha256, runs_dir=runs_dir,\n"
+              "                            fig_dir=fig_dir, max_batches=max_batches)\nsummary"),
+         code("tasks.plot_training(summary['run_dir']);")])
 
 
 def evaluate_nb():
@@ -113,33 +108,9 @@ Every attack runs on the first n images of one fixed class-balanced order; each 
 interval (`result['ci']`).
 
 """ + PROFILE_NOTE,
-        """profile = "quick"
-experiment = "standard"
-label = "Standard"
-method = "standard"
-run_dir = "runs/quick/train/standard"
-out_dir = "runs/quick/eval/standard"
-dataset = "mnist-sample"
-data_root = None
-# attacks: JSON {column: attack spec}, or "default": FGSM and PGD-20 at the dataset's eps (tasks.default_attacks)
-# autoattack: JSON {"spec", "n_examples"} or null
-attacks = "default"
-
-n_examples = 1000
-batch_size = 250
-sanity = True
-autoattack = "null"
-curves = "null"             # JSON {epsilons, steps, eps, step_size, n_examples} or null
-loss_curves = "null"        # JSON {experiment, restarts, steps, eps, step_size, n_examples} or null
-transfer_from = "{}"        # JSON: black-box source row label -> source run_dir
-seed = 0
-strong = "null"             # JSON {attacks: {column: spec}, n_examples} or null (e.g. PGD-100 on 1,000)""",
-        [code("result = tasks.run_evaluate(profile=profile, experiment=experiment, label=label, method=method,\n"
-              "                            run_dir=run_dir, out_dir=out_dir, dataset=dataset, data_root=data_root,\n"
-              "                            attacks=attacks, n_examples=n_examples, batch_size=batch_size, "
-              "sanity=sanity,\n"
-              "                            autoattack=autoattack, curves=curves, loss_curves=loss_curves,\n"
-              "                            transfer_from=transfer_from, seed=seed, strong=strong)\n"
+        STEP_PARAMS.format(step="evaluate/standard"),
+        [code("result = tasks.evaluate_step(profile_file, step, profile_sha256=profile_sha256, runs_dir=runs_dir,\n"
+              "                             fig_dir=fig_dir, max_batches=max_batches)\n"
               "tasks.accuracy_frame(result)"),
          markdown("Sanity checks (gradient masking): every check should read `pass`."),
          code("tasks.sanity_frame(result)")])

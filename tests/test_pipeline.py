@@ -123,10 +123,13 @@ def test_quick_plan_order_and_dry_run(capsys):
     argv = shlex.split(lines[names.index("train/pgd_at")])
     assert argv[:3] == ["papermill", "notebooks/10_train.ipynb", "runs/quick/notebooks/10_train.pgd_at.ipynb"]
     params = {argv[i + 1]: argv[i + 2] for i in range(3, len(argv), 3) if argv[i] in ("-p", "-r")}
-    assert params["method"] == "pgd_at" and json.loads(params["method_params"])["steps"] == 3
-    assert params["max_batches"] == "None" and params["run_dir"] == "runs/quick/train/pgd_at"
-    ev = shlex.split(lines[names.index("evaluate/feature_scattering")])
-    assert ev[ev.index("label") - 1] == "-p" and ev[ev.index("label") + 1] == "Proposed"
+    assert params == {"profile_file": "ot_robust/profiles/quick.yaml", "step": "train/pgd_at", "max_batches": "None",
+                      "profile_sha256": plan["train/pgd_at"].inputs["profile_sha256"], "runs_dir": "runs",
+                      "fig_dir": "figures"}
+    resolved = plan["train/pgd_at"].params  # what the notebook resolves from the profile (and the hash covers)
+    assert resolved["method"] == "pgd_at" and json.loads(resolved["method_params"])["steps"] == 3
+    assert resolved["max_batches"] is None and resolved["run_dir"] == "runs/quick/train/pgd_at"
+    assert plan["evaluate/feature_scattering"].params["label"] == "Proposed"
 
 
 def test_paper_profiles_dry_run_and_one_batch_commands(capsys):
@@ -285,3 +288,37 @@ def test_smoke_profile_end_to_end(tmp_path):
     again = run_plan(build_plan("smoke", runs_dir=tmp_path / "runs", fig_dir=tmp_path / "figures", root=REPO),
                      log=lambda s: None)
     assert set(again.values()) == {"skipped"}
+
+
+def test_train_and_evaluate_steps_receive_the_profile_and_the_step_name_only(tmp_path):
+    """No value crosses papermill as a string: a train/evaluate notebook gets the profile file, its sha256, the
+    step's name and the plan options, and resolves the same parameters (as Python objects) from the profile."""
+    from ot_robust.study.tasks import resolve_step
+
+    plan = build_plan("quick", runs_dir="runs", fig_dir="figures", root=REPO)
+    checked = 0
+    for s in plan.steps:
+        if not s.name.startswith(("train/", "evaluate/")):
+            assert s.inputs is None and s.papermill_params == s.params
+            continue
+        assert set(s.inputs) == {"profile_file", "profile_sha256", "step", "runs_dir", "fig_dir", "max_batches"}
+        nb = nbformat.read(REPO / s.notebook, as_version=4)
+        source = next(c.source for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        assert {ln.split("=")[0].strip() for ln in source.splitlines() if "=" in ln} == set(s.inputs)
+        opts = {k: v for k, v in s.inputs.items() if k not in ("profile_file", "step")}
+        got = resolve_step(REPO / s.inputs["profile_file"], s.inputs["step"], **opts)
+        assert got.params == s.params and got.hash == s.hash
+        for key in ("method_params", "train_params", "attacks"):
+            if key in got.values:
+                assert isinstance(got.values[key], dict) and json.loads(s.params[key]) == got.values[key]
+        checked += 1
+    assert checked == 2 * len(plan.profile.methods)
+
+    copy = tmp_path / "quick.yaml"
+    copy.write_text((PROFILE_DIR / "quick.yaml").read_text())
+    step = build_plan(load_profile(copy), runs_dir=str(tmp_path / "runs"), root=REPO)["train/pgd_at"]
+    copy.write_text(copy.read_text().replace("epochs: 2", "epochs: 3"))
+    with pytest.raises(ValueError, match="changed since this step was planned"):
+        resolve_step(copy, "train/pgd_at", profile_sha256=step.inputs["profile_sha256"])
+    with pytest.raises(ValueError, match="no step 'train/nobody'"):
+        resolve_step(copy, "train/nobody")

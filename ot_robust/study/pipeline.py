@@ -59,8 +59,14 @@ class PipelineError(RuntimeError):
 
 @dataclass
 class Step:
-    """One papermill execution: ``notebook`` run with ``params`` into ``output``; ``.done.json`` goes in
-    ``done_dir``; ``outputs`` must exist after success; ``deps`` are names of steps that must run first."""
+    """One papermill execution of ``notebook`` into ``output``; ``.done.json`` goes in ``done_dir``; ``outputs`` must
+    exist after success; ``deps`` are names of steps that must run first.
+
+    ``params`` are the step's resolved parameters (structured ones as compact JSON): what its hash covers and its
+    ``.done.json`` records. ``inputs``, when set (train and evaluate steps), is all papermill passes: the profile
+    file, its sha256, the step's name and the plan options; the notebook resolves the rest from the profile
+    (:func:`ot_robust.study.tasks.resolve_step`) and receives ``values``, the same parameters as Python objects.
+    Without ``inputs`` papermill passes ``params``."""
 
     name: str
     notebook: str
@@ -70,6 +76,13 @@ class Step:
     outputs: list[str] = field(default_factory=list)
     deps: list[str] = field(default_factory=list)
     hash: str = ""
+    inputs: dict[str, Any] | None = None
+    values: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def papermill_params(self) -> dict[str, Any]:
+        """What papermill passes to the notebook: ``inputs`` if set, else ``params``."""
+        return self.params if self.inputs is None else self.inputs
 
 
 @dataclass
@@ -87,6 +100,11 @@ class Plan:
             if s.name == name:
                 return s
         raise KeyError(f"no step {name!r}; steps: {[s.name for s in self.steps]}")
+
+
+#: per notebook, the parameters whose values are structured (hashed and recorded as compact JSON)
+_JSON_KEYS = {"10_train": ("method_params", "model_params", "train_params"),
+              "20_evaluate": ("attacks", "autoattack", "curves", "loss_curves", "transfer_from", "strong")}
 
 
 def _js(obj: Any) -> str:
@@ -152,8 +170,7 @@ def build_plan(profile: Profile | str | Path, runs_dir: str | Path | None = None
     nbdir = Path(notebooks_dir) if notebooks_dir else NOTEBOOKS_DIR
     if max_batches is not None and max_batches < 1:
         raise ValueError(f"max_batches must be >= 1 or None, got {max_batches}")
-    runs_dir = runs_dir or prof.runs_dir or "runs"
-    lay = RunLayout(str(runs_dir), prof.name, str(fig_dir))
+    lay = RunLayout(str(runs_dir or prof.runs_dir or "runs"), prof.name, str(fig_dir))
     rd, fd = lay.root, lay.figures
     prof_file = str(prof.path or "")
     prof_sha = _sha256(Path(prof_file).read_bytes()) if prof_file and Path(prof_file).is_file() else ""
@@ -161,11 +178,18 @@ def build_plan(profile: Profile | str | Path, runs_dir: str | Path | None = None
         prof_file = found.relative_to(root.resolve()).as_posix()  # relative, so a clone elsewhere has the same hash
     common = {"profile": prof.name}
     steps: list[Step] = []
+    plan_options = {"profile_file": prof_file, "profile_sha256": prof_sha,
+                    "runs_dir": None if runs_dir is None else str(runs_dir), "fig_dir": str(fig_dir),
+                    "max_batches": max_batches}
 
-    def add(name: str, stem: str, params: dict, done_dir: str, outputs=(), deps=()):
+    def add(name: str, stem: str, params: dict, done_dir: str, outputs=(), deps=(), values=None):
         out = f"{lay.notebooks}/{stem}" + (f".{name.split('/', 1)[1]}" if "/" in name else "") + ".ipynb"
-        steps.append(Step(name, _nb(nbdir, stem, root), out, {**common, **params}, done_dir, list(outputs),
-                          list(deps)))
+        js = {k: _js(v) if k in _JSON_KEYS.get(stem, ()) else v for k, v in params.items()}
+        step = Step(name, _nb(nbdir, stem, root), out, {**common, **js}, done_dir, list(outputs), list(deps))
+        if values is not None:
+            step.values = {**common, **params}
+            step.inputs = {**plan_options, "step": name}
+        steps.append(step)
 
     for stem in prof.notebooks:
         short = stem.split("_", 1)[1]
@@ -174,10 +198,10 @@ def build_plan(profile: Profile | str | Path, runs_dir: str | Path | None = None
         run_dir = lay.train(exp)
         train = {**prof.defaults, **m.get("train", {})}
         add(f"train/{exp}", "10_train", {
-            "experiment": exp, "method": m["method"], "method_params": _js(m.get("params", {})),
+            "experiment": exp, "method": m["method"], "method_params": m.get("params", {}),
             "dataset": prof.dataset, "data_root": prof.data_root, "model": prof.model,
-            "model_params": _js(prof.model_params), "train_params": _js(train), "seed": prof.seed_of(exp),
-            "max_batches": max_batches, "run_dir": run_dir}, run_dir, [f"{run_dir}/model.pt"])
+            "model_params": prof.model_params, "train_params": train, "seed": prof.seed_of(exp),
+            "max_batches": max_batches, "run_dir": run_dir}, run_dir, [f"{run_dir}/model.pt"], values=True)
     ev = prof.eval
     eval_steps = []
     for exp, m in prof.methods.items():
@@ -189,12 +213,13 @@ def build_plan(profile: Profile | str | Path, runs_dir: str | Path | None = None
         add(f"evaluate/{exp}", "20_evaluate", {
             "experiment": exp, "label": prof.label(exp), "method": m["method"], "run_dir": lay.train(exp),
             "out_dir": out_dir, "dataset": prof.dataset, "data_root": prof.data_root,
-            "attacks": _js(ev["attacks"]), "n_examples": ev["n_examples"], "batch_size": ev.get("batch_size", 250),
-            "sanity": ev.get("sanity", True), "autoattack": _js(ev.get("autoattack") if m.get("autoattack", True) else None),
-            "curves": _js(ev.get("curves") if m.get("curves") else None), "loss_curves": _js(lc),
-            "transfer_from": _js({row: lay.train(src) for row, src in sources.items()}),
-            "seed": prof.seed, **({"strong": _js(ev["strong"])} if ev.get("strong") else {})}, out_dir,
-            outputs + [f"{out_dir}/{MASKS_FILE}"], [f"train/{exp}"] + [f"train/{s}" for s in sources.values()])
+            "attacks": ev["attacks"], "n_examples": ev["n_examples"], "batch_size": ev.get("batch_size", 250),
+            "sanity": ev.get("sanity", True), "autoattack": ev.get("autoattack") if m.get("autoattack", True) else None,
+            "curves": ev.get("curves") if m.get("curves") else None, "loss_curves": lc,
+            "transfer_from": {row: lay.train(src) for row, src in sources.items()},
+            "seed": prof.seed, **({"strong": ev["strong"]} if ev.get("strong") else {})}, out_dir,
+            outputs + [f"{out_dir}/{MASKS_FILE}"], [f"train/{exp}"] + [f"train/{s}" for s in sources.values()],
+            values=True)
         eval_steps.append(f"evaluate/{exp}")
     for kind, names, notebooks, folder in [("tables", prof.tables, TABLE_NOTEBOOKS, lay.tables),
                                            ("figures", prof.figures, FIGURE_NOTEBOOKS, fd)]:
@@ -334,7 +359,7 @@ def papermill_command(step: Step, kernel: str | None = None) -> str:
     parts = ["papermill", step.notebook, step.output]
     if kernel:
         parts += ["-k", kernel]
-    for k, v in step.params.items():
+    for k, v in step.papermill_params.items():
         if isinstance(v, str) and _needs_raw(v):
             parts += ["-r", k, v]
         else:
@@ -387,7 +412,8 @@ def execute_step(step: Step, root: str | Path, kernel: str | None = None, thread
     (root / step.output).parent.mkdir(parents=True, exist_ok=True)
     (root / step.done_dir).mkdir(parents=True, exist_ok=True)
     try:
-        execute_notebook(root / step.notebook, root / step.output, step.params, cwd=root, kernel_name=kernel)
+        execute_notebook(root / step.notebook, root / step.output, step.papermill_params, cwd=root,
+                         kernel_name=kernel)
     except PapermillExecutionError as e:
         return {"ok": False, "cell_index": e.cell_index, "exec_count": e.exec_count, "source": e.source,
                 "ename": e.ename, "evalue": e.evalue, "seconds": time.time() - t0,

@@ -1,12 +1,16 @@
 """What each pipeline notebook does, as functions (the notebooks stay thin and the tests can call the same code).
 
-* :func:`run_train` - ``10_train``: TrainConfig from the profile's settings, ``train(config, run_dir)``.
-* :func:`run_evaluate` - ``20_evaluate``: attack suite + AutoAttack + sanity checks + curves -> ``eval.json``.
+* :func:`train_step` - ``10_train``: the step of the profile's plan -> :func:`run_train` (TrainConfig from the
+  profile's settings, ``train(config, run_dir)``).
+* :func:`evaluate_step` - ``20_evaluate``: the step of the profile's plan -> :func:`run_evaluate` (attack suite +
+  AutoAttack + sanity checks + curves -> ``eval.json``).
 * :func:`run_tables` - ``30_tables_*``: paper tables with our numbers (:mod:`ot_robust.reports`).
 * :func:`run_figures` - ``40_figures_*``: figures (:mod:`ot_robust.reports`).
 
-Structured parameters arrive as JSON strings (papermill ``-p``) or as Python objects; both are accepted.
-Accuracies are in percent; epsilons on the [0, 1] pixel scale.
+The train and evaluate notebooks receive only the profile file, its sha256, the step's name and the plan options,
+and resolve everything else from the profile (:func:`resolve_step`), so no value crosses papermill as a string.
+The table and figure notebooks receive the profile file too; structured parameters of the analysis notebooks arrive
+as JSON (their lists of models). Accuracies are in percent; epsilons on the [0, 1] pixel scale.
 """
 
 from __future__ import annotations
@@ -26,6 +30,47 @@ PARTIAL_DIR = "partial"  # under an evaluation's out_dir: its finished attack ba
 def _obj(v: Any) -> Any:
     """A parameter value: JSON text -> Python object; anything else unchanged."""
     return json.loads(v) if isinstance(v, str) else v
+
+
+def resolve_step(profile_file: str | Path, step: str, profile_sha256: str = "", runs_dir: str | None = None,
+                 fig_dir: str = "figures", max_batches: int | None = None):
+    """The :class:`~ot_robust.study.pipeline.Step` named ``step`` of the plan of the profile in ``profile_file``
+    (built as ``python -m ot_robust reproduce`` builds it, from the current directory); its ``values`` are the
+    step's parameters as Python objects.
+
+    Raises:
+        ValueError: the profile file changed since the plan that started this step was built (``profile_sha256``
+            given and different), or the plan has no such step (KeyError's message, as ValueError).
+        ProfileError: the profile is invalid.
+    """
+    import hashlib
+
+    from ..profiles import load_profile
+    from .pipeline import build_plan
+
+    if profile_sha256:
+        now = hashlib.sha256(Path(profile_file).read_bytes()).hexdigest()
+        if now != profile_sha256:
+            raise ValueError(f"{profile_file} changed since this step was planned (sha256 {now[:12]}, planned "
+                             f"{profile_sha256[:12]}): run `python -m ot_robust reproduce` again")
+    plan = build_plan(load_profile(profile_file), runs_dir=runs_dir, fig_dir=fig_dir, max_batches=max_batches)
+    try:
+        return plan[step]
+    except KeyError as e:
+        raise ValueError(e.args[0]) from None
+
+
+def train_step(profile_file: str | Path, step: str, **plan_options: Any) -> dict[str, Any]:
+    """Run the training step ``step`` (``train/<exp>``) of the profile in ``profile_file``: :func:`run_train` with
+    the parameters its plan resolves (``plan_options``: ``profile_sha256``, ``runs_dir``, ``fig_dir``,
+    ``max_batches``, as :func:`resolve_step`). Returns the run's summary."""
+    return run_train(**resolve_step(profile_file, step, **plan_options).values)
+
+
+def evaluate_step(profile_file: str | Path, step: str, **plan_options: Any) -> dict[str, Any]:
+    """Run the evaluation step ``step`` (``evaluate/<exp>``) of the profile in ``profile_file``: :func:`run_evaluate`
+    with the parameters its plan resolves (as :func:`train_step`). Returns the evaluation (``eval.json``)."""
+    return run_evaluate(**resolve_step(profile_file, step, **plan_options).values)
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
@@ -73,7 +118,8 @@ def run_train(*, profile: str, experiment: str, method: str, method_params: Any,
         print(f"{run_dir} holds a run with other settings ({e}); starting afresh")
         train(cfg, run_dir, resume=False)
     metrics = read_jsonl(run_dir / "metrics.jsonl")
-    summary = {"profile": profile, "experiment": experiment, "method": method, "config": dataclasses.asdict(cfg),
+    summary = {"profile": profile, "experiment": experiment, "method": method, "run_dir": str(run_dir),
+               "config": dataclasses.asdict(cfg),
                "last_metrics": metrics[-1] if metrics else {}, "n_metric_records": len(metrics),
                "provenance": provenance(profile=profile, experiment=experiment)}
     write_json(run_dir / "train_summary.json", summary)
