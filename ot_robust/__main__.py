@@ -1,11 +1,12 @@
-"""Command line: ``python -m ot_robust reproduce|train|evaluate|robustbench|profiles|presets ...``.
+"""Command line: ``python -m ot_robust reproduce|train|evaluate|robustbench|zoo|profiles|presets ...``.
 
 * ``reproduce --profile NAME [--force] [--only PATTERN] [--jobs N] [--dry-run | --status] [--runs-dir DIR]
   [--fig-dir DIR] [--max-batches N] [--kernel NAME] [--executor local|slurm --partition P --account A --qos Q
   --slurm-time T --slurm-gpus N --slurm-cpus N --slurm-mem M --slurm-wait]``: run a profile's plan (see
   :mod:`ot_robust.study.pipeline`; ``--executor slurm``: :mod:`ot_robust.study.slurm`); default profile ``quick``.
 * ``train ...`` -> :func:`ot_robust.training.api.cli`; ``evaluate ...`` -> :func:`ot_robust.evaluation.suite.cli`;
-  ``robustbench ...`` -> :func:`ot_robust.evaluation.robustbench.cli`.
+  ``robustbench ...`` -> :func:`ot_robust.evaluation.robustbench.cli`; ``zoo ...`` (the model zoo's leaderboard)
+  -> :func:`ot_robust.zoo.cli.cli`.
 * ``profiles``: list the shipped profiles with their descriptions.
 * ``presets``: list the named paper configurations (``--preset`` of ``train``, ``preset:`` in a profile).
 
@@ -76,11 +77,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    if argv and argv[0] in ("train", "evaluate", "robustbench"):  # delegate everything after the sub-command
+    if argv and argv[0] in ("train", "evaluate", "robustbench", "zoo"):  # delegate everything after the sub-command
         if argv[0] == "train":
             from .training.api import cli
         elif argv[0] == "evaluate":
             from .evaluation.suite import cli
+        elif argv[0] == "zoo":
+            from .zoo.cli import cli
         else:
             from .evaluation.robustbench import cli
         return int(cli(argv[1:]) or 0)
@@ -91,6 +94,8 @@ def _main(argv: list[str]) -> int:
     sub.add_parser("evaluate", help="evaluate one model (see `python -m ot_robust evaluate --help`)")
     sub.add_parser("robustbench", help="RobustBench's protocol on any model (see `python -m ot_robust robustbench "
                                        "--help`)")
+    sub.add_parser("zoo", help="the model zoo's leaderboard of the committed models (see `python -m ot_robust zoo "
+                               "--help`)")
     sub.add_parser("profiles", help="list the shipped profiles")
     sub.add_parser("presets", help="list the named paper configurations (TrainConfig presets)")
     args = parser.parse_args(argv)

@@ -83,7 +83,7 @@ def test_no_import_cycles_between_subpackages():
 
 #: the layers, bottom (imported by the others) to top: each is a folder of the package (docs/design.md, "Layers")
 LAYERS = [["core"], ["ot", "models"], ["attacks"], ["defenses"], ["presets"], ["training"], ["evaluation"],
-          ["analysis"], ["profiles"], ["reports"], ["study"], ["__main__"]]
+          ["analysis"], ["profiles"], ["reports"], ["zoo"], ["study"], ["__main__"]]
 
 
 def test_the_folders_are_the_layers():
