@@ -6,8 +6,10 @@
 
 with ``step = sign`` for Linf and ``g / ||g||_2`` for L2, ``P_{S_x}`` the projection onto the eps-ball around ``x``
 intersected with the image box [0, 1]. Momentum (MIM, Dong et al. 2018, Alg. 1) accumulates
-``g^t / ||g^t||_1`` with decay ``mu`` before the step. The small helpers (:func:`random_init`, :func:`step_`,
-:func:`project_`) are the steps/projections every attack shares (MadryLab ``robustness.attack_steps`` style).
+``g^t / ||g^t||_1`` with decay ``mu`` before the step. The ball-dependent pieces (random start, step, projection) are
+the step objects of :mod:`ot_robust.attacks.threat` (MadryLab ``robustness.attack_steps`` style; :func:`random_init`,
+:func:`step_`, :func:`project_` are their functional forms, re-exported here); the keep-best bookkeeping
+(best iterate, ``fooled_at``, fooled examples leaving the batch) is :class:`ot_robust.attacks.tracker.BestIterate`.
 """
 
 from __future__ import annotations
@@ -20,9 +22,8 @@ import torch
 from torch import nn
 
 from ..core.validation import check_eps, check_images, check_labels  # noqa: F401  (check_images re-exported)
-
-NORMS = ("linf", "l2")
-INITS = ("uniform", "normal", "none")
+from .threat import INITS, NORMS, make_step, project_, random_init, step_  # noqa: F401  (re-exported)
+from .tracker import BestIterate
 
 
 @contextmanager
@@ -62,65 +63,6 @@ def check_attack_params(eps, norm: str = "linf", **positive_ints) -> None:
     for k, v in positive_ints.items():
         if int(v) != v or v < 1:
             raise ValueError(f"{k}={v!r} must be an integer >= 1")
-
-
-def _flat_norm(t: torch.Tensor) -> torch.Tensor:
-    """Per-example L2 norm, shaped ``(B, 1, ..., 1)`` for broadcasting."""
-    return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
-
-
-def _ball_(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
-    """In place: project ``delta`` onto the eps-ball only (no image box)."""
-    if math.isfinite(eps):
-        if norm == "linf":
-            delta.clamp_(-eps, eps)
-        else:
-            delta.mul_((eps / _flat_norm(delta).clamp_min(1e-12)).clamp(max=1.0))
-    return delta
-
-
-def project_(delta: torch.Tensor, x: torch.Tensor, eps: float, norm: str,
-             bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-    """In place: project ``delta`` onto the eps-ball (``norm``) and so that ``x + delta`` lies in [0, 1].
-
-    For L2 the ball projection comes first and the box clamp second; the clamp only shrinks each coordinate towards 0,
-    so the norm bound still holds afterwards. ``bounds = (-x, 1 - x)`` may be passed precomputed (hot loop).
-    """
-    _ball_(delta, eps, norm)
-    lo, hi = bounds if bounds is not None else (-x, 1 - x)  # x + delta in [0, 1]  <=>  -x <= delta <= 1 - x
-    return torch.max(torch.min(delta, hi, out=delta), lo, out=delta)
-
-
-def random_init(x: torch.Tensor, eps: float, norm: str, init: str, init_std: float = 0.001,
-                generator: torch.Generator | None = None, clip: bool = True) -> torch.Tensor:
-    """A starting perturbation, projected onto the eps-ball and (``clip``, default) so that ``x + delta`` is in [0, 1].
-
-    ``uniform``: Linf U(-eps, eps) per pixel; L2 a uniformly random direction scaled by ``eps * U(0, 1)``.
-    ``normal``: ``init_std * N(0, 1)`` (TRADES, Zhang et al. 2019). ``none``: zeros. An infinite ``eps`` uses radius 1
-    (Linf) or sqrt(d) (L2), the size of the image box. ``clip=False`` leaves ``x + delta`` outside the box where the
-    noise puts it (the official TRADES, MART and FS training code take the first gradient there).
-    """
-    if init == "none":
-        return torch.zeros_like(x)
-    if init == "uniform" and norm == "linf":
-        r = min(eps, 1.0)
-        delta = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype).mul_(2 * r).sub_(r)
-        return project_(delta, x, eps, norm) if clip else _ball_(delta, eps, norm)
-    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    if init == "normal":
-        delta = noise.mul_(init_std)
-    else:
-        r = min(eps, math.sqrt(x[0].numel()))
-        u = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), generator=generator, device=x.device, dtype=x.dtype)
-        delta = noise.div_(_flat_norm(noise).clamp_min(1e-12)).mul_(u * r)
-    return project_(delta, x, eps, norm) if clip else _ball_(delta, eps, norm)
-
-
-def step_(delta: torch.Tensor, g: torch.Tensor, step_size: float, norm: str) -> torch.Tensor:
-    """In place ascent step: ``delta += step_size * sign(g)`` (Linf) or ``step_size * g / ||g||_2`` (L2)."""
-    if norm == "linf":
-        return delta.add_(g.sign(), alpha=step_size)
-    return delta.add_(g / _flat_norm(g).clamp_min(1e-12), alpha=step_size)
 
 
 def _validate(x, y, eps, step_size, steps, norm, init, init_std, restarts, momentum, targeted, y_target):
@@ -182,7 +124,7 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss_fn: 
         callback: called as ``callback(restart, step, loss)`` with the detached loss of each evaluated iterate
             (``step`` 0..steps-1 before each update, and ``steps`` for the final iterate when it is scored, i.e.
             ``keep_best`` or ``restarts > 1``; used for the FS supplement Fig. 1 loss curves).
-        stop_fooled: the evaluation fast path (issue 15): with ``keep_best``, a per-example loss, ``eval_mode`` and no
+        stop_fooled: the evaluation fast path: with ``keep_best``, a per-example loss, ``eval_mode`` and no
             ``callback``, an example leaves the batch once one of its iterates is misclassified (reaches the target
             when targeted), for later steps and restarts. Whether each example is fooled is unchanged (keep-best
             returns a fooling iterate whenever one was found, and an example's trajectory does not depend on the
@@ -213,52 +155,23 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss_fn: 
     labels = y_target if targeted else y
     truth = y_target if targeted else y  # what success is judged against
     sign = -1.0 if targeted else 1.0
-    best_delta = best_loss = best_succ = None
-    bshape = (-1,) + (1,) * (x.dim() - 1)
     drop = bool(stop_fooled and keep_best and eval_mode and callback is None and truth is not None)
-    if fooled_at is not None:
-        if restarts != 1 or not keep_best or fooled_at.shape != (x.shape[0],) or fooled_at.dtype != torch.int64:
-            raise ValueError(f"fooled_at needs restarts=1, keep_best=True and an int64 tensor of shape "
-                             f"({x.shape[0]},); got restarts={restarts}, keep_best={keep_best}, "
-                             f"{tuple(fooled_at.shape)} {fooled_at.dtype}")
-        fooled_at.fill_(steps + 1)
-
-    def update_best(cur, delta, logits, loss, t):
-        """Keep, per example of ``cur`` (indices into the batch; None = all), its best iterate: fooling first, then
-        higher loss."""
-        nonlocal best_delta, best_loss, best_succ
-        pred = logits.argmax(1)
-        lab = truth if cur is None else truth[cur]
-        succ = pred == lab if targeted else pred != lab
-        if fooled_at is not None:
-            first = fooled_at if cur is None else fooled_at[cur]
-            first = torch.where(succ & (first > t), torch.full_like(first, t), first)
-            if cur is None:
-                fooled_at.copy_(first)
-            else:
-                fooled_at[cur] = first
-        val = loss.detach() * sign
-        if best_delta is None:  # the first call covers the whole batch
-            best_delta, best_loss, best_succ = delta.clone(), val, succ
-            return
-        bd, bl, bs = (best_delta, best_loss, best_succ) if cur is None else (best_delta[cur], best_loss[cur],
-                                                                             best_succ[cur])
-        better = (succ & ~bs) | ((succ == bs) & (val > bl))
-        bd, bl, bs = torch.where(better.view(bshape), delta, bd), torch.where(better, val, bl), bs | succ
-        if cur is None:
-            best_delta, best_loss, best_succ = bd, bl, bs
-        else:
-            best_delta[cur], best_loss[cur], best_succ[cur] = bd, bl, bs
+    if fooled_at is not None and (restarts != 1 or not keep_best or fooled_at.shape != (x.shape[0],)
+                                  or fooled_at.dtype != torch.int64):
+        raise ValueError(f"fooled_at needs restarts=1, keep_best=True and an int64 tensor of shape "
+                         f"({x.shape[0]},); got restarts={restarts}, keep_best={keep_best}, "
+                         f"{tuple(fooled_at.shape)} {fooled_at.dtype}")
+    threat = make_step(norm, eps, step_size, momentum)
+    best = BestIterate(truth, targeted, drop, fooled_at, steps)
 
     with model_mode(model, eval_mode):
         for r in range(restarts):
-            delta = random_init(x, eps, norm, init, init_std, generator, clip_start)  # whole batch (same RNG use)
-            cur, xs, ls = None, x, labels  # cur: the batch indices still attacked (None = all)
-            if drop and best_succ is not None and bool(best_succ.any()):
-                cur = (~best_succ).nonzero().squeeze(1)
+            delta = threat.random_perturb(x, init, init_std, generator, clip_start)  # whole batch (same RNG use)
+            cur, xs, ls = best.restart(), x, labels  # cur: the batch indices still attacked (None = all)
+            if cur is not None:
                 delta, xs, ls = delta[cur], x[cur], labels[cur]
             bounds = (-xs, 1 - xs)
-            buf = torch.zeros_like(xs) if momentum is not None else None
+            buf = threat.momentum_buffer(xs)
             per_example = None
             for t in range(steps):
                 if xs.shape[0] == 0:
@@ -277,20 +190,19 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss_fn: 
                 if callback is not None:
                     callback(r, t, loss.detach())
                 if per_example and keep_best:
-                    update_best(cur, delta, logits.detach(), loss, t)
+                    best.update(delta, logits.detach(), loss, t)
                 if buf is not None:  # MIM: g_{t+1} = mu * g_t + grad / ||grad||_1
-                    g = buf.mul_(momentum).add_(g / g.abs().flatten(1).sum(1).clamp_min(1e-12).view(bshape))
-                project_(step_(delta, g, step_size, norm), xs, eps, norm, bounds)
+                    g = threat.accumulate(buf, g)
+                threat.project(threat.step(delta, g), xs, bounds)
                 if drop and per_example:
-                    keep = ~(best_succ if cur is None else best_succ[cur])
-                    if not bool(keep.all()):  # fooled examples leave the batch (their best iterate is kept)
-                        cur = keep.nonzero().squeeze(1) if cur is None else cur[keep]
+                    keep = best.drop_fooled()
+                    if keep is not None:  # fooled examples leave the batch (their best iterate is kept)
                         delta, xs, ls = delta[keep], xs[keep], ls[keep]
                         bounds = (-xs, 1 - xs)
                         buf = buf[keep] if buf is not None else None
             if per_example is False or (not keep_best and restarts == 1):
                 if not clip_start and steps == 0:
-                    project_(delta, x, eps, norm)
+                    threat.project(delta, x)
                 return (x + delta).detach()
             if xs.shape[0] == 0:
                 continue
@@ -301,8 +213,8 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss_fn: 
                 return (x + delta).detach()
             if callback is not None:
                 callback(r, steps, loss.detach())
-            update_best(cur, delta, logits, loss, steps)
-    return (x + best_delta).detach()
+            best.update(delta, logits, loss, steps)
+    return (x + best.delta).detach()
 
 
 def _check_loss(loss: torch.Tensor, batch: int, restarts: int) -> bool:
