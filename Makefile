@@ -21,8 +21,11 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, found {sys.version.split()[0]}"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[slurm]"
-	# torchattacks pins requests~=2.25.1 (conflicts with jupyterlab) and never imports it: install without deps.
+	# everything: the library (`pip install .`) plus the extras notebooks (papermill, Jupyter), dev (pytest, nbval)
+	# and slurm (submitit), for both commands
+	$(PY) -m pip install --quiet -e ".[notebooks,dev,slurm]"
+	# torchattacks cannot be an extra: it pins requests~=2.25.1 (conflicts with jupyterlab) and never imports it, so
+	# it is installed without deps (APGD/FAB alone, SPSA, C&W-L2, DeepFool; Square and AutoAttack do not need it).
 	$(PY) -m pip install --quiet --no-deps "$(TORCHATTACKS)"
 	touch $(STAMP)
 

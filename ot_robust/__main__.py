@@ -135,6 +135,13 @@ def _main(argv: list[str]) -> int:
                      "gpus": args.slurm_gpus, "cpus": args.slurm_cpus, "mem": args.slurm_mem,
                      "constraint": args.slurm_constraint}
         slurm = {"overrides": overrides, "wait": args.slurm_wait}
+    if not args.dry_run:
+        import importlib.util
+
+        missing = [m for m in ("papermill", "nbformat", "ipykernel") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ValueError(f"reproduce runs the notebooks and needs {', '.join(missing)}: install the notebooks "
+                             "extra (from a checkout: pip install \".[notebooks]\")")
     executor = "local"
     if args.executor == "slurm":
         from .study.slurm import submit_plan

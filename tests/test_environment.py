@@ -21,14 +21,19 @@ def _pins(reqs):
 def test_pyproject_and_environment_yml_agree():
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     deps = _pins(pyproject["project"]["dependencies"])
+    extras = pyproject["project"]["optional-dependencies"]
+    notebooks, dev = _pins(extras["notebooks"]), _pins(extras["dev"])
     env = yaml.safe_load((REPO / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
-    assert _pins(pip_section) == deps
+    assert _pins(pip_section) == {**deps, **notebooks, **dev}  # conda: the library + extras notebooks and dev
     assert "python=3.11" in env["dependencies"]
-    for required in ("torch", "torchvision", "papermill", "nbval", "jupyterlab", "ipykernel", "matplotlib",
-                     "seaborn", "scikit-learn", "pandas", "pot", "tqdm", "pyyaml",
-                     "pyautoattack"):
+    for required in ("torch", "torchvision", "matplotlib", "seaborn", "scikit-learn", "pandas", "pot", "tqdm",
+                     "pyyaml", "pyautoattack"):
         assert required in deps, required
+    for required in ("papermill", "jupyterlab", "ipykernel"):
+        assert required in notebooks, required
+    for required in ("nbval", "pytest"):
+        assert required in dev, required
     assert deps["torch"] == "2.14.1" and deps["torchvision"] == "0.29.1"
 
 

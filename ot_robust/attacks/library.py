@@ -2,16 +2,24 @@
 
 Each adapter is a dataclass with *explicit* settings (never torchattacks' defaults silently): ``attack(model, x, y)``
 builds the torchattacks object for ``model``, runs it with the global RNG forked (torchattacks reseeds the global RNG
-inside APGD/FAB/Square), restores every submodule's train/eval mode and the parameters' ``.grad``, and projects the
+inside APGD/FAB), restores every submodule's train/eval mode and the parameters' ``.grad``, and projects the
 result onto the eps-ball and [0, 1] (guarding against float round-off; minimum-norm attacks without ``eps`` are only
 clamped to [0, 1]).
 
+torchattacks is not installed by ``pip install .`` and cannot be an extra (``pip install .[...]``): 3.5.1 pins
+``requests~=2.25.1`` (which conflicts with jupyterlab's ``requests>=2.31``, so pip silently falls back to 3.3.0, which
+lacks SPSA) and ships a top-level ``robustbench`` package that shadows the real one. It is one explicit step,
+``pip install --no-deps torchattacks==3.5.1`` (``make venv`` runs it). Without it, building one of these adapters
+(``make_attack("apgd-ce ...")``, ``APGD(...)``) raises ImportError at once with that command, before any attack runs.
+
 :class:`AutoAttack` runs the "standard" suite of Croce & Hein (2020) on fra31/auto-attack's own component code
-(``pyautoattack``), with the reference settings; see its docstring for what differs from fra31's driver.
+(``pyautoattack``, a dependency of ``pip install .``), with the reference settings; see its docstring for what differs
+from fra31's driver. The Square attack is our own (:mod:`ot_robust.attacks.square`), so it needs no torchattacks.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -24,18 +32,47 @@ from .loop import check_attack_params, check_images, correct_mask, model_mode, p
 from .whitebox import num_classes_of
 
 _TA_NORM = {"linf": "Linf", "l2": "L2"}
-TORCHATTACKS_HINT = ("pip install --no-deps torchattacks==3.5.1  (`make venv` does this; --no-deps because its "
-                     "requests~=2.25.1 pin conflicts with jupyterlab, and it never imports requests)")
+TORCHATTACKS_PIN = "torchattacks==3.5.1"  # = pyproject.toml [tool.ot_robust] no_deps (tests/test_install.py)
+TORCHATTACKS_HINT = (f"pip install --no-deps {TORCHATTACKS_PIN}  (a separate step, not a pip extra: its "
+                     "requests~=2.25.1 pin conflicts with jupyterlab and it never imports requests; `make venv` "
+                     "runs it)")
+#: the attacks that need torchattacks (AutoAttack and Square do not: pyautoattack and our own code)
+TORCHATTACKS_ATTACKS = ("APGD", "APGD-T", "FAB", "SPSA", "C&W-L2", "DeepFool")
+
+
+class MissingDependencyError(ImportError, ValueError):
+    """An attack asked for whose package is not installed: an ImportError, and a ValueError so that the command line
+    (``python -m ot_robust evaluate``) reports it as one ``error:`` line, like a bad spec, before any attack runs."""
+
+
+def _missing_torchattacks(what: str | None = None) -> MissingDependencyError:
+    """One line: ``what`` (None: all of them) needs torchattacks, which others do and do not, the install command."""
+    if what is None:
+        head = f"the torchattacks attacks ({', '.join(TORCHATTACKS_ATTACKS)}) need torchattacks"
+    else:
+        head = f"{what} needs torchattacks (so do {', '.join(a for a in TORCHATTACKS_ATTACKS if a != what)})"
+    return MissingDependencyError(f"{head}, which `pip install .` does not install (AutoAttack and Square do not "
+                                  f"need it): {TORCHATTACKS_HINT}")
+
+
+def require_torchattacks(what: str) -> None:
+    """Raise :class:`MissingDependencyError` (an ImportError; one line: what needs it and the install command) unless
+    torchattacks can be found. Called when an adapter is built, so that a missing torchattacks stops an evaluation
+    before any attack runs."""
+    try:
+        found = importlib.util.find_spec("torchattacks") is not None
+    except (ImportError, ValueError):  # a broken or half-removed installation
+        found = False
+    if not found:
+        raise _missing_torchattacks(what)
 
 
 def _ta():
-    """torchattacks, imported when a library attack first runs: ``pip install .`` gives a package that imports and
-    evaluates with our own attacks, and these attacks say what to install. Raises ImportError with the command."""
+    """torchattacks, imported when a library attack first runs. Raises ImportError with the install command."""
     try:
         import torchattacks
     except ImportError:
-        raise ImportError("the library attacks (APGD, APGD-T, FAB, Square, SPSA, C&W-L2, DeepFool, AutoAttack) "
-                          f"need torchattacks: {TORCHATTACKS_HINT}") from None
+        raise _missing_torchattacks() from None
     return torchattacks
 
 
@@ -94,6 +131,7 @@ class APGD(LibraryAttack):
             raise ValueError("APGD needs eps")
         if self.loss not in ("ce", "dlr"):
             raise ValueError(f"loss={self.loss!r}; allowed: 'ce', 'dlr'")
+        require_torchattacks("APGD")
 
     def build(self, model, num_classes):
         return _ta().APGD(model, norm=_TA_NORM[self.norm], eps=self.eps, steps=self.steps,
@@ -112,6 +150,7 @@ class APGDT(LibraryAttack):
         check_attack_params(self.eps, self.norm, steps=self.steps, restarts=self.restarts, n_targets=self.n_targets)
         if self.eps is None:
             raise ValueError("APGD-T needs eps")
+        require_torchattacks("APGD-T")
 
     def build(self, model, num_classes):
         atk = _ta().APGDT(model, norm=_TA_NORM[self.norm], eps=self.eps, steps=self.steps,
@@ -133,6 +172,7 @@ class FAB(LibraryAttack):
         check_attack_params(self.eps, self.norm, steps=self.steps, restarts=self.restarts, n_targets=self.n_targets)
         if self.eps is None:
             raise ValueError("FAB needs eps")
+        require_torchattacks("FAB")
 
     def build(self, model, num_classes):
         atk = _ta().FAB(model, norm=_TA_NORM[self.norm], eps=self.eps, steps=self.steps,
@@ -140,26 +180,6 @@ class FAB(LibraryAttack):
                                multi_targeted=self.targeted, n_classes=num_classes)
         atk.n_target_classes = min(self.n_targets, num_classes - 1)
         return atk
-
-
-@dataclass
-class Square(LibraryAttack):
-    """Square attack (Andriushchenko et al. 2020): score-based black-box, ``queries`` per restart, margin loss."""
-
-    queries: int = 5000
-    restarts: int = 1
-    p_init: float = 0.8
-    kind: ClassVar[str] = "black-box"
-
-    def __post_init__(self):
-        check_attack_params(self.eps, self.norm, queries=self.queries, restarts=self.restarts)
-        if self.eps is None:
-            raise ValueError("Square needs eps")
-
-    def build(self, model, num_classes):
-        return _ta().Square(model, norm=_TA_NORM[self.norm], eps=self.eps, n_queries=self.queries,
-                                   n_restarts=self.restarts, p_init=self.p_init, loss="margin",
-                                   resc_schedule=True, seed=self.run_seed())
 
 
 @dataclass
@@ -177,6 +197,7 @@ class SPSA(LibraryAttack):
         check_attack_params(self.eps, self.norm, steps=self.steps, samples=self.samples, max_batch=self.max_batch)
         if self.eps is None or self.norm != "linf":
             raise ValueError("SPSA needs eps and norm='linf'")
+        require_torchattacks("SPSA")
 
     def build(self, model, num_classes):
         return _ta().SPSA(model, eps=self.eps, delta=self.delta, lr=self.lr, nb_iter=self.steps,
@@ -197,6 +218,7 @@ class CWL2(LibraryAttack):
         check_attack_params(self.eps, self.norm, steps=self.steps)
         if self.norm != "l2" or self.c <= 0 or self.kappa < 0 or self.lr <= 0:
             raise ValueError(f"C&W-L2 needs norm='l2', c > 0, kappa >= 0, lr > 0; got {self}")
+        require_torchattacks("C&W-L2")
 
     def build(self, model, num_classes):
         return _ta().CW(model, c=self.c, kappa=self.kappa, steps=self.steps, lr=self.lr)
@@ -214,13 +236,14 @@ class DeepFool(LibraryAttack):
         check_attack_params(self.eps, self.norm, steps=self.steps)
         if self.overshoot < 0:
             raise ValueError(f"overshoot={self.overshoot!r} must be >= 0")
+        require_torchattacks("DeepFool")
 
     def build(self, model, num_classes):
         return _ta().DeepFool(model, steps=self.steps, overshoot=self.overshoot)
 
 
-AUTOATTACK_HINT = ("pip install pyautoattack==0.2.0  (fra31/auto-attack's reference code on PyPI; `make venv` and "
-                   "`pip install .` install it)")
+AUTOATTACK_HINT = ("pip install pyautoattack==0.2.0  (fra31/auto-attack's reference code on PyPI, a dependency of "
+                   "`pip install .`; no torchattacks needed)")
 
 
 def _fra31():
@@ -255,8 +278,8 @@ class AutoAttack(AttackProtocol):
     ``apgd_steps=100``, ``fab_steps=100``, ``n_targets=9``, ``queries=5000`` (lower them only for tests). After a
     call, ``last_log`` holds the robust accuracy (in %, among all B inputs) after each component and ``last_clean``
     the clean-correctness mask ``(B,)`` bool the components started from.
-    Raises: ValueError for bad settings (at construction); ImportError naming the install command when
-    ``pyautoattack`` is missing (at the first call).
+    Raises: ValueError for bad settings; ImportError naming the install command when ``pyautoattack`` is missing
+    (both at construction, so before any attack of an evaluation runs).
     """
 
     eps: float
@@ -273,6 +296,12 @@ class AutoAttack(AttackProtocol):
     def __post_init__(self):
         check_attack_params(self.eps, self.norm, apgd_steps=self.apgd_steps, fab_steps=self.fab_steps,
                n_targets=self.n_targets, queries=self.queries)
+        try:  # fail here, before any attack of an evaluation runs, not at this attack's first call
+            found = importlib.util.find_spec("pyautoattack") is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise MissingDependencyError(f"AutoAttack runs fra31's reference implementation: {AUTOATTACK_HINT}")
 
     def components(self, model: nn.Module, num_classes: int, device) -> list[tuple[str, Any]]:
         """The four fra31 attacks of version 'standard' for ``model`` (each has ``perturb(x, y)``)."""

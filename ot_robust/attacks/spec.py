@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..core.utils import parse_number
-from . import blackbox, feature_attack, library, rays, whitebox
+from . import blackbox, feature_attack, library, rays, square, whitebox
 
 _BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -77,8 +77,8 @@ ATTACKS: dict[str, Entry] = {
                                     "targets": ("n_targets", _int)}, {}),
     "fab": Entry(library.FAB, {**_COMMON, "steps": ("steps", _int), "restarts": ("restarts", _int),
                                "targeted": ("targeted", _bool), "targets": ("n_targets", _int)}, {}),
-    "square": Entry(library.Square, {**_COMMON, "queries": ("queries", _int), "restarts": ("restarts", _int),
-                                     "p_init": ("p_init", _num)}, {}),
+    "square": Entry(square.Square, {**_COMMON, "queries": ("queries", _int), "restarts": ("restarts", _int),
+                                    "p_init": ("p_init", _num), "rescale": ("rescale_schedule", _bool)}, {}),
     "spsa": Entry(library.SPSA, {**_COMMON, "steps": ("steps", _int), "samples": ("samples", _int),
                                  "delta": ("delta", _num), "lr": ("lr", _num), "max_batch": ("max_batch", _int)}, {}),
     "cw-l2": Entry(library.CWL2, {"eps": ("eps", _num), "c": ("c", _num), "kappa": ("kappa", _num),
@@ -145,6 +145,8 @@ def _build(name: str, raw: dict[str, str], spec: str):
         return entry.factory(**kwargs)
     except TypeError as e:  # a required argument (eps) is missing
         raise ValueError(f"spec {spec!r}: {e}; allowed keys: {sorted(entry.keys)}") from None
+    except library.MissingDependencyError as e:  # torchattacks not installed: name the spec, keep the one line
+        raise library.MissingDependencyError(f"spec {spec!r}: {e}") from None
     except ValueError as e:
         raise ValueError(f"spec {spec!r}: {e}") from None
 

@@ -10,7 +10,8 @@ autograd graph back to its input gets one flag, ``differentiable``, instead of a
 * ``accuracy_vs_epsilon`` - accuracy does not increase with eps and falls to ~0 at a large eps;
 * ``unbounded_pgd`` - PGD with an unbounded budget reaches ~100% success on the correctly classified inputs
   (status ``"n/a"``, not a flag, when there are none);
-* ``blackbox_vs_whitebox`` - Square (score-based black-box) is not stronger than PGD;
+* ``blackbox_vs_whitebox`` - Square (score-based black-box, :mod:`ot_robust.attacks.square`, our own code: the
+  suite needs nothing beyond ``pip install .``) is not stronger than PGD;
 * ``pgd_loss_plateau`` - the PGD loss over iterations for k random starts rises and plateaus, judged by its slope
   over the last steps (FS supplement Fig. 1; Carlini et al. 2019, Sec. 5.2).
 
