@@ -132,8 +132,9 @@ print("INSTALL-TEST", _json.dumps({"package": _o.__file__, "sanity": _sanity, "r
 
 
 def readme_blocks() -> list[str]:
-    """The Python code blocks of README.md that follow a ``<!-- install-test -->`` line, verbatim."""
-    text = (REPO / "README.md").read_text()
+    """The Python code blocks of README.md, then docs/usage.md (RobustBench's protocol), that follow a
+    ``<!-- install-test -->`` line, verbatim."""
+    text = (REPO / "README.md").read_text() + (REPO / "docs" / "usage.md").read_text()
     return re.findall(re.escape(MARKER) + r"[ \t]*\n```python\n(.*?)\n```", text, flags=re.S)
 
 

@@ -183,3 +183,18 @@ def test_cli_exit_codes(tmp_path, capsys):
     assert main(["zoo", "--write", str(tmp_path / "z")]) == 0
     assert sorted(p.name for p in (tmp_path / "z").iterdir()) == ["leaderboard.csv", "leaderboard.html",
                                                                    "leaderboard.md"]
+
+
+@pytest.mark.slow
+def test_the_readme_quickstart_runs_verbatim(data_root, capsys):
+    """The README's first example (after ``<!-- quickstart -->``) runs as written from the checkout: a zoo model,
+    PGD-20 and CW-20 on 200 images, accuracies with intervals, no masking flag."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = text.split("<!-- quickstart -->", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(block, "README quickstart", "exec"), namespace)
+    report = namespace["report"]
+    acc = dict(zip(report.table["attack"], report.table["accuracy"]))
+    assert set(report.table["n"]) == {200} and 60 < acc["clean"] <= 100 and acc["pgd-linf"] < acc["clean"]
+    assert report.flags == []
+    assert "ci_low" in capsys.readouterr().out
