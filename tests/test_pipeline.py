@@ -5,6 +5,7 @@ import json
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -322,3 +323,22 @@ def test_train_and_evaluate_steps_receive_the_profile_and_the_step_name_only(tmp
         resolve_step(copy, "train/pgd_at", profile_sha256=step.inputs["profile_sha256"])
     with pytest.raises(ValueError, match="no step 'train/nobody'"):
         resolve_step(copy, "train/nobody")
+
+
+def test_a_step_stopped_at_the_budget_is_recorded_in_its_status_file(tmp_path):
+    """A training step that reaches the budget at an epoch end leaves ``.stopped.json`` (written by its task), which
+    is how the pipeline tells a stop from a failure; the next run removes it and finishes the step."""
+    raw = yaml.safe_load((PROFILE_DIR / "smoke.yaml").read_text())
+    raw["methods"] = {"standard": raw["methods"]["standard"]}
+    raw["defaults"].update(epochs=2, num_train=256, eval_n=32)
+    raw.update(tables=[], figures=[], analysis={}, notebooks=[])
+    raw["eval"].pop("loss_curves", None)
+    path = tmp_path / "stoptest.yaml"
+    path.write_text(yaml.safe_dump({**raw, "name": "stoptest"}))
+    plan = build_plan(load_profile(path), runs_dir=str(tmp_path / "runs"), root=REPO)
+    st = run_plan(plan, only="train/standard", deadline=time.time() + 1, log=lambda s: None)
+    marker = REPO / plan["train/standard"].done_dir / pipeline.STOPPED_FILE
+    assert st == {"train/standard": "stopped"}
+    assert "after epoch 1/2" in json.loads(marker.read_text())["reason"]
+    assert run_plan(plan, only="train/standard", log=lambda s: None) == {"train/standard": "ran"}
+    assert not marker.exists()

@@ -45,6 +45,9 @@ from ..training.budget import DEADLINE_ENV, BudgetReached, deadline_passed  # no
 from .eta import StepClock, format_minutes
 
 DONE_FILE = ".done.json"
+#: written beside a step's outputs by its task when the step stopped at the ``--budget`` (or a cluster's pre-emption)
+#: and will continue on the next run; removed when the step starts again
+STOPPED_FILE = ".stopped.json"
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 
 
@@ -411,13 +414,14 @@ def execute_step(step: Step, root: str | Path, kernel: str | None = None, thread
     t0 = time.time()
     (root / step.output).parent.mkdir(parents=True, exist_ok=True)
     (root / step.done_dir).mkdir(parents=True, exist_ok=True)
+    stopped = root / step.done_dir / STOPPED_FILE
+    stopped.unlink(missing_ok=True)
     try:
         execute_notebook(root / step.notebook, root / step.output, step.papermill_params, cwd=root,
                          kernel_name=kernel)
     except PapermillExecutionError as e:
         return {"ok": False, "cell_index": e.cell_index, "exec_count": e.exec_count, "source": e.source,
-                "ename": e.ename, "evalue": e.evalue, "seconds": time.time() - t0,
-                "budget": e.ename == BudgetReached.__name__}
+                "ename": e.ename, "evalue": e.evalue, "seconds": time.time() - t0, "budget": stopped.is_file()}
     except Exception as e:  # kernel died, notebook unreadable, ...
         return {"ok": False, "ename": type(e).__name__, "evalue": str(e), "seconds": time.time() - t0}
     missing = [o for o in step.outputs if not (root / o).exists()]

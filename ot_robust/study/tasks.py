@@ -60,17 +60,35 @@ def resolve_step(profile_file: str | Path, step: str, profile_sha256: str = "", 
         raise ValueError(e.args[0]) from None
 
 
+def _run_step(task, profile_file: str | Path, step: str, plan_options: dict[str, Any]) -> dict[str, Any]:
+    """``task(**values)`` of the resolved step; a stop at the budget (:class:`BudgetReached`) is recorded in the
+    step's ``.stopped.json`` (what the pipeline reads to tell a stop from a failure) before it propagates."""
+    import time
+
+    from ..training.budget import BudgetReached
+    from .pipeline import STOPPED_FILE
+
+    s = resolve_step(profile_file, step, **plan_options)
+    try:
+        return task(**s.values)
+    except BudgetReached as e:
+        atomic_write_json(Path(s.done_dir) / STOPPED_FILE, {"step": s.name, "reason": str(e),
+                                                            "stopped": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        raise
+
+
 def train_step(profile_file: str | Path, step: str, **plan_options: Any) -> dict[str, Any]:
     """Run the training step ``step`` (``train/<exp>``) of the profile in ``profile_file``: :func:`run_train` with
     the parameters its plan resolves (``plan_options``: ``profile_sha256``, ``runs_dir``, ``fig_dir``,
-    ``max_batches``, as :func:`resolve_step`). Returns the run's summary."""
-    return run_train(**resolve_step(profile_file, step, **plan_options).values)
+    ``max_batches``, as :func:`resolve_step`). Returns the run's summary. Raises BudgetReached (recorded in the
+    step's ``.stopped.json``) when the pipeline's budget stops it at an epoch end."""
+    return _run_step(run_train, profile_file, step, plan_options)
 
 
 def evaluate_step(profile_file: str | Path, step: str, **plan_options: Any) -> dict[str, Any]:
     """Run the evaluation step ``step`` (``evaluate/<exp>``) of the profile in ``profile_file``: :func:`run_evaluate`
     with the parameters its plan resolves (as :func:`train_step`). Returns the evaluation (``eval.json``)."""
-    return run_evaluate(**resolve_step(profile_file, step, **plan_options).values)
+    return _run_step(run_evaluate, profile_file, step, plan_options)
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
