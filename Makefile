@@ -62,7 +62,7 @@ test: $(STAMP)
 
 lab: $(STAMP)
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ot-robust)"
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(ARGS)
 
 # one-command GPU run (issue 34; scripts/gpu_run.py, docs/gpu.md): FS and PGD-AT on PreAct ResNet-18, JPEG CIFAR-10,
 # trained and evaluated within --budget-min (default 8 min), continuing from results/gpu/. ARGS go to the script,

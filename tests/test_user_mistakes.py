@@ -316,3 +316,15 @@ def test_printed_accuracies_carry_no_float_noise(user_models, capsys):
                  "pgd-linf eps=0.1 steps=2 restarts=2", "--n", "30", "--out", "e.json", *FAST]) == 0
     out = capsys.readouterr().out
     assert "worst case" in out and not re.findall(r"\d+\.\d{3,}", out), out
+
+
+def test_make_lab_runs_as_root_and_passes_arguments_on():
+    """``make lab`` adds JupyterLab's --allow-root when run as root (containers) and passes ARGS on."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    out = subprocess.run(["make", "-n", "lab", "ARGS=--no-browser --port 8899"], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], check=True).stdout.strip().splitlines()[-1]
+    assert "jupyter lab notebooks/" in out and out.endswith("--no-browser --port 8899")
+    assert ("--allow-root" in out) == (os.getuid() == 0)
