@@ -324,7 +324,9 @@ def test_make_lab_runs_as_root_and_passes_arguments_on():
     import subprocess
     from pathlib import Path
 
-    out = subprocess.run(["make", "-n", "lab", "ARGS=--no-browser --port 8899"], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[1], check=True).stdout.strip().splitlines()[-1]
-    assert "jupyter lab notebooks/" in out and out.endswith("--no-browser --port 8899")
+    lines = subprocess.run(["make", "--no-print-directory", "-n", "lab", "ARGS=--no-browser --port 8899"],
+                           capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
+                           check=True).stdout.splitlines()
+    out = next(line for line in lines if "jupyter lab notebooks/" in line).strip()
+    assert out.endswith("--no-browser --port 8899")
     assert ("--allow-root" in out) == (os.getuid() == 0)
