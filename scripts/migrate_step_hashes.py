@@ -65,12 +65,13 @@ def done_at(rev: str, profiles: list[str], root: Path) -> dict[str, dict[str, di
         return json.loads(res.stdout)
 
 
-def migrate(rev: str, reason: str, profiles=PROFILES, root: Path = Path("."), check: bool = False
-            ) -> dict[str, list[str]]:
+def migrate(rev: str, reason: str, profiles=PROFILES, root: Path = Path("."), check: bool = False,
+            old: dict[str, dict[str, dict]] | None = None) -> dict[str, list[str]]:
     """Re-stamp every step done under ``rev`` whose parameters did not change; returns ``{"restamped": [...],
-    "current": [...], "params changed": [...], "not done at rev": [...]}`` (names ``profile:step``)."""
+    "current": [...], "params changed": [...], "not done at rev": [...]}`` (names ``profile:step``). ``old``: what
+    :func:`done_at` answered for ``rev`` (asked here when None)."""
     root = Path(root)
-    old = done_at(rev, list(profiles), root)
+    old = done_at(rev, list(profiles), root) if old is None else old
     report: dict[str, list[str]] = {"restamped": [], "current": [], "params changed": [], "not done at rev": []}
     for name in profiles:
         plan = build_plan(name, root=root)

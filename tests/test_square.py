@@ -9,17 +9,15 @@ import sys
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ot_robust import evaluate
 from ot_robust.attacks import PGD, Square, make_attack
 from ot_robust.attacks import square as square_mod
 from ot_robust.attacks.library import MissingDependencyError
-from ot_robust.core.data import as_tensors, load_mnist_sample
 from ot_robust.evaluation.sanity import SanityConfig, run_sanity
 
-from _models import mnist_test, one_thread, trained_model
+from _models import fit_on_mnist, mnist_test, one_thread, trained_model
 
 TA_NORM = {"linf": "Linf", "l2": "L2"}
 
@@ -36,20 +34,7 @@ def small_cnn() -> nn.Module:
     torch.manual_seed(0)
     m = nn.Sequential(nn.Conv2d(1, 8, 5, 2, 2), nn.ReLU(), nn.Conv2d(8, 16, 5, 2, 2), nn.ReLU(), nn.Flatten(),
                       nn.Linear(16 * 7 * 7, 10))
-    x, y = as_tensors(load_mnist_sample("train"), 3000)
-    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
-    for _ in range(2):
-        perm = torch.randperm(len(x))
-        for i in range(0, len(x), 64):
-            b = perm[i:i + 64]
-            loss = F.cross_entropy(m(x[b]), y[b])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    m.eval()
-    for p in m.parameters():
-        p.grad = None
-    return m
+    return fit_on_mnist(m, n_train=3000, epochs=2)
 
 
 def _fooled(model, x, y, x_adv) -> torch.Tensor:

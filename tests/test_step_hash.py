@@ -54,8 +54,8 @@ def test_migration_from_this_revision_finds_nothing_to_restamp():
     """Run against HEAD, the old code is this code: every committed step is current, none needs a new stamp, and
     the steps HEAD's own copy counts as done are exactly those this checkout counts as done."""
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
-    report = migrate_step_hashes.migrate(head.stdout.strip(), "", root=REPO, check=True)
+    old = migrate_step_hashes.done_at(head.stdout.strip(), list(migrate_step_hashes.PROFILES), REPO)
+    report = migrate_step_hashes.migrate(head.stdout.strip(), "", root=REPO, check=True, old=old)
     assert report["restamped"] == [] and report["params changed"] == []
     assert len(report["current"]) > 90  # the committed study
-    old = migrate_step_hashes.done_at("HEAD", list(migrate_step_hashes.PROFILES), REPO)
     assert sorted(f"{p}:{s}" for p, steps in old.items() for s in steps) == sorted(report["current"])

@@ -29,7 +29,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..core.validation import check_eps, check_images, check_int, check_labels, check_step
+from ..core.validation import check_eps, check_image_batch, check_int, check_labels, check_step
 from .loop import model_mode, random_init
 from .protocol import AttackProtocol
 from .whitebox import make_generator
@@ -127,9 +127,7 @@ class FeatureAttack(AttackProtocol):
                 raise ValueError("pool must be a pair (images (N, C, H, W) in [0, 1], labels (N,)), got "
                                  f"{type(self.pool).__name__}")
             px, py = self.pool
-            check_images(px, "pool images")
-            if px.dim() != 4:
-                raise ValueError(f"pool images must have shape (N, C, H, W), got {tuple(px.shape)}")
+            check_image_batch(px, "pool images")
             check_labels(py, px.shape[0], name="pool labels")
             self.pool = (px.detach(), py.detach())
         self._pool_id = _fingerprint(self.pool)
@@ -155,9 +153,7 @@ class FeatureAttack(AttackProtocol):
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
         """Adversarial examples for ``x`` ``(B, C, H, W)`` in [0, 1] with labels ``y`` ``(B,)`` (see the class doc)."""
-        check_images(x)
-        if x.dim() != 4:
-            raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
+        check_image_batch(x)
         b = x.shape[0]
         check_labels(y, b)
         x, y = x.detach(), y.to(x.device)

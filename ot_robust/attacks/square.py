@@ -36,7 +36,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ..core.validation import check_eps, check_images, check_int, check_labels, check_number
+from ..core.validation import check_eps, check_image_batch, check_int, check_labels, check_number
 from .loop import model_mode, project_
 from .losses import margin
 from .protocol import AttackProtocol
@@ -230,9 +230,7 @@ class Square(AttackProtocol):
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Adversarial examples for ``x`` ``(B, C, H, W)`` in [0, 1], labels ``y`` ``(B,)`` (see the class doc)."""
-        check_images(x)
-        if x.dim() != 4:
-            raise ValueError(f"x must be a batch of images (B, C, H, W), got shape {tuple(x.shape)}")
+        check_image_batch(x)
         b = x.shape[0]
         check_labels(y, b)
         x, y = x.detach(), y.to(x.device)

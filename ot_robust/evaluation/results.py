@@ -26,17 +26,16 @@ EVAL_FILE = "eval.json"
 MASKS_FILE = "masks.npz"
 
 
-def write_evaluation(eval_dir: str | Path, result: dict[str, Any], masks: Mapping[str, Sequence[bool]] | None = None,
-                     indices: Sequence[int] | None = None) -> Path:
-    """Write ``result`` to ``<eval_dir>/eval.json`` (atomically), after ``masks`` / ``indices`` to ``masks.npz`` when
-    given (``result["masks"]`` then names that file). Returns the ``eval.json`` path. Raises ValueError as
+def write_evaluation(eval_dir: str | Path, result: dict[str, Any], masks: Mapping[str, Sequence[bool]],
+                     indices: Sequence[int]) -> dict[str, Any]:
+    """Write ``masks`` / ``indices`` to ``<eval_dir>/masks.npz``, then ``result`` (with ``"masks"`` naming that file)
+    to ``<eval_dir>/eval.json``, both atomically. Returns the dict written to ``eval.json``. Raises ValueError as
     :func:`save_masks`."""
     eval_dir = Path(eval_dir)
-    if masks is not None:
-        save_masks(eval_dir / MASKS_FILE, masks, indices if indices is not None else range(0))
-        result = {**result, "masks": MASKS_FILE}
+    save_masks(eval_dir / MASKS_FILE, masks, indices)
+    result = {**result, "masks": MASKS_FILE}
     atomic_write_json(eval_dir / EVAL_FILE, result)
-    return eval_dir / EVAL_FILE
+    return result
 
 
 def has_eval(eval_dir: str | Path, masks: bool = False) -> bool:

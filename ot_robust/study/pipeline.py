@@ -185,11 +185,11 @@ def build_plan(profile: Profile | str | Path, runs_dir: str | Path | None = None
                     "runs_dir": None if runs_dir is None else str(runs_dir), "fig_dir": str(fig_dir),
                     "max_batches": max_batches}
 
-    def add(name: str, stem: str, params: dict, done_dir: str, outputs=(), deps=(), values=None):
+    def add(name: str, stem: str, params: dict, done_dir: str, outputs=(), deps=(), resolved: bool = False):
         out = f"{lay.notebooks}/{stem}" + (f".{name.split('/', 1)[1]}" if "/" in name else "") + ".ipynb"
         js = {k: _js(v) if k in _JSON_KEYS.get(stem, ()) else v for k, v in params.items()}
         step = Step(name, _nb(nbdir, stem, root), out, {**common, **js}, done_dir, list(outputs), list(deps))
-        if values is not None:
+        if resolved:  # a train/evaluate step: the notebook resolves it from the profile (tasks.resolve_step)
             step.values = {**common, **params}
             step.inputs = {**plan_options, "step": name}
         steps.append(step)
@@ -204,7 +204,7 @@ def build_plan(profile: Profile | str | Path, runs_dir: str | Path | None = None
             "experiment": exp, "method": m["method"], "method_params": m.get("params", {}),
             "dataset": prof.dataset, "data_root": prof.data_root, "model": prof.model,
             "model_params": prof.model_params, "train_params": train, "seed": prof.seed_of(exp),
-            "max_batches": max_batches, "run_dir": run_dir}, run_dir, [f"{run_dir}/model.pt"], values=True)
+            "max_batches": max_batches, "run_dir": run_dir}, run_dir, [f"{run_dir}/model.pt"], resolved=True)
     ev = prof.eval
     eval_steps = []
     for exp, m in prof.methods.items():
@@ -222,7 +222,7 @@ def build_plan(profile: Profile | str | Path, runs_dir: str | Path | None = None
             "transfer_from": {row: lay.train(src) for row, src in sources.items()},
             "seed": prof.seed, **({"strong": ev["strong"]} if ev.get("strong") else {})}, out_dir,
             outputs + [f"{out_dir}/{MASKS_FILE}"], [f"train/{exp}"] + [f"train/{s}" for s in sources.values()],
-            values=True)
+            resolved=True)
         eval_steps.append(f"evaluate/{exp}")
     for kind, names, notebooks, folder in [("tables", prof.tables, TABLE_NOTEBOOKS, lay.tables),
                                            ("figures", prof.figures, FIGURE_NOTEBOOKS, fd)]:

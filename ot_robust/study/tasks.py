@@ -258,7 +258,7 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
     from ..evaluation.batch_cache import clear as clear_cache
     from ..core.data import get_dataset
     from ..evaluation.suite import evaluate
-    from ..evaluation.results import read_eval, write_evaluation
+    from ..evaluation.results import write_evaluation
     from ..core.stats import wilson_interval
     from ..models.loading import load_model
     from ..training.budget import deadline_passed
@@ -322,9 +322,9 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
         result["loss_curves"] = write_json(out_dir / "loss_curves.json",
                                            _loss_curves(model, test, loss_curves, seed)).name
     result["provenance"] = provenance(profile=profile, experiment=experiment)
-    write_evaluation(out_dir, result, masks, indices)
+    result = write_evaluation(out_dir, result, masks, indices)
     clear_cache(partial)
-    return read_eval(out_dir)
+    return result
 
 
 def _curves(model, test, c: dict[str, Any], seed: int, batch_size: int) -> dict[str, Any]:
