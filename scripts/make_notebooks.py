@@ -50,6 +50,7 @@ runs) executes these numbered notebooks with papermill, in dependency order:
 | `01_ot_solvers` | OT solver checks and illustrations | `figures/<profile>/` |
 | `10_train` | one trained model per profile method | `runs/<profile>/train/<method>/` |
 | `20_evaluate` | white-box suite, AutoAttack, sanity checks, FS Fig. 3 curves, FS supp. Fig. 1 loss curves | `runs/<profile>/eval/<method>/eval.json` |
+| `21_audit` | masking audit: RayS, FeatureAttack, the authors' checks, transfer, GOT's eps-sweep protocol | `runs/<profile>/audit/<method>/eval.json` |
 | `30_tables_fs` | FS Tables 1-4, Sec. 5.3 black-box, supplement Tables 1-4, rebuttal tables | `figures/<profile>/tables/` |
 | `40_figures_fs` | FS Fig. 3 (accuracy vs eps / iterations), supplement Fig. 1 (PGD loss, 20 starts) | `figures/<profile>/` |
 
@@ -113,6 +114,32 @@ interval (`result['ci']`).
               "                             fig_dir=fig_dir, max_batches=max_batches)\n"
               "tasks.accuracy_frame(result)"),
          markdown("Sanity checks (gradient masking): every check should read `pass`."),
+         code("tasks.sanity_frame(result)")])
+
+
+def audit_nb():
+    return notebook(
+        """# 21 - Audit one model for gradient masking
+
+The attacks that settled the Feature Scattering debate, run on one trained model after its evaluation
+(`ot_robust.study.audit.run_audit`, the groups of the profile's `audit:` mapping that list this model): the
+hard-label RayS (Chen & Gu 2020), the feature-space FeatureAttack (Line290/FeatureAttack), the authors' own checks
+(PGD and CW with 500 and 1,000 steps, the lowest of 5 random-start runs: FS supplement Table 1 and rebuttal
+section 2; transfer attacks from an undefended and a Siamese model: FS Sec. 5.3; SPSA and local search: supplement
+Sec. 2.2), OTJR Table 2's other columns, and GOT's eps sweep under the paper's protocol (App. A.3: 40 steps of
+0.01 on predicted labels) beside ours. Every column runs on the first n images of the evaluation's class-balanced
+order, so it pairs image by image with `20_evaluate`'s columns; the sanity flag names any black-box, transfer or
+hard-label attack that does significantly better than white-box PGD on the same images (the masking signature).
+Writes `out_dir/eval.json` (accuracy in %) and `masks.npz`.
+
+""" + PROFILE_NOTE,
+        STEP_PARAMS.format(step="audit/standard"),
+        [code("from ot_robust.study import audit\n"
+              "result = audit.audit_step(profile_file, step, profile_sha256=profile_sha256, runs_dir=runs_dir,\n"
+              "                          fig_dir=fig_dir, max_batches=max_batches)\n"
+              "audit.audit_frame(result)"),
+         markdown("Masking signature: a black-box, transfer or hard-label attack significantly stronger than "
+                  "white-box PGD on the same images reads `flag`."),
          code("tasks.sanity_frame(result)")])
 
 
@@ -225,7 +252,7 @@ the profile's `sw` and `sat` experiments; the reason is printed when they are ab
 made by the analysis notebooks (43-46).""", "otjr", ["otjr_fig7"])
 
 
-NOTEBOOKS = {"00_overview": overview, "10_train": train_nb, "20_evaluate": evaluate_nb,
+NOTEBOOKS = {"00_overview": overview, "10_train": train_nb, "20_evaluate": evaluate_nb, "21_audit": audit_nb,
              "30_tables_fs": tables_fs_nb, "31_tables_got": tables_got_nb, "32_tables_otjr": tables_otjr_nb,
              "40_figures_fs": figures_fs_nb, "41_figures_got": figures_got_nb, "42_figures_otjr": figures_otjr_nb}
 

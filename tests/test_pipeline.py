@@ -286,6 +286,29 @@ def test_smoke_profile_end_to_end(tmp_path):
     for prefix in ("fs_supp_fig2_tsne", "fs_fig4_loss_landscape", "otjr_fig2_activation", "otjr_fig4_gradient",
                    "otjr_supp_fig9_decision_cells", "fs_fig2_toy"):  # every analysis notebook (43-47) drew its figure
         assert any(f.startswith(prefix) for f in figs), (prefix, sorted(figs))
+    audit = json.loads((runs / "audit/masking/pgd_at/eval.json").read_text())  # the masking audit (21_audit)
+    cols = audit["columns"]
+    assert {c: v["family"] for c, v in cols.items()} == {
+        "rays": "hard-label", "feature_attack": "feature-space", "pgd20x3": "white-box", "square": "score-based",
+        "pgd10_undefended": "transfer"}
+    assert all(v["n"] == 40 for v in cols.values()) and cols["pgd20x3"]["runs"] == 3
+    assert cols["pgd20x3"]["accuracy"] <= cols["pgd20x3"]["min_run"]  # per-example worst case <= worst single run
+    from ot_robust.evaluation.results import read_evaluation
+
+    merged = read_evaluation(runs, "pgd_at")[0]  # the audit joins its evaluation: worst case over both
+    assert merged["worst_case"] <= min(v["accuracy"] for v in cols.values()) and merged["worst_case_n"] == 40
+    assert {s["check"] for s in audit["sanity"]} == {f"weaker_family_vs_whitebox:{c}"
+                                                     for c in ("rays", "square", "pgd10_undefended")}
+    sweep = json.loads((runs / "audit/plateau/pgd_at/eval.json").read_text())["eps_sweep"]["plateau"]
+    assert sweep["protocols"]["paper"]["step_size"] == 0.01 and sweep["protocols"]["paper"]["labels"] == "predicted"
+    assert len(sweep["protocols"]["ours"]["accuracy"]) == 3
+    fs_audit = json.loads((runs / "audit/masking/feature_scattering/eval.json").read_text())
+    assert "pgd10_undefended" in fs_audit["columns"] and not (runs / "audit/plateau/feature_scattering").exists()
+    assert not list(runs.glob("audit/*/*/partial"))
+    from ot_robust.reports import draw_figures  # figures/fs need not wait for the audits: draw it again now
+
+    drawn = draw_figures(load_profile("smoke"), runs, tmp_path / "sig", ["fs_masking_signature"])
+    assert any(str(p).endswith("fs_masking_signature.csv") for p in drawn["fs_masking_signature"])
     again = run_plan(build_plan("smoke", runs_dir=tmp_path / "runs", fig_dir=tmp_path / "figures", root=REPO),
                      log=lambda s: None)
     assert set(again.values()) == {"skipped"}
@@ -331,7 +354,7 @@ def test_a_step_stopped_at_the_budget_is_recorded_in_its_status_file(tmp_path):
     raw = yaml.safe_load((PROFILE_DIR / "smoke.yaml").read_text())
     raw["methods"] = {"standard": raw["methods"]["standard"]}
     raw["defaults"].update(epochs=2, num_train=256, eval_n=32)
-    raw.update(tables=[], figures=[], analysis={}, notebooks=[])
+    raw.update(tables=[], figures=[], analysis={}, notebooks=[], audit={})
     raw["eval"].pop("loss_curves", None)
     path = tmp_path / "stoptest.yaml"
     path.write_text(yaml.safe_dump({**raw, "name": "stoptest"}))

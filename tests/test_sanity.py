@@ -148,3 +148,75 @@ def test_no_attack_runs_twice(monkeypatch):
     attacks = [a for a in seen if "function" not in a]  # the clean 'attack' is a lambda
     assert len(attacks) == len(set(attacks)), attacks
     assert out["accuracy_vs_epsilon"]["numbers"]["accuracy"][0] == out["iterative_vs_single_step"]["numbers"]["pgd"]
+
+
+def _weaker(masks, families=None, **kw):
+    from ot_robust.evaluation.sanity import check_weaker_family_vs_whitebox
+
+    return check_weaker_family_vs_whitebox(masks, "pgd20", families or {"rays": "hard-label"}, **kw)
+
+
+def test_weaker_family_far_below_whitebox_is_flagged_with_the_attack_named():
+    import numpy as np
+
+    i = np.arange(1000)
+    masks = {"clean": i < 800, "pgd20": i < 640, "rays": i < 612, "square": i < 700}
+    r, sq = _weaker(masks, {"rays": "hard-label", "square": "score-based black-box"})
+    assert r["check"] == "weaker_family_vs_whitebox:rays" and r["status"] == "flag"
+    assert r["details"].startswith("rays (hard-label) 61.2% vs pgd20 (white-box) 64.0% on the same 1000 images")
+    n = r["numbers"]
+    assert (n["n"], n["accuracy"], n["whitebox_accuracy"]) == (1000, 61.2, 64.0) and n["difference"] == 2.8
+    assert 0 < n["ci_low"] < 2.8 < n["ci_high"] and n["p_value"] < 0.05
+    assert sq["check"] == "weaker_family_vs_whitebox:square" and sq["status"] == "pass"  # above white-box
+    assert sq["numbers"]["ci_high"] < 0
+
+
+def test_weaker_family_equal_or_within_noise_passes():
+    import numpy as np
+
+    i = np.arange(200)
+    base = {"clean": i < 200, "pgd20": i < 100}
+    same = _weaker({**base, "rays": i < 100})[0]
+    assert same["status"] == "pass" and same["numbers"]["difference"] == 0
+    assert same["numbers"]["ci_low"] < 0 < same["numbers"]["ci_high"]  # never a zero-width interval
+    noise = _weaker({**base, "rays": i < 96})[0]  # 4 discordant pairs, all one way: exact McNemar p = 0.125
+    assert noise["status"] == "pass" and noise["numbers"]["ci_low"] < 0 < noise["numbers"]["ci_high"]
+    assert _weaker({**base, "rays": i < 90})[0]["status"] == "flag"  # 10 of 10: p = 0.002
+
+
+def test_weaker_family_compares_the_common_prefix():
+    import numpy as np
+
+    i = np.arange(300)
+    # on the first 100 images rays is far below PGD; PGD fails every later image (full-length PGD: 100 / 300)
+    masks = {"clean": i < 300, "pgd20": i < 80, "rays": np.arange(100) < 40}
+    r = _weaker(masks)[0]
+    assert r["numbers"]["n"] == 100 and r["numbers"]["whitebox_accuracy"] == 80.0 and r["status"] == "flag"
+    assert "on the same 100 images" in r["details"]
+    assert _weaker({**masks, "rays": np.arange(10) < 0})[0]["status"] == "n/a"  # 10 common images < MIN_PAIRED_N
+
+
+def test_weaker_family_counts_only_images_correct_on_the_clean_input():
+    import numpy as np
+
+    i = np.arange(200)
+    # rays' raw mask marks the 60 clean-misclassified images correct: ungated 80% > PGD 70%, gated 50% < 70%
+    masks = {"clean": i >= 60, "pgd20": i >= 60, "rays": (i < 60) | (i >= 100)}
+    r = _weaker(masks)[0]
+    assert r["numbers"]["accuracy"] == 50.0 and r["numbers"]["whitebox_accuracy"] == 70.0 and r["status"] == "flag"
+    none = _weaker({"clean": i < 0, "pgd20": i < 200, "rays": i < 0})[0]
+    assert none["status"] == "n/a" and "correct clean" in none["details"]
+    with pytest.raises(ValueError, match="'spsa'"):
+        _weaker(masks, {"spsa": "score-based"})
+
+
+def test_paired_difference_interval_matches_the_reference():
+    """Newcombe's method 10 on Fagerland et al.'s Ch. 8 table (59, 6; 16, 80): -0.0621 (95% CI -0.1186 to -0.0046)."""
+    import numpy as np
+
+    from ot_robust.evaluation.sanity import paired_difference_interval
+
+    a = np.repeat([True, True, False, False], [59, 6, 16, 80])
+    b = np.repeat([True, False, True, False], [59, 6, 16, 80])
+    lo, hi = paired_difference_interval(a, b)
+    assert (round(lo, 2), round(hi, 2)) == (-11.86, -0.46)

@@ -138,7 +138,7 @@ def test_smoke_profile_on_slurm_matches_a_local_run(slurm_cluster, tmp_path):
 def _one_method_profile(tmp_path: Path, name: str, method: dict, **defaults) -> Path:
     """The smoke profile cut down to one training run of ``method`` (no tables, figures, analysis)."""
     raw = yaml.safe_load((PROFILE_DIR / "smoke.yaml").read_text())
-    raw.update(name=name, tables=[], figures=[], notebooks=[], analysis={})
+    raw.update(name=name, tables=[], figures=[], notebooks=[], analysis={}, audit={})
     raw["methods"] = {"standard": method}
     raw["eval"].pop("loss_curves", None)
     raw["defaults"].update(defaults)

@@ -103,6 +103,11 @@ ATTACKS: dict[str, Entry] = {
 ALIASES = {"pgd": "pgd-linf", "cw": "cw-linf", "aa": "autoattack", "local-search": "localsearch",
            "apgd": "apgd-ce", "fab-t": "fab", "c&w-l2": "cw-l2"}
 TRANSFER_INNER = ("pgd-linf", "pgd-l2", "cw-linf", "fgsm", "mim")
+#: what an attack may use of the model, the families of the masking audit (issue 33): a defense that masks gradients
+#: falls to the families that do not follow its gradient (Athalye et al. 2018; Carlini et al. 2019, Sec. 4)
+FAMILIES = ("white-box", "feature-space", "transfer", "score-based", "hard-label")
+_FAMILY = {"feature-attack": "feature-space", "transfer": "transfer", "square": "score-based",
+           "spsa": "score-based", "simba": "score-based", "localsearch": "score-based", "rays": "hard-label"}
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
@@ -127,6 +132,14 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
             raise ValueError(f"key {k!r} given twice in spec {spec!r}")
         raw[k] = v
     return name, raw
+
+
+def attack_family(spec: str) -> str:
+    """The family (one of :data:`FAMILIES`) of the attack a spec string names: ``white-box`` (the model's input
+    gradient: FGSM, PGD, CW, MIM, APGD, FAB, AutoAttack, ...), ``feature-space`` (gradient of a feature distance:
+    FeatureAttack), ``transfer`` (crafted on another model), ``score-based`` (scores only: Square, SPSA, SimBA, local
+    search), ``hard-label`` (top-1 decisions only: RayS). Raises ValueError as :func:`parse_spec`."""
+    return _FAMILY.get(parse_spec(spec)[0], "white-box")
 
 
 def _build(name: str, raw: dict[str, str], spec: str):

@@ -1,6 +1,8 @@
 """Diagnostic curves of a trained model: accuracy vs eps, accuracy vs PGD steps, and the PGD loss over iterations.
 
-* :func:`accuracy_vs_epsilon` - FS Fig. 3a, GOT Figs. 2-5 (PGD-``steps`` accuracy at each eps).
+* :func:`accuracy_vs_epsilon` - FS Fig. 3a, GOT Figs. 2-5 (PGD-``steps`` accuracy at each eps). GOT's protocol
+  (App. A.3) is an option of it: ``steps=40, step_size=0.01, labels="predicted"`` (a fixed step size whatever eps;
+  the attack given the model's clean predictions as its labels).
 * :func:`accuracy_vs_steps` - FS Fig. 3b-c (one PGD run gives every point, through ``fooled_at``).
 * :func:`pgd_loss_curves` - FS supplement Fig. 1 / rebuttal Sec. 3 (loss per iteration for many random starts).
 
@@ -19,9 +21,15 @@ import torch
 from ..attacks import PGD, fast_path, model_mode
 from ..attacks.losses import LOSSES
 from ..core.utils import derive_seed, get_device
+from ..core.validation import check_choice
+
+#: what the attack of :func:`accuracy_vs_epsilon` is given as labels: the true ones, or the model's clean predictions
+LABELS = ("true", "predicted")
 
 
-def _accuracy(model, attack, x, y, batch_size, device, seed) -> float:
+def _accuracy(model, attack, x, y, batch_size, device, seed, labels: str = "true") -> float:
+    """Accuracy (%) under ``attack`` (None: clean), correct on the clean input and on the attack's output, both
+    against the true ``y``. ``labels="predicted"``: the attack is given the clean argmax (eval mode, no grad)."""
     attack = fast_path(attack) if attack is not None else None
     dev = get_device(device)
     model.to(dev)
@@ -29,8 +37,12 @@ def _accuracy(model, attack, x, y, batch_size, device, seed) -> float:
     with model_mode(model):
         for b, i in enumerate(range(0, len(x), batch_size)):
             xb, yb = x[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev)
+            ya = yb
+            if labels == "predicted" and attack is not None:
+                with torch.no_grad():
+                    ya = model(xb).argmax(1)
             torch.manual_seed(derive_seed(seed, b))
-            xa = attack(model, xb, yb) if attack is not None else xb
+            xa = attack(model, xb, ya) if attack is not None else xb
             with torch.no_grad():
                 ok.append(((model(xb).argmax(1) == yb) & (model(xa).argmax(1) == yb)).cpu())
     return 100.0 * torch.cat(ok).float().mean().item()
@@ -38,15 +50,35 @@ def _accuracy(model, attack, x, y, batch_size, device, seed) -> float:
 
 def accuracy_vs_epsilon(model, x, y, epsilons: Sequence[float], steps: int = 20, norm: str = "linf",
                         step_size: float | None = None, restarts: int = 1, loss: str = "ce", batch_size: int = 250,
-                        device=None, seed: int = 0) -> pd.DataFrame:
-    """PGD-``steps`` accuracy (%) at each eps (FS Fig. 3a). ``step_size`` None -> 2.5 * eps / steps per eps.
+                        device=None, seed: int = 0, labels: str = "true", random_start: bool = True) -> pd.DataFrame:
+    """PGD-``steps`` accuracy (%) at each eps (FS Fig. 3a; GOT Figs. 2-5).
 
-    Returns a DataFrame with columns ``epsilon, accuracy``.
+    Args:
+        step_size: None -> ``2.5 * eps / steps`` per eps (Madry et al.); a number: that step at every eps. A fixed
+            step bounds how far the ``steps`` gradient steps move a pixel from the attack's (random) start whatever
+            eps: at most ``steps * step_size`` (GOT: 40 * 0.01 = 0.4 on the [0, 1] scale); an eps above that is
+            reached only through the random start.
+        labels: ``"true"`` - the attack is given ``y`` (the default, the usual protocol); ``"predicted"`` - it is
+            given the model's clean predictions (argmax of the logits on the clean batch, eval mode, no grad), as
+            in GOT's protocol (GOT, ICLR 2022 submission, App. A.3: PGD with k = 40 steps of eta = 0.01 whatever
+            eps, on the predicted labels: ``steps=40, step_size=0.01, labels="predicted"``). Either way accuracy is
+            counted against the true ``y``: correct on the clean input and on the attack's output. With that count
+            and a model that treats each image on its own, ``"predicted"`` gives the numbers of ``"true"`` up to
+            floating-point rounding (a misclassified image counts wrong either way; a correct one gets ``y``).
+        random_start: PGD's uniform start in the eps ball (default); ``False`` starts at the clean image. Without it
+            and with a fixed step, every eps >= ``steps * step_size`` gives the same attack (the projection onto the
+            ball never binds): GOT Table 6's GOT rows, identical from eps 0.4 to 0.7, have that signature.
+    Returns:
+        A DataFrame with columns ``epsilon, accuracy`` (eps on the [0, 1] pixel scale, accuracy in %).
+    Raises:
+        ValueError: ``labels`` not one of :data:`LABELS` (and PGD's own checks of eps / steps / step_size).
     """
+    check_choice("labels", labels, LABELS)
     accs = []
     for e in epsilons:
-        atk = None if e == 0 else PGD(e, steps, step_size, norm=norm, restarts=restarts, loss=loss, seed=seed)
-        accs.append(_accuracy(model, atk, x, y, batch_size, device, seed))
+        atk = None if e == 0 else PGD(e, steps, step_size, norm=norm, restarts=restarts, loss=loss, seed=seed,
+                                      random_start=random_start)
+        accs.append(_accuracy(model, atk, x, y, batch_size, device, seed, labels))
     return pd.DataFrame({"epsilon": list(epsilons), "accuracy": accs})
 
 

@@ -5,6 +5,11 @@ An evaluation folder (``<runs_dir>/<profile>/eval/<experiment>/``) holds :data:`
 :func:`write_evaluation` writes both (masks first, so an ``eval.json`` never points at missing masks),
 :func:`read_eval` / :func:`read_evals` / :func:`read_masks` read them.
 
+A model's masking audit (``<runs_dir>/<profile>/audit/<group>/<experiment>/``, :mod:`ot_robust.study.audit`) is
+written in the same two files; its columns run on a prefix of the evaluation's images. :func:`with_audit` merges an audit
+into its evaluation (:func:`read_evals` and :func:`read_evaluation` do by default), so that tables and claims read
+audit columns (rays, feature_attack, pgd1000x5, ...) like any other.
+
 ``masks.npz`` holds, for each column of an evaluation (clean, fgsm, pgd20, autoattack, ...), the bit-packed bool
 mask "still classified correctly" over the evaluated images, plus ``indices`` (the test-set index of each image,
 in evaluation order) and ``n_<column>`` (how many images that column covers: the strong attacks and AutoAttack
@@ -19,6 +24,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..core.stats import wilson_interval
 from ..core.utils import atomic_write_bytes, atomic_write_json
 
 #: an evaluation's summary (JSON) and its per-example masks (npz), in the evaluation folder
@@ -49,9 +55,74 @@ def read_eval(eval_dir: str | Path) -> dict[str, Any]:
     return json.loads((Path(eval_dir) / EVAL_FILE).read_text())
 
 
-def read_evals(runs_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """``{experiment: eval.json content}`` for every ``<runs_dir>/eval/<experiment>/eval.json``, by name."""
-    return {p.parent.name: json.loads(p.read_text()) for p in sorted(Path(runs_dir).glob(f"eval/*/{EVAL_FILE}"))}
+def read_evals(runs_dir: str | Path, audits: bool = True) -> dict[str, dict[str, Any]]:
+    """``{experiment: eval.json content}`` for every ``<runs_dir>/eval/<experiment>/eval.json``, by name; with
+    ``audits``, each one that has a masking audit merged with it (:func:`read_evaluation`)."""
+    exps = [p.parent.name for p in sorted(Path(runs_dir).glob(f"eval/*/{EVAL_FILE}"))]
+    return {e: read_evaluation(runs_dir, e)[0] if audits and read_audits(runs_dir, e) else
+            read_eval(Path(runs_dir) / "eval" / e) for e in exps}
+
+
+def read_audits(runs_dir: str | Path, experiment: str) -> dict[str, dict[str, Any]]:
+    """``{group: eval.json content}`` of the masking audit of ``experiment``,
+    ``<runs_dir>/audit/<group>/<experiment>/eval.json`` (:mod:`ot_robust.study.audit`), groups by name."""
+    return {p.parent.parent.name: json.loads(p.read_text())
+            for p in sorted(Path(runs_dir).glob(f"audit/*/{experiment}/{EVAL_FILE}"))}
+
+
+def with_audit(ev: dict[str, Any], audits: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The evaluation ``ev`` with its audit groups' columns added (``{group: audit eval.json}``, see
+    :func:`read_audits`): ``accuracy``, ``n``, ``ci`` gain the audit columns, ``audit_attacks`` their specs,
+    ``audit_columns`` their details (family, restarts, ...), ``transfer`` the audit's paper rows, ``sanity`` the
+    audit's checks, ``eps_sweep`` its sweeps (by group). A column name in both keeps the evaluation's value (the
+    profile schema forbids the clash). The worst case over both needs the masks: :func:`read_evaluation`."""
+    cols = {c: v for a in audits.values() for c, v in a.get("columns", {}).items()}
+    out = {**ev, "audit_attacks": {c: v["spec"] for c, v in cols.items()}, "audit_columns": cols,
+           "accuracy": {**{c: v["accuracy"] for c, v in cols.items()}, **ev.get("accuracy", {})},
+           "n": {**{c: v["n"] for c, v in cols.items()}, **ev.get("n", {})},
+           "ci": {**{c: v["ci"] for c, v in cols.items()}, **ev.get("ci", {})},
+           "eps_sweep": {g: s for a in audits.values() for g, s in a.get("eps_sweep", {}).items()},
+           "sanity": list(ev.get("sanity", [])) + [c for a in audits.values() for c in a.get("sanity", [])]}
+    transfer = {row: dict(v) for row, v in ev.get("transfer", {}).items()}
+    for a in audits.values():
+        for row, v in a.get("transfer", {}).items():
+            transfer[row] = {**v, **transfer.get(row, {})}
+    out["transfer"] = transfer
+    return out
+
+
+def read_evaluation(runs_dir: str | Path, experiment: str
+                    ) -> tuple[dict[str, Any], dict[str, np.ndarray], np.ndarray]:
+    """``(eval.json merged with its audit, masks of both, indices)`` of ``<runs_dir>/eval/<experiment>`` and its
+    audit groups (:func:`with_audit`). With an audit, ``worst["linf_audit"]`` and ``worst_case`` / ``worst_case_n``
+    become the per-example worst case over every Linf column of both (AutoAttack included) on their common images.
+
+    Raises FileNotFoundError without an evaluation and ValueError when an audit ran on other images than a prefix
+    of the evaluation's."""
+    ev_dir = Path(runs_dir) / "eval" / experiment
+    ev = read_eval(ev_dir)
+    audits = read_audits(runs_dir, experiment)
+    masks, idx = read_masks(ev_dir) if audits or has_eval(ev_dir, masks=True) else ({}, np.zeros(0, dtype=int))
+    if not audits:
+        return ev, masks, idx
+    for group in audits:
+        am, aidx = read_masks(Path(runs_dir) / "audit" / group / experiment)
+        if len(aidx) > len(idx) or not np.array_equal(aidx, idx[:len(aidx)]):
+            raise ValueError(f"audit {group!r} of {experiment!r} ran on other images than its evaluation: rerun it")
+        masks = {**{k: v for k, v in am.items() if k != "clean"}, **masks}
+    ev = with_audit(ev, audits)
+    base = ev.get("worst", {}).get("linf_all") or ev.get("worst", {}).get("linf") or {}
+    linf = [c for c in base.get("columns", []) if c in masks]
+    linf += [c for c, v in ev["audit_columns"].items() if v.get("norm", "linf") == "linf" and c in masks]
+    if linf:
+        n = min(len(masks[c]) for c in linf + ["clean"])
+        worst = masks["clean"][:n] & np.logical_and.reduce([masks[c][:n] for c in linf])
+        k = int(worst.sum())
+        lo, hi = wilson_interval(k, n)
+        ev["worst"] = {**ev.get("worst", {}), "linf_audit": {"accuracy": 100.0 * k / n, "n": n, "ci_low": lo,
+                                                             "ci_high": hi, "columns": linf}}
+        ev["worst_case"], ev["worst_case_n"] = 100.0 * k / n, n
+    return ev, masks, idx
 
 
 def read_masks(eval_dir: str | Path) -> tuple[dict[str, np.ndarray], np.ndarray]:

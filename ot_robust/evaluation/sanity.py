@@ -22,6 +22,10 @@ iterative not weaker than single-step.
 On per-example masks of the same images (:func:`check_pgd_autoattack_gap`): a PGD-to-AutoAttack gap above
 ``PGD_AA_GAP`` points is itself a masking sign (Croce & Hein 2020, Sec. 5: defenses whose PGD accuracy is far above
 AutoAttack's; our FS at the official settings: PGD-40 56 vs AutoAttack 16 on the same 100 images).
+:func:`check_weaker_family_vs_whitebox`: an attack of a weaker family (black-box, transfer, score-based such as
+Square / SPSA, hard-label such as RayS) significantly stronger than white-box PGD on the same images, the attack named
+(the Feature Scattering masking signature; Carlini et al. 2019, Sec. 5.2), judged by a 95% interval for the paired
+difference (:func:`paired_difference_interval`, Newcombe 1998).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import torch
 from torch import nn
 
 from ..attacks import FGSM, PGD, Square, fast_path, margin, model_mode
+from ..core.stats import mcnemar, wilson_interval
 
 _AA = re.compile(r"auto|^aa\b", re.I)
 _BLACK = re.compile(r"square|simba|transfer|local|spsa|black|undefended|siamese", re.I)
@@ -80,6 +85,84 @@ def check_pgd_autoattack_gap(masks: dict[str, Any], pgd_column: str, threshold: 
     return _result("pgd_autoattack_gap", gap > threshold,
                    f"{pgd_column} {100 * pgd.mean():.1f}% vs AutoAttack {100 * aa.mean():.1f}% on the same {n} "
                    f"images: gap {gap:.1f} points (flag above {threshold:g})", gap=gap, n=n, threshold=threshold)
+
+
+MIN_PAIRED_N = 20  #: fewer common images than this: :func:`check_weaker_family_vs_whitebox` says "n/a"
+
+
+def paired_difference_interval(a: Any, b: Any) -> tuple[float, float]:
+    """95% interval, in points, of ``acc(a) - acc(b)`` for two (n,) bool masks of the same images in the same order.
+
+    Newcombe's hybrid score (square-and-add) interval for paired proportions: the two Wilson intervals combined with
+    the continuity-corrected phi correlation (Newcombe 1998, Stat. Med. 17:2635-2650, method 10; as in Fagerland,
+    Lydersen & Laake 2017, "Statistical analysis of contingency tables", Ch. 8). Unlike the Wald interval of
+    :func:`ot_robust.core.stats.mcnemar` it is never zero-width and behaves well with few discordant pairs.
+    """
+    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    n = a.size
+    both, a_only, b_only = int((a & b).sum()), int((a & ~b).sum()), int((~a & b).sum())
+    neither = n - both - a_only - b_only
+    k1, k2 = both + a_only, both + b_only
+    p1, p2 = k1 / n, k2 / n
+    (l1, u1), (l2, u2) = ((lo / 100, hi / 100) for lo, hi in (wilson_interval(k1, n), wilson_interval(k2, n)))
+    den = k1 * (n - k1) * k2 * (n - k2)
+    ad = both * neither - a_only * b_only
+    phi = 0.0 if den == 0 else (ad - n / 2 if ad > n / 2 else min(ad, 0)) / math.sqrt(den)
+    lo = p1 - p2 - math.sqrt(max((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2, 0.0))
+    hi = p1 - p2 + math.sqrt(max((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2, 0.0))
+    return 100 * lo, 100 * hi
+
+
+def check_weaker_family_vs_whitebox(masks: dict[str, Any], whitebox_column: str, families: dict[str, str],
+                                    min_n: int = MIN_PAIRED_N) -> list[dict[str, Any]]:
+    """Flag each attack of a weaker family that is significantly stronger than white-box PGD on the same images.
+
+    A black-box, transfer, score-based or hard-label attack beating white-box PGD means the gradients mislead PGD
+    (gradient masking; Carlini et al. 2019, Sec. 5.2; the Feature Scattering signature).
+
+    Args:
+        masks: {column: (n,) bool} per-example correctness of the same images in the same order, with ``clean``,
+            ``whitebox_column`` and every column of ``families``. Lengths may differ (an attack run on the first
+            images only): each comparison uses the common prefix, the first min(len) images. An image counts robust
+            only if it is also correct on the clean input.
+        whitebox_column: the white-box PGD column, e.g. ``"pgd20"``.
+        families: {column: family in words}, e.g. ``{"rays": "hard-label", "square": "score-based black-box"}``.
+        min_n: fewer common images than this gives ``"n/a"``.
+    Returns:
+        One result per column of ``families`` (in its order), check ``"weaker_family_vs_whitebox:<column>"``:
+        ``"flag"`` when the 95% interval of the paired difference (white-box minus that attack, in points,
+        :func:`paired_difference_interval`) lies above 0; ``"n/a"`` with fewer than ``min_n`` common images or
+        none correct on the clean input. ``numbers``: column, family, whitebox_column, n, accuracy and
+        whitebox_accuracy (%), difference, ci_low, ci_high (points), p_value (exact McNemar, for reference).
+    Raises:
+        ValueError: a column missing from ``masks`` (naming it and the columns there).
+    """
+    missing = [c for c in ("clean", whitebox_column, *families) if c not in masks]
+    if missing:
+        raise ValueError(f"masks lack column(s) {missing}; columns there: {sorted(masks)}")
+    out = []
+    for col, family in families.items():
+        check = f"weaker_family_vs_whitebox:{col}"
+        n = min(len(masks["clean"]), len(masks[whitebox_column]), len(masks[col]))
+        clean = np.asarray(masks["clean"][:n], dtype=bool)
+        wb = clean & np.asarray(masks[whitebox_column][:n], dtype=bool)
+        other = clean & np.asarray(masks[col][:n], dtype=bool)
+        base = dict(column=col, family=family, whitebox_column=whitebox_column, n=n)
+        if n < min_n or not clean.any():
+            why = f"{n} common image(s), fewer than {min_n}" if n < min_n else f"no image of {n} correct clean"
+            out.append(_not_applicable(check, f"{col} ({family}) vs {whitebox_column} (white-box): {why}", **base))
+            continue
+        acc, wacc = 100.0 * int(other.sum()) / n, 100.0 * int(wb.sum()) / n  # exact, no float noise
+        diff = 100.0 * (int(wb.sum()) - int(other.sum())) / n
+        lo, hi = paired_difference_interval(wb, other)
+        out.append(_result(check, lo > 0,
+                           f"{col} ({family}) {acc:.1f}% vs {whitebox_column} (white-box) {wacc:.1f}% on the same {n} "
+                           f"images: white-box minus {col} {diff:+.1f} points, 95% CI [{lo:.1f}, {hi:.1f}] "
+                           f"(Newcombe, paired); flag when the interval lies above 0 (a {family} attack stronger "
+                           "than white-box PGD: gradient masking)",
+                           **base, accuracy=acc, whitebox_accuracy=wacc, difference=diff,
+                           ci_low=lo, ci_high=hi, p_value=mcnemar(wb, other)["p_value"]))
+    return out
 
 
 def _result(check: str, flagged: bool, details: str, **numbers) -> dict[str, Any]:

@@ -36,6 +36,9 @@ A profile is a YAML file in this folder (or any path ending in ``.yaml``). Schem
     notebooks: [00_overview, 01_ot_solvers]   # stand-alone notebooks run with (profile, fig_dir)
     analysis:                        # analysis figure notebooks (43-47) -> their papermill parameters
       43_figures_tsne: {models: [standard, feature_scattering], n_examples: 150}
+    audit:                           # optional: the masking audit (RayS, FeatureAttack, the authors' checks, GOT's
+      masking: {experiments: [pgd_at], n_examples: 500, attacks: {rays: "rays eps=0.3 queries=2000"}}
+                                     # protocol): steps audit/<exp>; schema in ot_robust/profiles/audit_schema.py
     slurm:                           # optional: SLURM resources of the steps (--executor slurm, ot_robust/study/slurm.py)
       "train/*": {gpus: 1, time: 24h}   # step-name glob or notebook stem -> gpus, cpus, mem, time, partition, ...
                                      # (a method's own `slurm:` mapping sets its training step's resources)
@@ -63,7 +66,7 @@ DEFAULT_PROFILE = "quick"
 
 TOP_KEYS = {"name": str, "description": str, "dataset": str, "data_root": (str, type(None)), "model": str,
             "model_params": dict, "seed": int, "defaults": dict, "methods": dict, "eval": dict, "tables": list,
-            "figures": list, "notebooks": list, "analysis": dict, "runs_dir": str, "slurm": dict}
+            "figures": list, "notebooks": list, "analysis": dict, "runs_dir": str, "slurm": dict, "audit": dict}
 #: a meta profile (``study``) runs other profiles in order under one budget, then the claims-verdict notebook
 META_KEYS = {"name": str, "description": str, "include": list, "runs_dir": str, "claims": bool}
 REQUIRED_TOP = ("name", "description", "dataset", "model", "methods", "eval")
@@ -114,6 +117,7 @@ class Profile:
     analysis: dict[str, dict[str, Any]] = field(default_factory=dict)
     runs_dir: str | None = None
     slurm: dict[str, dict[str, Any]] = field(default_factory=dict)
+    audit: dict[str, dict[str, Any]] = field(default_factory=dict)
     path: str | None = None
 
     def label(self, experiment: str) -> str:
@@ -338,6 +342,14 @@ def validate_profile(raw: Any, source: str = "<profile>", check_registries: bool
                                f"experiments: {sorted(raw['methods'])}")
     for exp, m in raw["methods"].items():
         _check_table_settings(exp, m, raw.get("defaults", {}), src)
+    if "audit" in raw:
+        from .audit_schema import check_audit
+
+        eval_cols = {*ev["attacks"], *((ev.get("strong") or {}).get("attacks") or {}), "autoattack"}
+        try:
+            check_audit(raw["audit"], raw["methods"], eval_cols)
+        except ValueError as e:
+            raise ProfileError(f"{src}: {e}") from None
     if "slurm" in raw or any("slurm" in m for m in raw["methods"].values()):
         from .slurm_schema import check_profile_slurm  # the resource keys the SLURM executor applies
 
@@ -419,8 +431,11 @@ def _check_registries(p: Profile, src: str) -> None:
     specs = {**p.eval["attacks"], **(p.eval.get("strong") or {}).get("attacks", {})}
     if p.eval.get("autoattack"):
         specs["autoattack"] = p.eval["autoattack"]["spec"]
+    from .audit_schema import attack_specs
+
+    specs.update(attack_specs(p.audit))
     for key, spec in specs.items():
         try:
             make_attack(spec)
         except ValueError as e:
-            raise ProfileError(f"{src}: eval attack {key!r}: {e}") from None
+            raise ProfileError(f"{src}: {key if key.startswith('audit.') else 'eval attack ' + repr(key)}: {e}") from None

@@ -4,6 +4,7 @@ One layout for every path under ``runs/`` and ``figures/`` (the pipeline builds 
 
     <runs_dir>/<profile>/train/<exp>/      config.json, metrics.jsonl, checkpoint.pt, model.pt
     <runs_dir>/<profile>/eval/<exp>/       eval.json, masks.npz, curves.json (+ partial/ while it runs)
+    <runs_dir>/<profile>/audit/<group>/<exp>/  eval.json, masks.npz of one group of the masking audit
     <runs_dir>/<profile>/notebooks/        the executed notebooks
     <runs_dir>/<profile>/<kind>/<name>/    .done.json of the table / figure / analysis / claims steps
     <fig_dir>/<profile>/                   figures;  <fig_dir>/<profile>/tables/  tables
@@ -53,6 +54,11 @@ class RunLayout:
 
     def eval(self, experiment: str) -> str:
         return f"{self.root}/eval/{experiment}"
+
+    def audit(self, group: str, experiment: str) -> str:
+        """One group of the masking audit of one model (RayS, FeatureAttack, the authors' own checks, ...):
+        ``<root>/audit/<group>/<exp>``."""
+        return f"{self.root}/audit/{group}/{experiment}"
 
     def step(self, kind: str, name: str = "") -> str:
         """The ``.done.json`` folder of a table / figure / analysis / claims step: ``<root>/<kind>[/<name>]``."""

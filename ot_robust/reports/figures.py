@@ -82,3 +82,87 @@ def plot_loss_curves(loss: Sequence[Sequence[float]], label: str = "", loss_name
     ax.legend(loc="lower right")
     fig.tight_layout()
     return fig
+
+
+#: the attack families of the masking signature, in the order the figure draws them (:data:`ot_robust.attacks.FAMILIES`)
+SIGNATURE_FAMILIES = ("white-box", "feature-space", "transfer", "score-based", "hard-label")
+_MARKERS = {"white-box": "o", "feature-space": "s", "transfer": "^", "score-based": "D", "hard-label": "v"}
+
+
+def masking_signature(evals: dict[str, dict], labels: dict[str, str] | None = None):
+    """Per model and attack family, the lowest accuracy (%) any attack of that family reached: the masking signature
+    (a model whose gradients mislead PGD loses more to the families that do not follow them; FS's public model: PGD-20
+    70.5 (paper), AutoAttack 36.6, RayS 44.5, FeatureAttack 36.9).
+
+    Args:
+        evals: ``{experiment: eval.json merged with its audit}`` (:func:`ot_robust.evaluation.results.read_evals`);
+            the evaluation's columns are white-box, each audit column carries its family.
+        labels: ``{experiment: display name}``.
+    Returns:
+        DataFrame indexed by model name with columns ``clean`` + :data:`SIGNATURE_FAMILIES` (NaN where a family was
+        not run) and ``<family>_attack`` (the column that reached the minimum); only models with an audit.
+    """
+    import pandas as pd
+
+    rows = {}
+    for exp, ev in evals.items():
+        audit = ev.get("audit_columns") or {}
+        if not audit:
+            continue
+        acc = ev.get("accuracy", {})
+        fam = {c: "white-box" for c in acc if c != "clean" and c not in audit}
+        if ev.get("autoattack") is not None:
+            fam["autoattack"] = "white-box"
+            acc = {**acc, "autoattack": ev["autoattack"]}
+        fam.update({c: v["family"] for c, v in audit.items()})
+        row = {"clean": acc.get("clean")}
+        for f in SIGNATURE_FAMILIES:
+            cols = [c for c, ff in fam.items() if ff == f and acc.get(c) is not None]
+            best = min(cols, key=lambda c: acc[c]) if cols else None
+            row[f], row[f"{f}_attack"] = (acc[best], best) if best else (float("nan"), "")
+        rows[(labels or {}).get(exp, exp)] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def plot_masking_signature(frame, title_suffix: str = ""):
+    """The masking signature (:func:`masking_signature`): per model, one marker per attack family at the lowest
+    accuracy that family reached, joined by a thin line from clean accuracy down; a family below white-box is the
+    signature. Markers differ by shape as well as colour (readable in grayscale). Raises ValueError when empty."""
+    if frame is None or len(frame) == 0:
+        raise ValueError("plot_masking_signature needs at least one audited model")
+    fig, axes = figure(width=max(3.4, 0.75 * len(frame) + 1.6), height=2.8)
+    ax = axes[0, 0]
+    xs = np.arange(len(frame))
+    for i, (_, r) in enumerate(frame.iterrows()):
+        vals = [r[f] for f in SIGNATURE_FAMILIES if np.isfinite(r[f])]
+        ax.vlines(i, min(vals, default=r["clean"]), r["clean"], color="0.75", linewidth=0.8, zorder=1)
+    ax.scatter(xs, frame["clean"], marker="_", s=120, color="0.3", label="clean", zorder=2)
+    for k, f in enumerate(SIGNATURE_FAMILIES):
+        if frame[f].notna().any():
+            ax.scatter(xs + (k - 2) * 0.08, frame[f], marker=_MARKERS[f], s=22, color=f"C{k}", label=f, zorder=3)
+    ax.set_xticks(xs, list(frame.index), rotation=30, ha="right")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("Lowest accuracy per attack family" + title_suffix)
+    legend_outside(ax)
+    fig.tight_layout()
+    return fig
+
+
+def draw_masking_signature(profile, runs_dir, fig_dir, name: str) -> list:
+    """Draw :func:`plot_masking_signature` of the audited models under ``runs_dir`` as ``<name>.png/.pdf`` and write
+    the numbers beside it as ``<name>.csv``. Raises FigureNotDrawn when no model has an audit."""
+    from pathlib import Path
+
+    from ..core.style import save_figure
+    from ..evaluation.results import read_evals
+
+    labels = {e: profile.label(e) for e in profile.methods} if profile is not None else {}
+    frame = masking_signature(read_evals(runs_dir), labels)
+    if frame.empty:
+        raise FigureNotDrawn(f"no audit/*/eval.json under {runs_dir}: list the models under the profile's audit")
+    suffix = f" ({profile.name}, {profile.dataset})" if profile is not None else ""
+    paths = save_figure(plot_masking_signature(frame, suffix), name, fig_dir)
+    csv = Path(fig_dir) / f"{name}.csv"
+    frame.round(2).to_csv(csv, index_label="model")
+    return paths + [csv]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..core.style import save_figure
-from .figures import FigureNotDrawn, plot_accuracy_curves, plot_loss_curves
+from .figures import FigureNotDrawn, draw_masking_signature, plot_accuracy_curves, plot_loss_curves
 from .tables import TableSpec
 
 TABLES: list[TableSpec] = [
@@ -67,7 +67,14 @@ def fig_fs_supp_fig1(profile: Any, runs_dir: str | Path, fig_dir: str | Path) ->
     return save_figure(fig, "fs_supp_fig1_pgd_loss_random_starts", fig_dir)
 
 
+def fig_fs_masking_signature(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> list[Path]:
+    """The masking signature of the audited models (issue 33): lowest accuracy per attack family
+    (:func:`ot_robust.reports.figures.masking_signature`), PNG, PDF and the numbers as CSV."""
+    return draw_masking_signature(profile, runs_dir, fig_dir, "fs_masking_signature")
+
+
 FIGURES: dict[str, Callable[..., list[Path]]] = {
     "fs_fig3": fig_fs_fig3,
     "fs_supp_fig1": fig_fs_supp_fig1,
+    "fs_masking_signature": fig_fs_masking_signature,
 }

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from ..core.style import figure, legend_outside, method_color, save_figure
-from .figures import FigureNotDrawn, plot_accuracy_curves
+from .figures import FigureNotDrawn, draw_masking_signature, plot_accuracy_curves
 from ..evaluation.results import read_evals
 from .tables import TableResult, TableSpec, caption, paper_table, sanity_flags, sanity_text, seed_rows
 
@@ -135,9 +135,12 @@ def eps_plateau_check(profile: Any, runs_dir: str | Path, evals: dict[str, dict[
     fall to a few percent; a model cannot be robust at eps 0.7 (half the pixel range), so a flat curve means the
     attack stopped finding adversarial examples. Per experiment: PGD, AA, PGD - AA, sanity, our accuracy-vs-eps
     curve and ``plateau`` (the last three points within 1 point of each other while above 10%). Returns the frame
-    and a one-paragraph verdict."""
+    and a one-paragraph verdict. A model with a masking audit's eps sweep (the profile's ``audit``: the paper's
+    protocol, App. A.3: k = 40 steps of eta = 0.01 on predicted labels, which can move a pixel by at most 0.4 whatever
+    eps, beside ours) gets ``acc_vs_eps (<protocol>)`` and ``plateau (<protocol>)`` for each protocol."""
     rd = Path(runs_dir)
     recs = []
+    plateau = lambda acc: bool(len(acc) >= 3 and max(acc[-3:]) - min(acc[-3:]) <= 1.0 and min(acc[-3:]) > 10.0)  # noqa: E731
     for e, m in profile.methods.items():
         if e not in evals:
             recs.append({"experiment": e, "method": m["method"], "plateau": NOT_RUN})
@@ -154,6 +157,11 @@ def eps_plateau_check(profile: Any, runs_dir: str | Path, evals: dict[str, dict[
                         "plateau": bool(len(tail) == 3 and max(tail) - min(tail) <= 1.0 and min(tail) > 10.0)})
         else:
             rec["plateau"] = "no curves in this profile"
+        for sweep in evals[e].get("eps_sweep", {}).values():
+            for name, p in sweep["protocols"].items():
+                rec.update({f"eps ({name})": sweep["epsilons"],
+                            f"acc_vs_eps ({name})": [round(a, 1) for a in p["accuracy"]],
+                            f"plateau ({name})": plateau(p["accuracy"])})
         recs.append(rec)
     check = pd.DataFrame(recs).set_index("experiment")
     got = check[check["method"].str.startswith("got_")] if len(check) else check
@@ -164,6 +172,10 @@ def eps_plateau_check(profile: Any, runs_dir: str | Path, evals: dict[str, dict[
     verdict = (f"GOT models evaluated: {len(evaluated)} of {len(got)} in the profile. Plateau in accuracy vs eps: {flat or 'none'}. "
                f"Sanity flags: {flags or 'none'}. PGD - AutoAttack gap (points): "
                f"{', '.join(f'{e}: {v:.1f}' for e, v in gap.items()) or 'AutoAttack not run in this profile'}.")
+    for col in [c for c in check.columns if c.startswith("plateau (")]:
+        swept = check[check[col].notna()]
+        verdict += (f" Audit sweep, protocol {col[9:-1]}: plateau in "
+                    f"{[e for e, v in swept[col].items() if v is True] or 'none'} of {list(swept.index)}.")
     return check, verdict
 
 
@@ -259,4 +271,9 @@ def _fig7(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> list[Path]
 
 
 #: GOT figure builders ``(profile, runs_dir, fig_dir) -> [paths]`` (raise FigureNotDrawn with the reason)
-FIGURES: dict[str, Callable[..., list[Path]]] = {"got_fig2": _fig2, "got_fig7": _fig7}
+def _signature(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> list[Path]:
+    return draw_masking_signature(profile, runs_dir, fig_dir, "got_masking_signature")
+
+
+FIGURES: dict[str, Callable[..., list[Path]]] = {"got_fig2": _fig2, "got_fig7": _fig7,
+                                                 "got_masking_signature": _signature}

@@ -35,7 +35,10 @@ from ..core.utils import PACKAGE_ROOT
 from ..evaluation.results import read_evals
 
 PAPER_TABLES_PATH = PACKAGE_ROOT / "assets" / "paper_tables.yaml"
-EXTRA_COLUMNS = ("AA", "worst", "sanity")
+EXTRA_COLUMNS = ("AA", "RayS", "FeatAtk", "worst", "sanity")
+#: extra columns from the masking audit (RayS: the hard-label attack; FeatAtk: FeatureAttack): shown only in a table
+#: where some row has them (``worst`` then covers them too: :func:`ot_robust.evaluation.results.read_evaluation`)
+AUDIT_EXTRAS = {"RayS": "rays", "FeatAtk": "feature_attack"}
 FORMATS = ("md", "csv", "tex")
 _PRETTY = {"clean": "Clean", "fgsm": "FGSM", "aa": "AA", "local_search": "LocalSearch", "spsa": "SPSA"}
 
@@ -132,7 +135,8 @@ def _ours(ev: dict[str, Any], columns: list[str], aliases: tuple[tuple[str, str]
         return ev.get("autoattack") if v is None and base == "autoattack" else v
 
     row = {c: value(c) for c in columns}
-    extra = {"AA": ev.get("autoattack"), "worst": ev.get("worst_case"), "sanity": sanity_text(ev)}
+    extra = {"AA": ev.get("autoattack"), "worst": ev.get("worst_case"), "sanity": sanity_text(ev),
+             **{k: acc.get(col) for k, col in AUDIT_EXTRAS.items()}}
     row.update({k: v for k, v in extra.items() if k in extras})
     return row
 
@@ -340,6 +344,7 @@ def build_table(name: str, evals: dict[str, dict[str, Any]], profile: Any = None
     index = pd.MultiIndex.from_tuples([k for k, _ in records], names=["row", "source"])
     frame = pd.DataFrame([r for _, r in records], index=index).rename(columns=rename)
     frame = frame.reindex(columns=columns)
+    frame = frame.drop(columns=[c for c in AUDIT_EXTRAS if c in frame and frame[c].isna().all()])
     for c in frame.columns:
         if c != "sanity":
             frame[c] = pd.to_numeric(frame[c], errors="coerce")

@@ -7,9 +7,15 @@
 * ``train/<exp>`` (10_train): one model per profile method -> ``train/<exp>/model.pt`` (+ checkpoints, metrics).
 * ``evaluate/<exp>`` (20_evaluate): attack suite, AutoAttack, sanity checks, curves -> ``eval/<exp>/eval.json``;
   depends on ``train/<exp>`` (and on the black-box source models it transfers from).
+* ``audit/<group>/<exp>`` (21_audit, one per model of each group under ``audit:``): the masking audit (RayS,
+  FeatureAttack, the authors' own checks, transfer attacks, GOT's eps-sweep protocol) ->
+  ``audit/<group>/<exp>/eval.json``; depends on ``evaluate/<exp>`` (its sanity flag compares with that
+  evaluation's white-box PGD on the same images).
 * ``analysis/<name>`` (43-47, listed under ``analysis:``): analysis figures of trained models; depend on the
   ``train/<exp>`` steps of the models they draw.
-* ``tables/<paper>`` (30_tables_<paper>), ``figures/<paper>`` (40_figures_<paper>): depend on every evaluation;
+* ``tables/<paper>`` (30_tables_<paper>), ``figures/<paper>`` (40_figures_<paper>): depend on every evaluation
+  (not on the audits, which can take days: they show the audit results present when they run; rebuild them with
+  ``--only 'tables/*,figures/*' --force`` after an audit chunk);
   tables go to ``<fig_dir>/tables/`` (Markdown, CSV, LaTeX), figures to ``<fig_dir>`` (PNG, PDF).
 
 Each step's content hash covers the notebook's code (:func:`notebook_digest`: code cells with comments and blank
@@ -107,7 +113,8 @@ class Plan:
 
 #: per notebook, the parameters whose values are structured (hashed and recorded as compact JSON)
 _JSON_KEYS = {"10_train": ("method_params", "model_params", "train_params"),
-              "20_evaluate": ("attacks", "autoattack", "curves", "loss_curves", "transfer_from", "strong")}
+              "20_evaluate": ("attacks", "autoattack", "curves", "loss_curves", "transfer_from", "strong"),
+              "21_audit": ("attacks", "eps_sweep")}
 
 
 def _js(obj: Any) -> str:
@@ -186,7 +193,8 @@ def build_plan(profile: Profile | str | Path, runs_dir: str | Path | None = None
                     "max_batches": max_batches}
 
     def add(name: str, stem: str, params: dict, done_dir: str, outputs=(), deps=(), resolved: bool = False):
-        out = f"{lay.notebooks}/{stem}" + (f".{name.split('/', 1)[1]}" if "/" in name else "") + ".ipynb"
+        suffix = name.split("/", 1)[1].replace("/", ".") if "/" in name else ""  # audit/<group>/<exp>: one file
+        out = f"{lay.notebooks}/{stem}" + (f".{suffix}" if suffix else "") + ".ipynb"
         js = {k: _js(v) if k in _JSON_KEYS.get(stem, ()) else v for k, v in params.items()}
         step = Step(name, _nb(nbdir, stem, root), out, {**common, **js}, done_dir, list(outputs), list(deps))
         if resolved:  # a train/evaluate step: the notebook resolves it from the profile (tasks.resolve_step)
@@ -224,6 +232,7 @@ def build_plan(profile: Profile | str | Path, runs_dir: str | Path | None = None
             outputs + [f"{out_dir}/{MASKS_FILE}"], [f"train/{exp}"] + [f"train/{s}" for s in sources.values()],
             resolved=True)
         eval_steps.append(f"evaluate/{exp}")
+    _add_audits(prof, lay, add)  # tables read the audits found (results.read_evals) but never wait for them
     for kind, names, notebooks, folder in [("tables", prof.tables, TABLE_NOTEBOOKS, lay.tables),
                                            ("figures", prof.figures, FIGURE_NOTEBOOKS, fd)]:
         by_paper: dict[str, list[str]] = {}
@@ -246,6 +255,33 @@ def build_plan(profile: Profile | str | Path, runs_dir: str | Path | None = None
     plan = Plan(prof, _interleave(steps), root, rd, fd)
     compute_hashes(plan)
     return plan
+
+
+def _add_audits(prof: Profile, lay: RunLayout, add: Callable[..., None]) -> list[str]:
+    """Add one ``audit/<group>/<exp>`` step per group of the profile's ``audit`` and model it lists (groups in
+    profile order, models in the order of ``methods``); returns their names. A transfer column's source experiment
+    becomes its training run folder (and a dependency)."""
+    from ..profiles.audit_schema import groups_of
+
+    names = []
+    for group in prof.audit:
+        for exp, m in prof.methods.items():
+            g = groups_of(prof.audit, exp).get(group)
+            if g is None:
+                continue
+            sources = sorted({a["source"] for a in g["attacks"].values() if isinstance(a, dict)})
+            attacks = {c: {**a, "source": lay.train(a["source"])} if isinstance(a, dict) else a
+                       for c, a in g["attacks"].items()}
+            out_dir = lay.audit(group, exp)
+            add(f"audit/{group}/{exp}", "21_audit", {
+                "experiment": exp, "label": prof.label(exp), "method": m["method"], "group": group,
+                "run_dir": lay.train(exp), "eval_dir": lay.eval(exp), "out_dir": out_dir, "dataset": prof.dataset,
+                "data_root": prof.data_root, "batch_size": prof.eval.get("batch_size", 250), "seed": prof.seed,
+                "n_examples": g["n_examples"], "attacks": attacks, "eps_sweep": g["eps_sweep"]}, out_dir,
+                [f"{out_dir}/{EVAL_FILE}", f"{out_dir}/{MASKS_FILE}"],
+                [f"train/{exp}", f"evaluate/{exp}"] + [f"train/{s}" for s in sources], resolved=True)
+            names.append(f"audit/{group}/{exp}")
+    return names
 
 
 def _interleave(steps: list[Step]) -> list[Step]:

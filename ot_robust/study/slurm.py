@@ -55,6 +55,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "01_ot_solvers": {"gpus": 0, "cpus": 4, "mem": "8G", "time": 60},
     "10_train": {"gpus": 1, "cpus": 8, "mem": "32G", "time": 24 * 60},
     "20_evaluate": {"gpus": 1, "cpus": 8, "mem": "32G", "time": 12 * 60},
+    "21_audit": {"gpus": 1, "cpus": 8, "mem": "32G", "time": 12 * 60},
     "30_tables_fs": {"gpus": 0, "cpus": 2, "mem": "8G", "time": 30},
     "31_tables_got": {"gpus": 0, "cpus": 2, "mem": "8G", "time": 30},
     "32_tables_otjr": {"gpus": 0, "cpus": 2, "mem": "8G", "time": 30},
