@@ -87,6 +87,36 @@ def test_submit_plan_dependencies_are_afterok_job_ids(tmp_path):
         assert params["cpus_per_task"] == 1 and "gpus_per_node" not in params
 
 
+def test_a_step_whose_job_is_still_queued_is_not_submitted_twice(tmp_path):
+    """Submitting again while jobs are queued: those steps are left alone (their dependants wait for the queued
+    job); once a job has left the queue, or its step's hash changed, the step is submitted anew."""
+    _FakeExecutor.submitted = []
+    plan = build_plan("smoke", runs_dir=str(tmp_path / "runs"), fig_dir=str(tmp_path / "fig"), root=REPO)
+    kw = {"overrides": SMALL, "executor_cls": _FakeExecutor, "folder": tmp_path / "slurm", "log": lambda s: None}
+    first = submit_plan(plan, **kw)
+    ids = {name: st.split()[-1] for name, st in first.items()}
+    registry = json.loads((tmp_path / "slurm" / "submitted.json").read_text())
+    assert registry["train/standard"]["job_id"] == ids["train/standard"]
+    asked = []
+
+    def queue(job_ids):  # SLURM still holds only the training job of the standard model
+        asked.append(sorted(job_ids))
+        return {ids["train/standard"]} & set(job_ids)
+
+    n = len(_FakeExecutor.submitted)
+    second = submit_plan(plan, force=True, queue=queue, **kw)
+    assert second["train/standard"] == f"in flight {ids['train/standard']}"
+    assert asked and ids["train/standard"] in asked[0]
+    new = {fn.step.name: params for params, fn, _ in _FakeExecutor.submitted[n:]}
+    assert "train/standard" not in new and "evaluate/standard" in new
+    dep = new["evaluate/standard"]["additional_parameters"]["dependency"]
+    assert dep == f"afterok:{ids['train/standard']}"  # waits for the job already queued
+    n = len(_FakeExecutor.submitted)
+    third = submit_plan(plan, queue=lambda job_ids: set(), **kw)  # every job gone: all submitted again
+    assert all(st.startswith("submitted") for st in third.values() if not st.startswith(("skipped", "committed")))
+    assert "train/standard" in {fn.step.name for _, fn, _ in _FakeExecutor.submitted[n:]}
+
+
 # ------------------------------------------------------------------------------------------------ a real SLURM
 
 @pytest.fixture(scope="module")

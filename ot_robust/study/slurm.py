@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ..core.utils import atomic_write_json
 from .pipeline import DONE_FILE, PipelineError, Plan, Step, execute_step, is_committed, is_done, select_steps
 from ..profiles.slurm_schema import check_resources, parse_time
 from ..training.budget import DEADLINE_ENV
@@ -339,17 +340,42 @@ def _wait(jobs: dict[str, Any], status: dict[str, str], log: Callable[[str], Non
         status[name] = "ran"
 
 
+#: in the jobs folder: ``{step name: {"job_id", "hash", "submitted"}}`` of every job this executor submitted
+REGISTRY_FILE = "submitted.json"
+
+
+def queued_jobs(job_ids: list[str]) -> set[str]:
+    """The ids among ``job_ids`` that SLURM still holds (pending, running, requeued: ``squeue``). Raises SlurmError
+    when squeue cannot answer (then a resubmission could run a step twice: the caller refuses)."""
+    if not job_ids:
+        return set()
+    try:
+        out = subprocess.run(["squeue", "-h", "-o", "%i", "-j", ",".join(job_ids)], capture_output=True, text=True,
+                             timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise SlurmError(f"cannot ask squeue whether jobs {job_ids} are still queued ({e}); nothing submitted") from e
+    if out.returncode != 0 and "Invalid job id" not in out.stderr:  # every id gone: squeue says invalid
+        raise SlurmError(f"squeue failed ({out.stderr.strip()[-300:]}); nothing submitted, so that no step runs twice")
+    return {line.strip() for line in out.stdout.splitlines() if line.strip()} & set(job_ids)
+
+
 def submit_plan(plan: Plan, force: bool = False, only: str | list[str] | None = None,
                 overrides: dict[str, Any] | None = None, wait: bool = False, folder: str | Path | None = None,
-                log: Callable[[str], None] = print, executor_cls: Any = None, dry_run: bool = False
-                ) -> dict[str, str]:
+                log: Callable[[str], None] = print, executor_cls: Any = None, dry_run: bool = False,
+                queue: Callable[[list[str]], set[str]] = queued_jobs) -> dict[str, str]:
     """Submit the plan's steps that must run as SLURM jobs (:func:`job_graph`), dependencies as ``afterok``.
 
     ``wait``: block until every job has ended and raise SlurmError naming the first failed step (its log files);
     else return right after submitting. ``executor_cls``: submitit's ``SlurmExecutor`` (tests pass another).
     ``dry_run``: print one line per job (step, resources, the steps it waits for) and submit nothing.
 
-    Returns ``{step name: "submitted <job id>" | "ran" | "skipped" | "committed" | "printed"}``.
+    **No step runs twice**: every submitted job is recorded in ``<folder>/submitted.json`` with its step's hash; a
+    step whose recorded job is still queued or running (``queue``, :func:`queued_jobs`) with the same hash is not
+    submitted again (even with ``force``: ``scancel`` it first), and the steps submitted now that need it wait for
+    that job (``afterok``). A step whose job ended (failed, cancelled) or whose hash changed is submitted anew.
+
+    Returns ``{step name: "submitted <job id>" | "in flight <job id>" | "ran" | "skipped" | "committed" |
+    "printed"}``.
     """
     if dry_run:
         graph = job_graph(plan, force, only, overrides)
@@ -372,8 +398,19 @@ def submit_plan(plan: Plan, force: bool = False, only: str | list[str] | None = 
     folder = Path(folder or plan.root / plan.runs_dir / "slurm")
     folder.mkdir(parents=True, exist_ok=True)
     jobs: dict[str, Any] = {}
+    registry_path = folder / REGISTRY_FILE
+    registry = json.loads(registry_path.read_text()) if registry_path.is_file() else {}
+    wanted = {node.step.name for node in graph}
+    live = queue(sorted({e["job_id"] for n, e in registry.items() if n in wanted}))
+    in_flight = {n: e["job_id"] for n, e in registry.items() if n in wanted and e["job_id"] in live
+                 and e["hash"] == plan[n].hash}
     env = {k: v for k, v in os.environ.items() if k.startswith("OT_ROBUST_") and k != DEADLINE_ENV}
     for node in graph:
+        if node.step.name in in_flight:
+            status[node.step.name] = f"in flight {in_flight[node.step.name]}"
+            log(f"[slurm] {node.step.name}: job {in_flight[node.step.name]} for this step is still queued or running; "
+                "not submitted again (scancel it to resubmit)")
+            continue
         r = node.resources
         ex = executor_cls(folder=str(folder / "%j"), python=sys.executable)
         params = dict(job_name=f"{plan.profile.name}:{node.step.name}", time=r["time"], cpus_per_task=r["cpus"],
@@ -385,7 +422,7 @@ def submit_plan(plan: Plan, force: bool = False, only: str | list[str] | None = 
         for k in ("partition", "account", "qos", "constraint"):
             if r.get(k):
                 params[k] = r[k]
-        deps = [jobs[d].job_id for d in node.deps]
+        deps = [jobs[d].job_id if d in jobs else in_flight[d] for d in node.deps]
         delay = min(r["signal_delay_s"], r["time"] * 60 // 4)  # a short job still gets most of its time
         additional = {"requeue": True, "signal": f"USR1@{delay}"}
         if deps:
@@ -397,10 +434,13 @@ def submit_plan(plan: Plan, force: bool = False, only: str | list[str] | None = 
         job = ex.submit(StepJob(node.step, str(plan.root), max(1, r["gpus"]) if r["gpus"] > 1 else 1, threads, env))
         jobs[node.step.name] = job
         status[node.step.name] = f"submitted {job.job_id}"
+        registry[node.step.name] = {"job_id": str(job.job_id), "hash": node.step.hash,
+                                    "submitted": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        atomic_write_json(registry_path, registry)
         log(f"[slurm] {node.step.name}: job {job.job_id} ({r['gpus']} GPU, {r['cpus']} CPU, {r['mem']}, "
             f"{r['time']} min{', after ' + ','.join(deps) if deps else ''}) -> {node.step.output}")
-    log(f"[slurm] profile {plan.profile.name}: {len(jobs)} job(s) submitted, {len(status) - len(jobs)} step(s) up to "
-        f"date; logs in {folder}; progress: python -m ot_robust reproduce --profile {plan.profile.name} --status")
+    log(f"[slurm] profile {plan.profile.name}: {len(jobs)} job(s) submitted, {len(in_flight)} already in flight, "
+        f"{len(status) - len(jobs) - len(in_flight)} step(s) up to date; logs in {folder}; progress: python -m ot_robust reproduce --profile {plan.profile.name} --status")
     if wait and jobs:
         _wait(jobs, status, log)
         log(f"[slurm] profile {plan.profile.name}: all {len(jobs)} job(s) finished")
