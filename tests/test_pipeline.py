@@ -137,7 +137,7 @@ def test_paper_profiles_dry_run_and_one_batch_commands(capsys):
     from ot_robust.__main__ import main
 
     for prof in ("cifar10-paper", "cifar100-paper", "svhn-paper", "mnist", "got-cifar10-paper", "got-cifar100-paper",
-                 "got-svhn-paper"):
+                 "got-svhn-paper", "otjr-cifar10-paper"):
         assert main(["reproduce", "--profile", prof, "--dry-run", "--only", "train/*", "--max-batches", "1"]) == 0
         lines = capsys.readouterr().out.strip().splitlines()
         assert lines and all(line.startswith("papermill notebooks/10_train.ipynb") for line in lines)

@@ -48,6 +48,10 @@ def _presets() -> dict[str, dict]:
             "sat": dict(attack),
             "sat_jr": dict(attack, lambda_j=s["lambda_j"]),
             "pgd_at": dict(attack),
+            # OTJR Table 2's other baselines, trained with the same settings (the paper gives no others): TRADES
+            # beta 6 (Zhang et al. 2019), ALP (Kannan et al. 2018) pairing weight 0.5 on a mixed batch
+            "trades": trades,
+            "alp": dict(attack, lam=0.5, clean_weight=0.5),
             # OTJR Table 3 (CIFAR-100 in the paper): the TRADES / OTJR losses inside AWP, gamma 5e-3 (Wu et al.)
             # warm-up: Wu et al.'s TRADES-AWP trains 10 epochs without the weight perturbation (391 steps/epoch)
             "awp_trades": dict(gamma=5e-3, inner_params=trades, warmup_steps=warmup),
