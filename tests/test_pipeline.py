@@ -133,6 +133,28 @@ def test_quick_plan_order_and_dry_run(capsys):
     assert plan["evaluate/feature_scattering"].params["label"] == "Proposed"
 
 
+PAPER_PROFILES = ("cifar10-paper", "cifar100-paper", "svhn-paper", "got-cifar10-paper", "got-cifar100-paper",
+                  "got-svhn-paper", "otjr-cifar10-paper")
+
+
+@pytest.mark.parametrize("prof", PAPER_PROFILES)
+def test_every_training_step_of_a_paper_profile_validates_as_its_one_batch_check_would(prof):
+    """What the one-batch check (`--max-batches 1`) builds before its first batch, for every training step of the
+    GPU profiles: the TrainConfig with its defense (built with the step's parameters) and model name, so that a
+    misspelt parameter fails here and not hours into a GPU allocation."""
+    from ot_robust.study.tasks import train_config
+
+    plan = build_plan(prof, runs_dir="runs", fig_dir="figures", root=REPO, max_batches=1)
+    trains = [s for s in plan.steps if s.name.startswith("train/")]
+    assert trains
+    for s in trains:
+        v = s.values
+        cfg = train_config(method=v["method"], method_params=v["method_params"], dataset=v["dataset"],
+                           data_root=v["data_root"], model=v["model"], model_params=v["model_params"], seed=v["seed"],
+                           train_params=v["train_params"], max_batches=1)
+        assert cfg.epochs == 1 and cfg.num_train == cfg.batch_size, s.name
+
+
 def test_paper_profiles_dry_run_and_one_batch_commands(capsys):
     from ot_robust.__main__ import main
 
