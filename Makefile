@@ -62,6 +62,9 @@ test: $(STAMP)
 
 lab: $(STAMP)
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ot-robust)"
+	# JupyterLab default for this venv: no autosave, so Run All never rewrites a committed notebook (save by hand)
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp scripts/lab_overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(ARGS)
 
 # one-command GPU run (issue 34; scripts/gpu_run.py, docs/gpu.md): FS and PGD-AT on PreAct ResNet-18, JPEG CIFAR-10,

@@ -61,3 +61,24 @@ def test_solver_notebook_shows_its_figures_inline_and_writes_them_where_told(tmp
     params = next(c for c in nbformat.read(REPO / "notebooks/01_ot_solvers.ipynb", as_version=4).cells
                   if "parameters" in c.metadata.get("tags", []))
     assert "runs/<profile>/figures" in params.source
+
+
+def test_progress_bars_in_a_kernel_without_ipywidgets_write_to_stdout(monkeypatch, capsys):
+    """JupyterLab shows a finished text bar on stderr (leave=False) as an empty pink box: in a kernel without
+    ipywidgets the bars write to stdout instead; outside a kernel they stay on stderr."""
+    import sys
+    import types
+
+    from ot_robust.core.utils import tqdm_class
+
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # import ipywidgets -> ImportError
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    for _ in tqdm_class()(range(3), leave=False):
+        pass
+    out = capsys.readouterr()
+    assert "0/3" in out.err and out.out == ""
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    for _ in tqdm_class()(range(3), leave=False):
+        pass
+    out = capsys.readouterr()
+    assert "0/3" in out.out and out.err == ""

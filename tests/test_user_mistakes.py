@@ -330,3 +330,10 @@ def test_make_lab_runs_as_root_and_passes_arguments_on():
     out = next(line for line in lines if "jupyter lab notebooks/" in line).strip()
     assert out.endswith("--no-browser --port 8899")
     assert ("--allow-root" in out) == (os.getuid() == 0)
+    # Run All must not autosave into the committed notebooks: the venv's JupyterLab default turns autosave off
+    import json
+
+    cp = next(line for line in lines if "overrides.json" in line and line.strip().startswith("cp ")).split()
+    assert cp[2].endswith("share/jupyter/lab/settings/overrides.json")
+    settings = json.loads((Path(__file__).resolve().parents[1] / cp[1]).read_text())
+    assert settings["@jupyterlab/docmanager-extension:plugin"]["autosave"] is False

@@ -168,16 +168,29 @@ def tqdm_class():
     """tqdm's bar class: the notebook widget where ipywidgets is installed, else the text bar. (``tqdm.auto`` in a
     Jupyter kernel without ipywidgets warns "IProgress not found" at import, in every executed notebook.)
     ``$TQDM_DISABLE=1`` turns every bar off, even one created with ``disable=False`` (used for the notebooks
-    committed with outputs, ``scripts/execute_notebooks.py``)."""
+    committed with outputs, ``scripts/execute_notebooks.py``). In a Jupyter kernel without ipywidgets the text bar
+    writes to stdout, not stderr: a finished bar (``leave=False``) then leaves nothing visible instead of an empty
+    pink stderr box in JupyterLab."""
     try:
         import ipywidgets  # noqa: F401
     except ImportError:
         from tqdm.std import tqdm
+        if "ipykernel" in sys.modules:
+            tqdm = _to_stdout(tqdm)
     else:
         from tqdm.auto import tqdm
     if os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes"):
         return _silenced(tqdm)
     return tqdm
+
+
+def _to_stdout(cls):
+    class ToStdout(cls):
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("file", sys.stdout)
+            super().__init__(*args, **kwargs)
+
+    return ToStdout
 
 
 def _silenced(cls):
