@@ -119,3 +119,47 @@ def test_dataset_facts_come_from_one_table():
         assert TrainConfig(dataset=ds).eval_attack() == default_attack(ds)
         assert default_eps(ds) == eps
         assert make_attack(default_attacks(ds)["pgd20"]).eps == eps
+
+
+#: every file name of a run folder and of an evaluation folder -> the one module that writes it (docs/design.md)
+FILE_OWNERS = {
+    "config.json": "ot_robust.core.run_files", "metrics.jsonl": "ot_robust.core.run_files",
+    "checkpoint.pt": "ot_robust.core.run_files", "checkpoint.prev.pt": "ot_robust.core.run_files",
+    "model.pt": "ot_robust.core.run_files",
+    "eval.json": "ot_robust.evaluation.results", "masks.npz": "ot_robust.evaluation.results",
+    "curves.json": "ot_robust.evaluation.results", "loss_curves.json": "ot_robust.evaluation.results",
+}
+
+
+def _file_name_literals(source: str) -> list[tuple[int, str]]:
+    """``(line, name)`` of every string constant of ``source`` in code that spells a name of :data:`FILE_OWNERS`:
+    the constant itself (``run_dir / "model.pt"``) or a piece of an f-string after a slash (``f"{run_dir}/model.pt"``).
+    Docstrings (the first statement of a module, class or function) are prose and left out."""
+    tree = ast.parse(source)
+    skip = {id(n.body[0].value) for n in ast.walk(tree)
+            if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and n.body
+            and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    pieces = {id(v) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) for v in n.values}
+    out = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in skip:
+            text = n.value.lstrip("/") if id(n) in pieces else n.value
+            if text in FILE_OWNERS:
+                out.append((n.lineno, text))
+    return sorted(out)
+
+
+def test_each_file_name_is_written_in_one_module():
+    """A run folder's and an evaluation folder's file names are spelled only by their owner; every other module asks
+    it (its constants, :class:`ot_robust.profiles.paths.RunLayout`, its readers)."""
+    found = [(name, m, line) for m, f in sorted(_modules().items()) for line, name in _file_name_literals(f.read_text())]
+    assert [f"{m}:{line} spells {name!r} (ask {FILE_OWNERS[name]})" for name, m, line in found
+            if m != FILE_OWNERS[name]] == []
+    assert sorted(name for name, _, _ in found) == sorted(FILE_OWNERS), "each owner defines each of its names once"
+
+
+def test_the_checker_finds_a_file_name():
+    src = ('"""Writes model.pt."""\n'
+           'def f(d, e):\n    """Reads config.json."""\n    x = d / "config.json"\n'
+           '    return x, f"{d}/model.pt", f"{e} has no eval.json", "curves.json in prose", "metrics.jsonl"\n')
+    assert _file_name_literals(src) == [(4, "config.json"), (5, "metrics.jsonl"), (5, "model.pt")]

@@ -1,14 +1,20 @@
 """An evaluation's files: the one reader and writer of ``eval.json`` (the accuracies, intervals, sanity report and
 provenance of one model's evaluation) and ``masks.npz`` (its per-example correctness masks).
 
-An evaluation folder (``<runs_dir>/<profile>/eval/<experiment>/``) holds :data:`EVAL_FILE` and :data:`MASKS_FILE`;
-:func:`write_evaluation` writes both (masks first, so an ``eval.json`` never points at missing masks),
-:func:`read_eval` / :func:`read_evals` / :func:`read_masks` read them.
+This module owns the names of an evaluation folder's files: the one place they are written (the rest of the package
+asks here; :class:`ot_robust.profiles.paths.RunLayout` builds the folders' paths from them). An evaluation folder
+(``<runs_dir>/<profile>/eval/<experiment>/``, :data:`EVAL_DIR` under a profile's runs) holds :data:`EVAL_FILE` and
+:data:`MASKS_FILE`; :func:`write_evaluation` writes both (masks first, so an ``eval.json`` never points at missing
+masks), :func:`read_eval` / :func:`read_evals` / :func:`read_masks` read them. Beside them it may hold
+:data:`CURVES_FILE` (``curves.json``: accuracy vs eps and vs PGD steps, for the figures), :data:`LOSS_CURVES_FILE`
+(``loss_curves.json``: the PGD loss per iteration of several random starts) and, while an evaluation runs,
+:data:`PARTIAL_DIR` (``partial/``: its finished attack batches, :mod:`ot_robust.evaluation.batch_cache`, so a killed
+evaluation resumes from them).
 
-A model's masking audit (``<runs_dir>/<profile>/audit/<group>/<experiment>/``, :mod:`ot_robust.study.audit`) is
-written in the same two files; its columns run on a prefix of the evaluation's images. :func:`with_audit` merges an audit
-into its evaluation (:func:`read_evals` and :func:`read_evaluation` do by default), so that tables and claims read
-audit columns (rays, feature_attack, pgd1000x5, ...) like any other.
+A model's masking audit (``<runs_dir>/<profile>/audit/<group>/<experiment>/``, :data:`AUDIT_DIR` under a profile's
+runs, :mod:`ot_robust.study.audit`) is written in the same two files; its columns run on a prefix of the evaluation's
+images. :func:`with_audit` merges an audit into its evaluation (:func:`read_evals` and :func:`read_evaluation` do by
+default), so that tables and claims read audit columns (rays, feature_attack, pgd1000x5, ...) like any other.
 
 ``masks.npz`` holds, for each column of an evaluation (clean, fgsm, pgd20, autoattack, ...), the bit-packed bool
 mask "still classified correctly" over the evaluated images, plus ``indices`` (the test-set index of each image,
@@ -30,6 +36,14 @@ from ..core.utils import atomic_write_bytes, atomic_write_json
 #: an evaluation's summary (JSON) and its per-example masks (npz), in the evaluation folder
 EVAL_FILE = "eval.json"
 MASKS_FILE = "masks.npz"
+#: an evaluation's accuracy curves (vs eps, vs PGD steps) and loss curves (JSON), in the evaluation folder
+CURVES_FILE = "curves.json"
+LOSS_CURVES_FILE = "loss_curves.json"
+#: the folder of an evaluation's finished attack batches while it runs, in the evaluation folder
+PARTIAL_DIR = "partial"
+#: the folders of a profile's runs that hold one evaluation folder per experiment, and one audit folder per group
+EVAL_DIR = "eval"
+AUDIT_DIR = "audit"
 
 
 def write_evaluation(eval_dir: str | Path, result: dict[str, Any], masks: Mapping[str, Sequence[bool]],
@@ -58,16 +72,16 @@ def read_eval(eval_dir: str | Path) -> dict[str, Any]:
 def read_evals(runs_dir: str | Path, audits: bool = True) -> dict[str, dict[str, Any]]:
     """``{experiment: eval.json content}`` for every ``<runs_dir>/eval/<experiment>/eval.json``, by name; with
     ``audits``, each one that has a masking audit merged with it (:func:`read_evaluation`)."""
-    exps = [p.parent.name for p in sorted(Path(runs_dir).glob(f"eval/*/{EVAL_FILE}"))]
+    exps = [p.parent.name for p in sorted(Path(runs_dir).glob(f"{EVAL_DIR}/*/{EVAL_FILE}"))]
     return {e: read_evaluation(runs_dir, e)[0] if audits and read_audits(runs_dir, e) else
-            read_eval(Path(runs_dir) / "eval" / e) for e in exps}
+            read_eval(Path(runs_dir) / EVAL_DIR / e) for e in exps}
 
 
 def read_audits(runs_dir: str | Path, experiment: str) -> dict[str, dict[str, Any]]:
     """``{group: eval.json content}`` of the masking audit of ``experiment``,
     ``<runs_dir>/audit/<group>/<experiment>/eval.json`` (:mod:`ot_robust.study.audit`), groups by name."""
     return {p.parent.parent.name: json.loads(p.read_text())
-            for p in sorted(Path(runs_dir).glob(f"audit/*/{experiment}/{EVAL_FILE}"))}
+            for p in sorted(Path(runs_dir).glob(f"{AUDIT_DIR}/*/{experiment}/{EVAL_FILE}"))}
 
 
 def with_audit(ev: dict[str, Any], audits: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -99,14 +113,14 @@ def read_evaluation(runs_dir: str | Path, experiment: str
 
     Raises FileNotFoundError without an evaluation and ValueError when an audit ran on other images than a prefix
     of the evaluation's."""
-    ev_dir = Path(runs_dir) / "eval" / experiment
+    ev_dir = Path(runs_dir) / EVAL_DIR / experiment
     ev = read_eval(ev_dir)
     audits = read_audits(runs_dir, experiment)
     masks, idx = read_masks(ev_dir) if audits or has_eval(ev_dir, masks=True) else ({}, np.zeros(0, dtype=int))
     if not audits:
         return ev, masks, idx
     for group in audits:
-        am, aidx = read_masks(Path(runs_dir) / "audit" / group / experiment)
+        am, aidx = read_masks(Path(runs_dir) / AUDIT_DIR / group / experiment)
         if len(aidx) > len(idx) or not np.array_equal(aidx, idx[:len(aidx)]):
             raise ValueError(f"audit {group!r} of {experiment!r} ran on other images than its evaluation: rerun it")
         masks = {**{k: v for k, v in am.items() if k != "clean"}, **masks}

@@ -26,6 +26,8 @@ from torch import nn
 
 from ..attacks import correct_mask, fast_path, make_attack, model_mode, parse_spec, restart_runs, with_default_seed
 from .batch_cache import BatchCache
+from ..core.run_files import CONFIG_FILE
+from .results import EVAL_FILE
 from ..models.loading import load_model, load_user_model
 from .sanity import SanityConfig, _kind, check_table_consistency, run_sanity
 from ..training.budget import BudgetReached
@@ -313,17 +315,17 @@ def cli(argv: Sequence[str] | None = None) -> int:
     dataset = a.dataset
     if run is None and dataset is None:
         raise ValueError("--model needs --dataset (e.g. --dataset cifar10 or imagefolder:<path>)")
-    out = Path(a.out) if a.out else (run / "eval.json" if run else Path("eval.json"))
+    out = Path(a.out) if a.out else (run / EVAL_FILE if run else Path(EVAL_FILE))
     if out.is_dir():
-        raise ValueError(f"--out {str(out)!r} is a directory; give a file path, e.g. {str(out / 'eval.json')!r}")
+        raise ValueError(f"--out {str(out)!r} is a directory; give a file path, e.g. {str(out / EVAL_FILE)!r}")
     if run is None and a.out is None and out.exists() and not a.overwrite:
         raise ValueError(f"{str(out.resolve())!r} already exists and --model writes ./eval.json by default; pass "
                          "--out PATH to write elsewhere or --overwrite to replace it")
     if dataset is None:
-        cfg = json.loads((run / "config.json").read_text())
+        cfg = json.loads((run / CONFIG_FILE).read_text())   # no config.json: FileNotFoundError
         dataset = cfg.get("config", cfg).get("dataset")  # the trainer nests the TrainConfig fields under "config"
         if not dataset:
-            raise ValueError(f"{run / 'config.json'} names no dataset; pass --dataset")
+            raise ValueError(f"{run / CONFIG_FILE} names no dataset; pass --dataset")
     specs = [s.strip() for s in a.attacks.split(";") if s.strip()]
     if not specs:
         raise ValueError(f"--attacks {a.attacks!r} names no attack; give specs separated by ';', "

@@ -17,6 +17,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..core.run_files import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, read_config
 from ..core.utils import get_device
 from . import get_model
 
@@ -45,9 +46,10 @@ def load_model(run_dir: str | Path, device: Optional[str | torch.device] = None,
 
 
     path = Path(run_dir)
-    path = path / "model.pt" if path.is_dir() else path
+    path = path / MODEL_FILE if path.is_dir() else path
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: the run has not finished (checkpoint.pt holds partial training)")
+        raise FileNotFoundError(f"{path} not found: the run has not finished ({CHECKPOINT_FILE} holds partial "
+                                "training)")
     data = path.read_bytes()
     side = path.with_name(path.name + ".sha256")
     if side.exists() and side.read_text().strip() != hashlib.sha256(data).hexdigest():
@@ -63,23 +65,22 @@ def load_model(run_dir: str | Path, device: Optional[str | torch.device] = None,
     model = get_model(spec["name"], spec["dataset"], num_classes=spec["num_classes"], **spec["params"])
     model.load_state_dict(blob["state_dict"])
     if channels_last is None:
-        channels_last = _trained_channels_last(path.parent / "config.json")
+        channels_last = _trained_channels_last(path.parent)
     model = model.to(get_device(device))
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model.eval()
 
 
-def _trained_channels_last(config_json: Path) -> bool:
+def _trained_channels_last(run_dir: Path) -> bool:
     """``channels_last`` of a run's ``config.json`` (False when the file or the key is missing)."""
     import json
 
-    if not config_json.is_file():
-        return False
     try:
-        return bool(json.loads(config_json.read_text()).get("config", {}).get("channels_last", False))
+        rec = read_config(run_dir)
+        return False if rec is None else bool(rec.get("config", {}).get("channels_last", False))
     except (json.JSONDecodeError, AttributeError) as e:
-        raise ValueError(f"{config_json} is not a run configuration (JSON object expected): {e}") from None
+        raise ValueError(f"{run_dir / CONFIG_FILE} is not a run configuration (JSON object expected): {e}") from None
 
 
 def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:

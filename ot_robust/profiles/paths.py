@@ -10,8 +10,11 @@ One layout for every path under ``runs/`` and ``figures/`` (the pipeline builds 
     <fig_dir>/<profile>/                   figures;  <fig_dir>/<profile>/tables/  tables
 
 A notebook may be given ``runs_dir`` as the parent (``runs``) or as ``runs/<profile>`` (what the pipeline passes
-to stand-alone notebooks): :meth:`RunLayout.resolve` accepts both. Trained runs at ``runs/<profile>/<exp>/`` (no
-``train/``) are found too.
+to stand-alone notebooks): :meth:`RunLayout.resolve` accepts both, and :meth:`RunLayout.at` is the layout of a given
+``runs/<profile>`` folder. Trained runs at ``runs/<profile>/<exp>/`` (no ``train/``) are found too.
+
+The folder and file names come from their owners: a training run's from :mod:`ot_robust.core.run_files`, an
+evaluation's and an audit's from :mod:`ot_robust.evaluation.results`, the steps' :data:`DONE_FILE` from here.
 """
 
 from __future__ import annotations
@@ -22,6 +25,12 @@ from typing import Sequence
 
 from torch import nn
 
+from ..core.run_files import MODEL_FILE, TRAIN_DIR
+from ..evaluation.results import AUDIT_DIR, EVAL_DIR
+
+#: the record of a finished step of the pipeline, in the step's folder (:func:`ot_robust.study.pipeline.is_done`)
+DONE_FILE = ".done.json"
+
 
 @dataclass(frozen=True)
 class RunLayout:
@@ -30,6 +39,12 @@ class RunLayout:
     runs_dir: str = "runs"
     profile: str = "quick"
     fig_dir: str = "figures"
+
+    @classmethod
+    def at(cls, root: str | Path, fig_dir: str = "figures") -> "RunLayout":
+        """The layout whose :attr:`root` is ``root``, a ``<runs_dir>/<profile>`` folder."""
+        root = Path(root)
+        return cls(str(root.parent), root.name, fig_dir)
 
     @property
     def root(self) -> str:
@@ -50,15 +65,15 @@ class RunLayout:
         return f"{self.root}/notebooks"
 
     def train(self, experiment: str) -> str:
-        return f"{self.root}/train/{experiment}"
+        return f"{self.root}/{TRAIN_DIR}/{experiment}"
 
     def eval(self, experiment: str) -> str:
-        return f"{self.root}/eval/{experiment}"
+        return f"{self.root}/{EVAL_DIR}/{experiment}"
 
     def audit(self, group: str, experiment: str) -> str:
         """One group of the masking audit of one model (RayS, FeatureAttack, the authors' own checks, ...):
         ``<root>/audit/<group>/<exp>``."""
-        return f"{self.root}/audit/{group}/{experiment}"
+        return f"{self.root}/{AUDIT_DIR}/{group}/{experiment}"
 
     def step(self, kind: str, name: str = "") -> str:
         """The ``.done.json`` folder of a table / figure / analysis / claims step: ``<root>/<kind>[/<name>]``."""
@@ -69,7 +84,7 @@ class RunLayout:
         """The profile's run folder from either convention: ``runs_dir`` itself if it holds ``eval/`` or ``train/``
         (it is ``runs/<profile>``), else ``runs_dir/<profile>``."""
         r = Path(runs_dir)
-        if r.name == profile or (r / "eval").is_dir() or (r / "train").is_dir():
+        if r.name == profile or (r / EVAL_DIR).is_dir() or (r / TRAIN_DIR).is_dir():
             return r
         return r / profile
 
@@ -79,8 +94,8 @@ def find_run_dir(runs_dir: str | Path, profile: str, experiment: str) -> Path | 
     r = Path(runs_dir)
     bases = [r / profile, r] if r.name != profile else [r]
     for base in bases:
-        for cand in (base / "train" / experiment, base / experiment):
-            if (cand / "model.pt").is_file():
+        for cand in (base / TRAIN_DIR / experiment, base / experiment):
+            if (cand / MODEL_FILE).is_file():
                 return cand
     return None
 

@@ -29,8 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from ..core.run_files import read_config
 from ..core.stats import mcnemar, t_interval, verdict, wilson_interval
-from ..evaluation.results import has_eval, read_evaluation
+from ..evaluation.results import CURVES_FILE, has_eval, read_evaluation
+from ..profiles.paths import DONE_FILE, RunLayout
 
 
 @dataclass(frozen=True)
@@ -170,10 +172,8 @@ def paper_effect(claim: Claim, paper_tables: dict[str, Any]) -> float:
 
 
 def _train_config(runs_dir: Path, profile: str, exp: str) -> dict | None:
-    path = runs_dir / profile / "train" / exp / "config.json"
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text())["config"]
+    rec = read_config(RunLayout(str(runs_dir), profile).train(exp))
+    return None if rec is None else rec["config"]
 
 
 def comparability(claim: Claim, cfg_a: dict | None, cfg_b: dict | None, ev_a: dict, ev_b: dict) -> list[str]:
@@ -271,9 +271,10 @@ def stale_reason(runs_dir: Path, prof: Any, exp: str) -> str | None:
         return "trained with other parameters than the profile states (" + ", ".join(
             f"{k}: {have.get(k)!r}, profile {want.get(k)!r}" for k in diff) + ")"
     times = []
-    for kind in ("train", "eval"):
+    layout = RunLayout(str(runs_dir), prof.name)
+    for folder in (layout.train(exp), layout.eval(exp)):
         try:
-            times.append(json.loads((runs_dir / prof.name / kind / exp / ".done.json").read_text())["finished"])
+            times.append(json.loads((Path(folder) / DONE_FILE).read_text())["finished"])
         except (OSError, ValueError, KeyError):
             times.append(None)
     if times[0] and times[1] and times[1] < times[0]:
@@ -284,7 +285,7 @@ def stale_reason(runs_dir: Path, prof: Any, exp: str) -> str | None:
 def _load(runs_dir: Path, profile: str, exp: str) -> tuple[dict, dict] | None:
     """The evaluation of ``exp`` merged with its masking audit (audit columns such as ``rays`` are claim columns
     too), or None when it has not been evaluated."""
-    if not has_eval(runs_dir / profile / "eval" / exp, masks=True):
+    if not has_eval(RunLayout(str(runs_dir), profile).eval(exp), masks=True):
         return None
     ev, masks, idx = read_evaluation(runs_dir / profile, exp)
     return ev, {"masks": masks, "indices": idx}
@@ -299,7 +300,7 @@ def _curve_drop(ev: dict, runs_dir: Path, profile: str, exp: str, lo: float, hi:
             return None
         x, acc, n = sweep["epsilons"], sweep["protocols"][protocol]["accuracy"], int(sweep["n_examples"])
     else:
-        c = json.loads((runs_dir / profile / "eval" / exp / "curves.json").read_text())
+        c = json.loads((Path(RunLayout(str(runs_dir), profile).eval(exp)) / CURVES_FILE).read_text())
         x, acc, n = c["vs_epsilon"]["x"], c["vs_epsilon"]["accuracy"], int(c["n_examples"])
     p1, p2 = acc[x.index(lo)], acc[x.index(hi)]
     l1, u1 = wilson_interval(round(p1 * n / 100), n)
@@ -319,7 +320,7 @@ def evaluate_claim(claim: Claim, runs_dir: str | Path, paper_tables: dict[str, A
            "ci_high": math.nan, "n": 0, "seeds": 0, "test": "", "p_value": math.nan, "verdict": "not run yet",
            "budget": "", "note": claim.note}
     stale = {e: r for e in {e for x in (claim.a, claim.b) for _, e in prof.seeds_of(x)}
-             if has_eval(runs_dir / claim.profile / "eval" / e)
+             if has_eval(RunLayout(str(runs_dir), claim.profile).eval(e))
              and (r := stale_reason(runs_dir, prof, e)) is not None}
     if stale:
         row["note"] = ("Left out until rerun: " + "; ".join(f"{e}: {r}" for e, r in sorted(stale.items())) + ". "

@@ -16,14 +16,13 @@ last is still gaining).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Sequence
 
 from ..profiles.paths import RunLayout
+from ..core.run_files import METRICS_FILE, read_config, read_metrics
 from ..core.style import figure, integer_ticks, method_color
-from ..core.utils import read_jsonl
 
 
 def last_epoch_change(before: float, after: float, n: int) -> tuple[float, float, str]:
@@ -62,15 +61,15 @@ def training_curves(profile: str, runs_dir: str | Path = "results", experiments:
     layout = RunLayout(str(runs_dir), prof.name)
     rows = []
     for exp in experiments or prof.methods:
-        path = Path(layout.train(exp)) / "metrics.jsonl"
-        if not path.is_file():
+        run_dir = layout.train(exp)
+        if not (Path(run_dir) / METRICS_FILE).is_file():
             continue
         seed = prof.seed_of(exp)
         try:
-            planned = json.loads((path.parent / "config.json").read_text())["config"]["epochs"]
+            planned = read_config(run_dir)["config"]["epochs"]   # None (no config.json): TypeError
         except (OSError, ValueError, KeyError, TypeError):
             planned = None
-        for rec in read_jsonl(path):
+        for rec in read_metrics(run_dir):
             if "eval_pgd10_acc" in rec:
                 rows.append({"experiment": exp, "label": prof.label(exp), "seed": seed, "epoch": rec["epoch"],
                              "epochs": planned, "clean": rec.get("eval_clean_acc"), "pgd10": rec["eval_pgd10_acc"],

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..core.style import save_figure
+from ..evaluation.results import CURVES_FILE, EVAL_DIR, LOSS_CURVES_FILE
 from .figures import FigureNotDrawn, draw_masking_signature, plot_accuracy_curves, plot_loss_curves
 from .tables import TableSpec
 
@@ -49,7 +50,7 @@ def fig_fs_fig3(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> list
     """Build FS Fig. 3 from every ``eval/<exp>/curves.json`` under ``runs_dir`` (legends: ``profile``'s labels)."""
     labels = _labels(profile)
     curves = {}
-    for p in sorted(Path(runs_dir).glob("eval/*/curves.json")):
+    for p in sorted(Path(runs_dir).glob(f"{EVAL_DIR}/*/{CURVES_FILE}")):
         curves[labels.get(p.parent.name, p.parent.name)] = json.loads(p.read_text())
     suffix = f" ({profile.name}, {profile.dataset})" if profile is not None else ""
     return save_figure(plot_accuracy_curves(curves, suffix), "fs_fig3_accuracy_vs_eps_steps", fig_dir)
@@ -58,7 +59,7 @@ def fig_fs_fig3(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> list
 def fig_fs_supp_fig1(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> list[Path]:
     """Build FS supplement Fig. 1 from the (single) ``eval/<exp>/loss_curves.json`` under ``runs_dir``."""
     labels = _labels(profile)
-    paths = sorted(Path(runs_dir).glob("eval/*/loss_curves.json"))
+    paths = sorted(Path(runs_dir).glob(f"{EVAL_DIR}/*/{LOSS_CURVES_FILE}"))
     if not paths:
         raise FigureNotDrawn(f"no eval/*/loss_curves.json under {runs_dir}: set eval.loss_curves in the profile")
     data = json.loads(paths[0].read_text())

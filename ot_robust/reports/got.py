@@ -22,7 +22,8 @@ import pandas as pd
 
 from ..core.style import figure, legend_outside, method_color, save_figure
 from .figures import FigureNotDrawn, draw_masking_signature, plot_accuracy_curves
-from ..evaluation.results import read_evals
+from ..evaluation.results import CURVES_FILE, read_evals
+from ..profiles.paths import RunLayout
 from .tables import TableResult, TableSpec, caption, paper_table, sanity_flags, sanity_text, seed_rows
 
 TABLES: list[TableSpec] = [
@@ -138,7 +139,7 @@ def eps_plateau_check(profile: Any, runs_dir: str | Path, evals: dict[str, dict[
     and a one-paragraph verdict. A model with a masking audit's eps sweep (the profile's ``audit``: the paper's
     protocol, App. A.3: k = 40 steps of eta = 0.01 on predicted labels, which can move a pixel by at most 0.4 whatever
     eps, beside ours) gets ``acc_vs_eps (<protocol>)`` and ``plateau (<protocol>)`` for each protocol."""
-    rd = Path(runs_dir)
+    layout = RunLayout.at(runs_dir)
     recs = []
     plateau = lambda acc: bool(len(acc) >= 3 and max(acc[-3:]) - min(acc[-3:]) <= 1.0 and min(acc[-3:]) > 10.0)  # noqa: E731
     for e, m in profile.methods.items():
@@ -149,7 +150,7 @@ def eps_plateau_check(profile: Any, runs_dir: str | Path, evals: dict[str, dict[
         rec = {"experiment": e, "method": m["method"], "PGD": o["PGD"], "AA": o["AA"],
                "PGD - AA": None if o["PGD"] is None or o["AA"] is None else o["PGD"] - o["AA"],
                "sanity": o["sanity"]}
-        cpath = rd / "eval" / e / "curves.json"
+        cpath = Path(layout.eval(e)) / CURVES_FILE
         if cpath.is_file():
             c = json.loads(cpath.read_text())["vs_epsilon"]
             tail = c["accuracy"][-3:]
@@ -221,9 +222,10 @@ def fig_got_fig2(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> lis
     (OTJR, FS, ...) are left out; a model is named by its GOT Table 1 row where it has one. Raises ValueError when
     none has curves."""
     rd = Path(runs_dir)
+    layout = RunLayout.at(rd)
     curves = {profile.table_row(e, "got_table1") or profile.label(e): json.loads(p.read_text())
               for e, m in profile.methods.items()
-              if m["method"] in ROW and (p := rd / "eval" / e / "curves.json").is_file()}
+              if m["method"] in ROW and (p := Path(layout.eval(e)) / CURVES_FILE).is_file()}
     if not curves:
         raise ValueError(f"no GOT-paper method of profile {profile.name} has eval/<exp>/curves.json under {rd}")
     return save_figure(plot_accuracy_curves(curves, f" ({profile.name}, {profile.dataset})"),

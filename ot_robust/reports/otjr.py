@@ -19,8 +19,10 @@ from typing import Any
 
 import pandas as pd
 
+from ..core.run_files import METRICS_FILE, MODEL_FILE, TRAIN_DIR, read_config
 from ..core.utils import read_jsonl
-from ..evaluation.results import read_evals
+from ..evaluation.results import CURVES_FILE, EVAL_DIR, read_evals
+from ..profiles.paths import RunLayout
 from . import tables as T
 
 TABLES = [
@@ -45,10 +47,6 @@ ALIASES = {"cw": ("cw", "cw20", "cw-linf"), "l2_pgd": ("l2_pgd", "pgd_l2", "l2pg
 HYPER = {"lambda_J": "lambda_j", "lambda_SW": "lambda_sw", "K": "n_slices"}
 
 
-def _read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def load_runs(runs_dir: str | Path) -> dict[str, dict[str, Any]]:
     """``{exp: eval.json}`` with OTJR column aliases filled: ``cw`` <- cw20, ``l2_pgd``, and the Table 8
     hyper-parameters <- the experiment's ``config.json`` method_params (``autoattack`` and Table 3's ``awp_*``
@@ -60,7 +58,7 @@ def load_runs(runs_dir: str | Path) -> dict[str, dict[str, Any]]:
         for col, names in ALIASES.items():
             if acc.get(col) is None:
                 acc[col] = next((acc[n] for n in names if acc.get(n) is not None), None)
-        cfg = _read_json(runs_dir / "train" / exp / "config.json") or {}
+        cfg = read_config(RunLayout.at(runs_dir).train(exp)) or {}
         cfg = cfg.get("config", cfg)  # the trainer nests the TrainConfig fields under "config"
         params = cfg.get("method_params") or {}
         params = params.get("inner_params", params) if str(cfg.get("method", "")).startswith("awp") else params
@@ -114,7 +112,7 @@ def table11_training_time(runs_dir: str | Path, profile: Any = None, reference: 
               for exp, cfg in (profile.methods.items() if profile else [])}
     method_of = {exp: cfg.get("method") for exp, cfg in (profile.methods.items() if profile else [])}
     times = {}
-    for p in sorted(runs_dir.glob("train/*/metrics.jsonl")):
+    for p in sorted(runs_dir.glob(f"{TRAIN_DIR}/*/{METRICS_FILE}")):
         recs = [r["train_time_s"] for r in read_jsonl(p) if "train_time_s" in r]
         if recs:
             times[p.parent.name] = sum(recs) / len(recs)
@@ -148,7 +146,7 @@ def table12_input_gradients(runs_dir: str | Path, profile: Any = None, eps: floa
         eps = default_attack(profile.dataset if profile is not None else "cifar10")[0]
     step_size = eps / 4 if step_size is None else step_size
     x = y = None
-    for model_pt in sorted(runs_dir.glob("train/*/model.pt")):
+    for model_pt in sorted(runs_dir.glob(f"{TRAIN_DIR}/*/{MODEL_FILE}")):
         exp = model_pt.parent.name
         cfg = (profile.methods.get(exp) or {}) if profile else {}
         if x is None:
@@ -170,7 +168,7 @@ def table10_sanity(runs_dir: str | Path, experiment: str | None = None) -> pd.Da
         pt = T.paper_table("otjr", key)
         rows.append({"row": "OTJR", "source": "paper", "sweep": key.split("_")[-1],
                      **{c: v for c, v in zip(pt["columns"], pt["rows"]["OTJR"])}})
-    for p in sorted(runs_dir.glob("eval/*/curves.json")):
+    for p in sorted(runs_dir.glob(f"{EVAL_DIR}/*/{CURVES_FILE}")):
         if experiment and p.parent.name != experiment:
             continue
         c = json.loads(p.read_text())
@@ -184,7 +182,7 @@ def table10_sanity(runs_dir: str | Path, experiment: str | None = None) -> pd.Da
 def training_curves(runs_dir: str | Path, keys: tuple[str, ...] = ("train_ce_adv",)) -> dict[str, list[float]]:
     """``{exp: [per-epoch value]}`` of the first of ``keys`` found in each ``metrics.jsonl`` (OTJR Fig. 7: CE)."""
     out = {}
-    for p in sorted(Path(runs_dir).glob("train/*/metrics.jsonl")):
+    for p in sorted(Path(runs_dir).glob(f"{TRAIN_DIR}/*/{METRICS_FILE}")):
         recs = read_jsonl(p)
         key = next((k for k in keys if recs and k in recs[0]), None)
         if key:

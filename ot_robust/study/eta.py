@@ -14,6 +14,8 @@ import statistics
 from pathlib import Path
 from typing import Iterable
 
+from ..profiles.paths import DONE_FILE
+
 
 def step_kind(step) -> tuple[str, str | None]:
     """``(notebook stem, training method or None)``: the key under which durations are pooled."""
@@ -36,7 +38,7 @@ class StepClock:
         if seconds is not None and seconds >= 0:
             self._by_kind.setdefault(step_kind(step), []).append(float(seconds))
 
-    def record_done_files(self, steps: Iterable, root: Path, done_file: str = ".done.json") -> None:
+    def record_done_files(self, steps: Iterable, root: Path, done_file: str = DONE_FILE) -> None:
         """Add the ``seconds`` recorded in each step's ``done_dir/<done_file>`` (missing or unreadable: skipped)."""
         for s in steps:
             try:

@@ -42,15 +42,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import __version__
+from ..core.run_files import CONFIG_FILE, MODEL_FILE
 from ..core.utils import PROGRESS_ENV, REPO_ROOT, atomic_write_bytes, atomic_write_json, git_commit
-from ..evaluation.results import EVAL_FILE, MASKS_FILE
+from ..evaluation.results import CURVES_FILE, EVAL_FILE, LOSS_CURVES_FILE, MASKS_FILE
 from ..profiles import FIGURE_NOTEBOOKS, TABLE_NOTEBOOKS, Profile, load_profile, metas_with_claims
-from ..profiles.paths import RunLayout
+from ..profiles.paths import DONE_FILE, RunLayout
 from ..reports import check_names
 from ..training.budget import DEADLINE_ENV, BudgetReached, deadline_passed  # noqa: F401 - public names
 from .eta import StepClock, format_minutes
 
-DONE_FILE = ".done.json"
 #: written beside a step's outputs by its task when the step stopped at the ``--budget`` (or a cluster's pre-emption)
 #: and will continue on the next run; removed when the step starts again
 STOPPED_FILE = ".stopped.json"
@@ -212,15 +212,15 @@ def build_plan(profile: Profile | str | Path, runs_dir: str | Path | None = None
             "experiment": exp, "method": m["method"], "method_params": m.get("params", {}),
             "dataset": prof.dataset, "data_root": prof.data_root, "model": prof.model,
             "model_params": prof.model_params, "train_params": train, "seed": prof.seed_of(exp),
-            "max_batches": max_batches, "run_dir": run_dir}, run_dir, [f"{run_dir}/model.pt"], resolved=True)
+            "max_batches": max_batches, "run_dir": run_dir}, run_dir, [f"{run_dir}/{MODEL_FILE}"], resolved=True)
     ev = prof.eval
     eval_steps = []
     for exp, m in prof.methods.items():
         out_dir = lay.eval(exp)
         lc = ev.get("loss_curves") if (ev.get("loss_curves") or {}).get("experiment") == exp else None
         sources = m.get("transfer_from", {})
-        outputs = [f"{out_dir}/{EVAL_FILE}"] + ([f"{out_dir}/curves.json"] if m.get("curves") and ev.get("curves")
-                                              else []) + ([f"{out_dir}/loss_curves.json"] if lc else [])
+        outputs = [f"{out_dir}/{EVAL_FILE}"] + ([f"{out_dir}/{CURVES_FILE}"] if m.get("curves") and ev.get("curves")
+                                              else []) + ([f"{out_dir}/{LOSS_CURVES_FILE}"] if lc else [])
         add(f"evaluate/{exp}", "20_evaluate", {
             "experiment": exp, "label": prof.label(exp), "method": m["method"], "run_dir": lay.train(exp),
             "out_dir": out_dir, "dataset": prof.dataset, "data_root": prof.data_root,
@@ -752,7 +752,7 @@ def _note_stale_claims(plan: Plan, log: Callable[[str], None]) -> None:
 
 def _output_commit(folder: Path) -> str | None:
     """The git commit recorded in a step's own output (config.json or eval.json provenance)."""
-    for name in ("config.json", EVAL_FILE):
+    for name in (CONFIG_FILE, EVAL_FILE):
         try:
             return json.loads((folder / name).read_text())["provenance"]["git_commit"]
         except (OSError, ValueError, KeyError, TypeError):

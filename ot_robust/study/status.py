@@ -16,7 +16,8 @@ from pathlib import Path
 
 from .eta import StepClock
 from .pipeline import DONE_FILE, is_committed, is_done, profile_plans, select_steps
-from ..core.utils import read_jsonl
+from ..core.run_files import CHECKPOINT_FILE, read_metrics
+from ..evaluation.results import PARTIAL_DIR
 
 STATES = ("done", "committed", "in progress", "stale", "to run")
 
@@ -31,12 +32,12 @@ def step_state(step, root: Path) -> tuple[str, str]:
     folder = root / step.done_dir
     if (folder / DONE_FILE).is_file():
         return "stale", "recorded for another notebook, parameter set or package version"
-    if step.name.startswith("train/") and (folder / "checkpoint.pt").is_file():
+    if step.name.startswith("train/") and (folder / CHECKPOINT_FILE).is_file():
         epochs = json.loads(step.params.get("train_params") or "{}").get("epochs")
-        done = max((r["epoch"] for r in read_jsonl(folder / "metrics.jsonl") if isinstance(r.get("epoch"), int)),
+        done = max((r["epoch"] for r in read_metrics(folder) if isinstance(r.get("epoch"), int)),
                    default=0)
         return "in progress", f"checkpoint after epoch {done}" + (f" of {epochs}" if epochs else "")
-    kept = list((folder / "partial").iterdir()) if (folder / "partial").is_dir() else []
+    kept = list((folder / PARTIAL_DIR).iterdir()) if (folder / PARTIAL_DIR).is_dir() else []
     if kept:
         return "in progress", f"{len(kept)} finished attack batch file(s) kept"
     return "to run", ""

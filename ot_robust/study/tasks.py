@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from ..profiles.paths import RunLayout
-from ..core.utils import ProgressLog, atomic_write_json, provenance, read_jsonl
-
-PARTIAL_DIR = "partial"  # under an evaluation's out_dir: its finished attack batches (ot_robust.evaluation.batch_cache)
+from ..core.run_files import read_metrics
+from ..core.utils import ProgressLog, atomic_write_json, provenance
+from ..evaluation.results import CURVES_FILE, LOSS_CURVES_FILE, PARTIAL_DIR
 
 
 def _obj(v: Any) -> Any:
@@ -135,7 +135,7 @@ def run_train(*, profile: str, experiment: str, method: str, method_params: Any,
     except ConfigMismatch as e:
         print(f"{run_dir} holds a run with other settings ({e}); starting afresh")
         train(cfg, run_dir, resume=False)
-    metrics = read_jsonl(run_dir / "metrics.jsonl")
+    metrics = read_metrics(run_dir)
     summary = {"profile": profile, "experiment": experiment, "method": method, "run_dir": str(run_dir),
                "config": dataclasses.asdict(cfg),
                "last_metrics": metrics[-1] if metrics else {}, "n_metric_records": len(metrics),
@@ -150,7 +150,7 @@ def plot_training(run_dir: str | Path):
 
     from ..core.style import figure
 
-    rows = read_jsonl(Path(run_dir) / "metrics.jsonl")
+    rows = read_metrics(run_dir)
     if not rows:
         return None
     df = pd.DataFrame(rows)
@@ -317,9 +317,9 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
         acc = _accuracy_by_spec(rep, list(tspecs.values()))
         result["transfer"][row] = {k: acc.get(s) for k, s in tspecs.items()}
     if curves:
-        result["curves"] = write_json(out_dir / "curves.json", _curves(model, test, curves, seed, batch_size)).name
+        result["curves"] = write_json(out_dir / CURVES_FILE, _curves(model, test, curves, seed, batch_size)).name
     if loss_curves:
-        result["loss_curves"] = write_json(out_dir / "loss_curves.json",
+        result["loss_curves"] = write_json(out_dir / LOSS_CURVES_FILE,
                                            _loss_curves(model, test, loss_curves, seed)).name
     result["provenance"] = provenance(profile=profile, experiment=experiment)
     result = write_evaluation(out_dir, result, masks, indices)

@@ -22,9 +22,9 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from ..core.run_files import CHECKPOINT_FILE as LATEST, PREVIOUS_CHECKPOINT_FILE as PREVIOUS
 from ..core.utils import atomic_write_bytes
 
-LATEST, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
 MAGIC = b"\nOT_ROBUST_SHA256:"
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
+from ..core.run_files import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, MODEL_FILE, PREVIOUS_CHECKPOINT_FILE
 from ..core.utils import (ProgressLog, atomic_torch_save, atomic_write_bytes, atomic_write_json, get_device, provenance,
                      set_seed)
 from ..defenses.base import resolve_recorded
@@ -199,7 +200,7 @@ class Trainer:
 
     def _truncate_metrics(self, epochs_done: int) -> None:
         """Drop metric lines of epochs after the checkpoint we resume from (e.g. after a fallback to ``prev``)."""
-        path = self.run_dir / "metrics.jsonl"
+        path = self.run_dir / METRICS_FILE
         if self.dist.is_main and path.exists():
             lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
             keep = [ln for ln in lines if json.loads(ln)["epoch"] <= epochs_done]
@@ -273,7 +274,7 @@ class Trainer:
         if resume:
             self.resume(latest)
         elif self.dist.is_main:
-            for name in ("metrics.jsonl", "checkpoint.pt", "checkpoint.prev.pt"):
+            for name in (METRICS_FILE, CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE):
                 (self.run_dir / name).unlink(missing_ok=True)
                 (self.run_dir / (name + ".sha256")).unlink(missing_ok=True)
         if self.dist.is_main:
@@ -296,7 +297,7 @@ class Trainer:
                 ProgressLog(f"[train/{self.run_dir.name}]")(
                     f"epoch {epoch + 1}/{self.cfg.epochs} done in {rec['time_s'] / 60:.1f} min: train loss "
                     f"{rec['train_loss']:.4f}, held-out {held}", force=True)
-                with open(self.run_dir / "metrics.jsonl", "a") as f:
+                with open(self.run_dir / METRICS_FILE, "a") as f:
                     f.write(json.dumps(rec) + "\n")
                 save_checkpoint(self.run_dir, state)
             self.dist.barrier()
@@ -305,14 +306,15 @@ class Trainer:
             if epoch + 1 < self.cfg.epochs and deadline_passed():
                 raise BudgetReached(f"pipeline budget reached after epoch {epoch + 1}/{self.cfg.epochs} of "
                                     f"{self.run_dir}; the checkpoint is saved, rerun to continue")
-        path = self.run_dir / "model.pt"
+        path = self.run_dir / MODEL_FILE
         if self.dist.is_main:
             data = atomic_torch_save({"format": "ot_robust.model/1", "spec": self.model_spec(),
                                       "state_dict": self.model.state_dict(), "epochs": self.cfg.epochs,
                                       "config": self.cfg.to_dict()}, path)
             import hashlib
 
-            atomic_write_bytes(self.run_dir / "model.pt.sha256", (hashlib.sha256(data).hexdigest() + "\n").encode())
+            atomic_write_bytes(self.run_dir / (MODEL_FILE + ".sha256"),
+                               (hashlib.sha256(data).hexdigest() + "\n").encode())
         self.dist.barrier()
         return path
 
@@ -331,7 +333,7 @@ class Trainer:
 
     def write_config(self) -> None:
         info = self.info
-        atomic_write_json(self.run_dir / "config.json", {
+        atomic_write_json(self.run_dir / CONFIG_FILE, {
             "config": self.cfg.to_dict(), "model_spec": self.model_spec(),
             "defense": repr(self.defense), "world_size": self.dist.world_size, "device": str(self.device),
             "amp_active": self.amp, "amp_dtype": str(self.amp_dtype).replace("torch.", "") if self.amp else None,

@@ -16,9 +16,11 @@ from typing import Any
 
 import pandas as pd
 
+from ..core.run_files import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, TRAIN_DIR, read_config
 from ..core.stats import wilson_interval
 from ..core.utils import REPO_ROOT
 from ..evaluation.results import has_eval, read_eval
+from ..profiles.paths import RunLayout
 
 #: the committed results of the study (``<profile>/train/<experiment>/``, ``<profile>/eval/<experiment>/``)
 RESULTS_DIR = REPO_ROOT / "results"
@@ -45,13 +47,12 @@ class Run:
 
 
 def _config(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "config.json"
-    if not path.is_file():
-        return {}
     try:
-        rec = json.loads(path.read_text())
+        rec = read_config(run_dir)
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not a run configuration (JSON): {e}") from None
+        raise ValueError(f"{run_dir / CONFIG_FILE} is not a run configuration (JSON): {e}") from None
+    if rec is None:
+        return {}
     cfg = rec.get("config", {}) if isinstance(rec, dict) else {}
     spec = rec.get("model_spec", {}) if isinstance(rec, dict) else {}
     return {**cfg, "model": cfg.get("model", spec.get("name")), "dataset": cfg.get("dataset", spec.get("dataset"))}
@@ -64,8 +65,8 @@ def runs(results_dir: str | Path | None = None) -> list[Run]:
 
     root = Path(results_dir) if results_dir is not None else RESULTS_DIR
     found = []
-    for d in sorted(root.glob("*/train/*")):
-        if d.is_dir() and ((d / "config.json").is_file() or (d / "model.pt").exists()):
+    for d in sorted(root.glob(f"*/{TRAIN_DIR}/*")):
+        if d.is_dir() and ((d / CONFIG_FILE).is_file() or (d / MODEL_FILE).exists()):
             cfg = _config(d)
             profile = d.parent.parent.name
             found.append((profile, d.name, d, cfg, cfg.get("dataset") or profile_dataset(profile, "unknown")))
@@ -102,9 +103,10 @@ def resolve(name: str, results_dir: str | Path | None = None) -> Run:
 
 def weights_missing(run_dir: str | Path) -> str | None:
     """Why ``run_dir`` holds no loadable ``model.pt`` in this checkout (one sentence), or None when it does."""
-    path = Path(run_dir) / "model.pt"
+    path = Path(run_dir) / MODEL_FILE
     if not path.is_file():
-        partial = " (training not finished: only checkpoint.pt)" if (path.parent / "checkpoint.pt").is_file() else ""
+        partial = (f" (training not finished: only {CHECKPOINT_FILE})" if (path.parent / CHECKPOINT_FILE).is_file()
+                   else "")
         return f"{path} is not in this checkout{partial}"
     with open(path, "rb") as f:
         if f.read(64).startswith(b"version https://git-lfs"):
@@ -123,7 +125,7 @@ def _status(root: Path, prof: Any, run: Run) -> str:
     why = stale_reason(root, prof, run.experiment)
     if why:
         return f"stale: {why}"
-    if not has_eval(root / run.profile / "eval" / run.experiment):
+    if not has_eval(RunLayout(str(root), run.profile).eval(run.experiment)):
         return "not evaluated"
     return STATUS_OK
 
@@ -193,7 +195,7 @@ def list_models(results_dir: str | Path | None = None) -> pd.DataFrame:
             except ValueError:  # neither the profile nor the dataset is known
                 eps[run.profile, dataset] = None
         status = _status(root, prof, run)
-        ev = read_eval(root / run.profile / "eval" / run.experiment) if status == STATUS_OK else {}
+        ev = read_eval(RunLayout(str(root), run.profile).eval(run.experiment)) if status == STATUS_OK else {}
         rows.append({
             "name": run.name, "dataset": dataset, "eps": eps[run.profile, dataset],
             "architecture": run.config.get("model"),
