@@ -183,8 +183,9 @@ def test_masking_signature_takes_the_lowest_accuracy_of_each_family():
 
 
 def test_read_evaluation_merges_every_group_and_takes_the_worst_case_over_both(tmp_path):
-    """Two audit groups on prefixes of the evaluation's images: their masks join the evaluation's, and the worst
-    case covers every Linf column of both (an L2 column never enters it)."""
+    """Audit groups on prefixes of the evaluation's images: their masks join the evaluation's, and the worst case
+    covers every Linf column of both on the evaluation's worst-case images (an L2 column never enters it, nor a
+    column run on fewer images)."""
     import numpy as np
 
     from ot_robust.evaluation.results import read_evals, read_evaluation, write_evaluation
@@ -194,9 +195,13 @@ def test_read_evaluation_merges_every_group_and_takes_the_worst_case_over_both(t
     clean[9] = False
     pgd = np.ones(10, bool)
     pgd[0] = False
-    ev = {"accuracy": {"clean": 90.0, "pgd20": 80.0}, "worst": {"linf": {"columns": ["pgd20"]}}, "worst_case": 80.0}
-    write_evaluation(tmp_path / "eval/m", ev, {"clean": clean, "pgd20": pgd}, idx)
+    ev = {"accuracy": {"clean": 90.0, "pgd20": 80.0}, "worst": {"linf": {"columns": ["pgd20", "aa"]}},
+          "worst_case": 80.0}
+    aa = np.ones(6, bool)
+    aa[4] = False  # AutoAttack on the first 6 images fools image 4
+    write_evaluation(tmp_path / "eval/m", ev, {"clean": clean, "pgd20": pgd, "aa": aa}, idx)
     rays = np.array([True, True, False, True, True, True])  # 6 images: fools image 2
+    short = np.zeros(3, bool)  # a Linf column on 3 images only: left out of the worst case
     l2 = np.zeros(6, bool)  # an L2 attack that fools everything: not part of the Linf worst case
     au = _audit({"rays": ("rays eps=0.1", "hard-label", 83.3)})
     au["columns"]["rays"]["norm"] = "linf"
@@ -204,12 +209,15 @@ def test_read_evaluation_merges_every_group_and_takes_the_worst_case_over_both(t
     au2 = _audit({"l2_pgd": ("pgd-l2 eps=1", "white-box", 0.0)})
     au2["columns"]["l2_pgd"]["norm"] = "l2"
     write_evaluation(tmp_path / "audit/b/m", au2, {"clean": clean[:6], "l2_pgd": l2}, idx[:6])
+    au3 = _audit({"rays_short": ("rays eps=0.1", "hard-label", 0.0)})
+    write_evaluation(tmp_path / "audit/c/m", au3, {"clean": clean[:3], "rays_short": short}, idx[:3])
     merged, masks, got_idx = read_evaluation(tmp_path, "m")
-    assert set(masks) == {"clean", "pgd20", "rays", "l2_pgd"} and list(got_idx) == idx
-    assert merged["worst_case_n"] == 6 and merged["worst_case"] == 100 * 4 / 6  # images 0 and 2 fall
-    assert merged["worst"]["linf_audit"]["columns"] == ["pgd20", "rays"]
+    assert set(masks) == {"clean", "pgd20", "aa", "rays", "l2_pgd", "rays_short"} and list(got_idx) == idx
+    assert merged["worst_case_n"] == 6 and merged["worst_case"] == 100 * 3 / 6  # images 0, 2 and 4 fall
+    assert merged["worst"]["linf_audit"]["columns"] == ["pgd20", "aa", "rays"]
+    assert merged["accuracy"]["rays_short"] == 0.0  # its own number stays
     assert read_evals(tmp_path)["m"]["accuracy"]["rays"] == 83.3
     assert read_evals(tmp_path, audits=False)["m"]["worst_case"] == 80.0
-    write_evaluation(tmp_path / "audit/c/m", au, {"clean": clean[:3], "rays": rays[:3]}, [7, 8, 9])
-    with pytest.raises(ValueError, match="audit 'c' of 'm' ran on other images"):
+    write_evaluation(tmp_path / "audit/d/m", au, {"clean": clean[:3], "rays": rays[:3]}, [7, 8, 9])
+    with pytest.raises(ValueError, match="audit 'd' of 'm' ran on other images"):
         read_evaluation(tmp_path, "m")

@@ -109,7 +109,10 @@ def read_evaluation(runs_dir: str | Path, experiment: str
                     ) -> tuple[dict[str, Any], dict[str, np.ndarray], np.ndarray]:
     """``(eval.json merged with its audit, masks of both, indices)`` of ``<runs_dir>/eval/<experiment>`` and its
     audit groups (:func:`with_audit`). With an audit, ``worst["linf_audit"]`` and ``worst_case`` / ``worst_case_n``
-    become the per-example worst case over every Linf column of both (AutoAttack included) on their common images.
+    become the per-example worst case over every Linf column of the evaluation's worst case (AutoAttack included)
+    and every Linf audit column run on at least as many images, on those images (an audit column on fewer images,
+    e.g. RayS on 500 of AutoAttack's 1,000, keeps its own accuracy but stays out of ``worst``, which is never
+    computed on fewer images than the evaluation's).
 
     Raises FileNotFoundError without an evaluation and ValueError when an audit ran on other images than a prefix
     of the evaluation's."""
@@ -127,7 +130,9 @@ def read_evaluation(runs_dir: str | Path, experiment: str
     ev = with_audit(ev, audits)
     base = ev.get("worst", {}).get("linf_all") or ev.get("worst", {}).get("linf") or {}
     linf = [c for c in base.get("columns", []) if c in masks]
-    linf += [c for c, v in ev["audit_columns"].items() if v.get("norm", "linf") == "linf" and c in masks]
+    n_base = min((len(masks[c]) for c in linf), default=len(masks.get("clean", [])))
+    linf += [c for c, v in ev["audit_columns"].items() if v.get("norm", "linf") == "linf" and c in masks
+             and len(masks[c]) >= n_base]  # on the evaluation's worst-case images: never fewer
     if linf:
         n = min(len(masks[c]) for c in linf + ["clean"])
         worst = masks["clean"][:n] & np.logical_and.reduce([masks[c][:n] for c in linf])
