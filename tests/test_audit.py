@@ -172,6 +172,8 @@ def test_masking_signature_takes_the_lowest_accuracy_of_each_family():
                                 "spsa": ("spsa eps=0.1", "score-based", 47.0)})})
     frame = masking_signature({"feature_scattering": fs, "plain": ev}, {"feature_scattering": "Proposed"})
     assert list(frame.index) == ["Proposed"]  # a model without an audit is left out
+    two = masking_signature({"a": fs, "b": fs}, {"a": "Proposed", "b": "Proposed"})
+    assert list(two.index) == ["Proposed", "Proposed (b)"]  # two models never share (overwrite) a row
     r = frame.loc["Proposed"]
     assert r["white-box"] == 40.0 and r["white-box_attack"] == "autoattack"
     assert r["score-based"] == 47.0 and r["score-based_attack"] == "spsa"

@@ -120,7 +120,8 @@ def masking_signature(evals: dict[str, dict], labels: dict[str, str] | None = No
             cols = [c for c, ff in fam.items() if ff == f and acc.get(c) is not None]
             best = min(cols, key=lambda c: acc[c]) if cols else None
             row[f], row[f"{f}_attack"] = (acc[best], best) if best else (float("nan"), "")
-        rows[(labels or {}).get(exp, exp)] = row
+        name = (labels or {}).get(exp, exp)
+        rows[name if name not in rows else f"{name} ({exp})"] = row  # two models never share a row
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -157,7 +158,8 @@ def draw_masking_signature(profile, runs_dir, fig_dir, name: str) -> list:
     from ..core.style import save_figure
     from ..evaluation.results import read_evals
 
-    labels = {e: profile.label(e) for e in profile.methods} if profile is not None else {}
+    labels = {e: profile.label(e) + ("" if profile.seed_of(e) == profile.seed else f" (seed {profile.seed_of(e)})")
+              for e in profile.methods} if profile is not None else {}
     frame = masking_signature(read_evals(runs_dir), labels)
     if frame.empty:
         raise FigureNotDrawn(f"no audit/*/eval.json under {runs_dir}: list the models under the profile's audit")
