@@ -46,6 +46,18 @@ def _raw(**changes):
     return raw
 
 
+def test_check_keys_refuses_a_bool_wherever_the_schema_does_not_allow_one():
+    from ot_robust.core.validation import check_keys
+
+    schema = {"eps": (int, float, str), "n": int, "flag": bool, "mode": (bool, str)}
+    check_keys({"eps": 0.3, "n": 2, "flag": True, "mode": False}, schema, "x")
+    for key in ("eps", "n"):
+        with pytest.raises(ValueError, match=rf"x\.{key} must be .*, got True"):
+            check_keys({key: True}, schema, "x")
+    with pytest.raises(ValueError, match=r"missing required key\(s\) \['n'\] in x"):
+        check_keys({}, schema, "x", ("n",))
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"epochz": 1}, r"unknown key\(s\) \['epochz'\] in the profile; allowed: \["),
     ({"methods.pgd_at.parms": {}}, r"unknown key\(s\) \['parms'\] in methods.pgd_at"),

@@ -61,6 +61,8 @@ from typing import Any
 
 import yaml
 
+from ..core.validation import check_keys
+
 PROFILE_DIR = Path(__file__).resolve().parent
 DEFAULT_PROFILE = "quick"
 
@@ -246,25 +248,17 @@ def load_profile(name_or_path: str | Path = DEFAULT_PROFILE, check_registries: b
 
 
 def _check_keys(obj: Any, schema: dict[str, Any], where: str, src: str, required: tuple[str, ...] = ()) -> None:
-    if not isinstance(obj, dict):
-        raise ProfileError(f"{src}: {where} must be a mapping, got {type(obj).__name__}")
-    unknown = sorted(set(obj) - set(schema))
-    if unknown:
-        raise ProfileError(f"{src}: unknown key(s) {unknown} in {where}; allowed: {sorted(schema)}")
-    missing = [k for k in required if k not in obj]
-    if missing:
-        raise ProfileError(f"{src}: missing required key(s) {missing} in {where}")
-    for k, typ in schema.items():
-        if k in obj and not isinstance(obj[k], typ) or (k in obj and typ is int and isinstance(obj[k], bool)):
-            allowed = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
-            raise ProfileError(f"{src}: {where}.{k} must be {allowed}, got {obj[k]!r}")
+    try:
+        check_keys(obj, schema, where, required)
+    except ValueError as e:
+        raise ProfileError(f"{src}: {e}") from None
 
 
 def _expand_preset(m: dict[str, Any], raw: dict[str, Any], where: str, src: str) -> dict[str, Any]:
     """A method entry with ``preset: NAME`` (:func:`ot_robust.presets.get_preset`): the preset gives ``method``,
     ``params`` (its method_params) and ``train`` (its training fields); the entry's own keys win, key by key. The
     preset's dataset and model must be the profile's."""
-    from ..presets import get_preset
+    from ..presets import get_preset, over_preset
 
     try:
         p = get_preset(m["preset"])
@@ -278,9 +272,8 @@ def _expand_preset(m: dict[str, Any], raw: dict[str, Any], where: str, src: str)
         raise ProfileError(f"{src}: {where}.method {m['method']!r} contradicts preset {m['preset']!r} "
                            f"(method {p['method']!r}); leave method out")
     train = {k: v for k, v in p.items() if k not in ("method", "method_params", "preset", *_PRESET_PROFILE_FIELDS)}
-    out = {**m, "method": p["method"], "params": {**p.get("method_params", {}), **m.get("params", {})},
-           "train": {**train, **m.get("train", {})}}
-    return out
+    return over_preset({"method": p["method"], "params": p.get("method_params", {}), "train": train}, m,
+                       nested=("params", "train"))
 
 
 def validate_profile(raw: Any, source: str = "<profile>", check_registries: bool = True,

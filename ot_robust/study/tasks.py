@@ -188,12 +188,6 @@ def _masks_by_key(report: Any, specs: dict[str, str]) -> dict[str, list[bool]]:
     return out
 
 
-def _norm(spec: str) -> str:
-    from ..attacks import make_attack
-
-    return getattr(make_attack(spec), "norm", "linf")
-
-
 def worst_by_threat_model(masks: dict[str, Any], specs: dict[str, str]) -> dict[str, dict[str, Any]]:
     """Per-example worst case per threat model (never mix Linf with L2).
 
@@ -204,12 +198,13 @@ def worst_by_threat_model(masks: dict[str, Any], specs: dict[str, str]) -> dict[
     """
     import numpy as np
 
+    from ..attacks import attack_norm
     from ..core.stats import accuracy_summary
 
     out: dict[str, dict[str, Any]] = {}
     clean = np.asarray(masks["clean"], dtype=bool)
-    for norm in sorted({_norm(s) for s in specs.values()}):
-        cols = [k for k, s in specs.items() if _norm(s) == norm]
+    for norm in sorted({attack_norm(s) for s in specs.values()}):
+        cols = [k for k, s in specs.items() if attack_norm(s) == norm]
         full = [k for k in cols if len(masks[k]) == len(clean)]
         if full:
             m = clean & np.logical_and.reduce([np.asarray(masks[k], dtype=bool) for k in full])
