@@ -86,10 +86,14 @@ def test_training_stops_at_an_epoch_end_when_the_budget_is_spent_and_resumes(tmp
                eval_n=20, eval_steps=1, progress=False, deterministic=True, seed=2)
     ref = tmp_path / "ref"
     train(cfg, ref)
+    from ot_robust.training.budget import deadline_passed
+
     monkeypatch.setenv(DEADLINE_ENV, "0")
+    train(cfg, tmp_path / "library")  # the budget is an argument: a plain call ignores the pipeline's environment
+    assert (tmp_path / "library" / "model.pt").exists()
     run = tmp_path / "run"
     with pytest.raises(BudgetReached, match="after epoch 1/3"):
-        train(cfg, run)
+        train(cfg, run, should_stop=deadline_passed)
     assert not (run / "model.pt").exists() and (run / "checkpoint.pt").exists()
     monkeypatch.delenv(DEADLINE_ENV)
     train(cfg, run)

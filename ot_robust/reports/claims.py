@@ -449,21 +449,33 @@ def plot_claims(df, out_dir: str | Path | None = None) -> tuple[Any, list[Path]]
     from ..core.style import figure, legend_outside, save_figure
 
     ran = df[df.ours.notna()].reset_index(drop=True)
-    fig, axes = figure(width=5.6, height=max(1.6, 0.32 * len(ran) + 0.9))
+    drop = ran.column.str.startswith(("curve:", "sweep:"))  # eps-plateau claims: accuracy drops of tens of points
+    parts = [(p, t) for p, t in ((ran[~drop], "effect A - B (accuracy points)"),
+                                 (ran[drop], "accuracy drop from eps 0.3 to 0.7 (points; bounded claims)"))
+             if len(p)] or [(ran, "effect A - B (accuracy points)")]
+    fig, axes = figure(nrows=len(parts), width=5.6, height=1.0,
+                       gridspec_kw={"height_ratios": [max(1.2, 0.32 * len(p) + 0.6) for p, _ in parts]})
+    fig.set_size_inches(5.6, max(1.6, sum(max(1.2, 0.32 * len(p) + 0.6) for p, _ in parts) + 0.5))
+    for ax, (part, xlabel) in zip(axes[:, 0], parts):
+        part = part.reset_index(drop=True)
+        for i, r in part.iterrows():
+            y = len(part) - 1 - i
+            ax.errorbar(r.ours, y, xerr=[[r.ours - r.ci_low], [r.ci_high - r.ours]], fmt="o", ms=4, capsize=2,
+                        color=VERDICT_COLORS.get(r.verdict, "#000000"), label=r.verdict)
+            ax.plot(r.paper_effect, y, marker="D", mfc="none", mec="#000000", ms=5, ls="none", label="paper")
+        ax.axvline(0.0, color="#000000", lw=0.6)
+        ax.set_yticks(range(len(part)), [f"{r.paper}: {r.claim} ({r.column}, {r.seeds} seed"
+                                         f"{'s' if r.seeds != 1 else ''})" for r in part.iloc[::-1].itertuples()],
+                      fontsize=6)
+        ax.set_xlabel(xlabel)
     ax = axes[0, 0]
-    for i, r in ran.iterrows():
-        y = len(ran) - 1 - i
-        ax.errorbar(r.ours, y, xerr=[[r.ours - r.ci_low], [r.ci_high - r.ours]], fmt="o", ms=4, capsize=2,
-                    color=VERDICT_COLORS.get(r.verdict, "#000000"), label=r.verdict)
-        ax.plot(r.paper_effect, y, marker="D", mfc="none", mec="#000000", ms=5, ls="none", label="paper")
-    ax.axvline(0.0, color="#000000", lw=0.6)
-    ax.set_yticks(range(len(ran)), [f"{r.paper}: {r.claim} ({r.column}, {r.seeds} seed{'s' if r.seeds != 1 else ''})"
-                                    for r in ran.iloc[::-1].itertuples()], fontsize=6)
-    ax.set_xlabel("effect A - B (accuracy points)")
     n_total = len(df)
     ax.set_title(f"Claims: ours (95% CI) vs the paper, {len(ran)} of {n_total} run (CPU scale)", fontsize=8)
     if len(ran):
-        handles, labels = ax.get_legend_handles_labels()
+        handles, labels = [], []
+        for a in axes[:, 0]:
+            h, lab = a.get_legend_handles_labels()
+            handles, labels = handles + h, labels + lab
         uniq = dict(zip(labels, handles))
         legend_outside(ax, handles=list(uniq.values()), labels=list(uniq), fontsize=6)
     else:

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ..core.style import figure, legend_outside, method_color, save_figure
+from ..core.style import figure, legend_outside, method_style, save_figure
 from .figures import FigureNotDrawn, draw_masking_signature, plot_accuracy_curves
 from ..evaluation.results import CURVES_FILE, read_evals
 from ..profiles.paths import RunLayout
@@ -248,8 +248,8 @@ def fig_got_fig7(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> lis
     fig, axes = figure()
     ax = axes[0, 0]
     for key, pts in groups.items():
-        ax.plot([b for b, _ in pts], [ours(evals[e])["PGD"] for _, e in pts], marker="o", label=ROW[key[0]],
-                color=method_color(ROW[key[0]]))
+        ax.plot([b for b, _ in pts], [ours(evals[e])["PGD"] for _, e in pts], label=ROW[key[0]],
+                **method_style(ROW[key[0]]))
     ax.set_xscale("log")
     ax.set_xlabel(r"$\beta$ (weight of the OT term)")
     ax.set_ylabel("PGD accuracy (%)")

@@ -194,7 +194,7 @@ def fig7_ce_curves(runs_dir: str | Path, fig_dir: str | Path | None, profile: An
                    methods: tuple[str, ...] = ("sw", "sat")) -> tuple[Any, list[Path]]:
     """OTJR Fig. 7: training cross-entropy (adversarial CE, per epoch) of the SW and SAT models (experiments whose
     method is in ``methods``); returns ``(fig, written paths)`` (none when ``fig_dir`` is None or nothing ran)."""
-    from ..core.style import figure, integer_ticks, legend_outside, method_color, save_figure
+    from ..core.style import figure, integer_ticks, legend_outside, method_style, save_figure
 
     method_of = {exp: cfg.get("method") for exp, cfg in (profile.methods.items() if profile else [])}
     curves = {e: c for e, c in training_curves(runs_dir).items() if method_of.get(e, e) in methods}
@@ -202,7 +202,7 @@ def fig7_ce_curves(runs_dir: str | Path, fig_dir: str | Path | None, profile: An
     ax = ax[0][0]
     for exp, ys in curves.items():
         label = (profile.methods.get(exp) or {}).get("label", exp) if profile else exp
-        ax.plot(range(1, len(ys) + 1), ys, marker="o", label=label, color=method_color(label))
+        ax.plot(range(1, len(ys) + 1), ys, label=label, **method_style(label))
     integer_ticks(ax.xaxis)
     ax.set_xlabel("epoch")
     ax.set_ylabel("training CE (adversarial)")

@@ -125,16 +125,17 @@ def run_train(*, profile: str, experiment: str, method: str, method_params: Any,
               run_dir: str | Path) -> dict[str, Any]:
     """Train one model into ``run_dir`` and write ``train_summary.json`` (last metrics, provenance); returns it."""
     from ..training.api import train
+    from ..training.budget import deadline_passed
     from ..training.trainer import ConfigMismatch
 
     cfg = train_config(method=method, method_params=method_params, dataset=dataset, data_root=data_root, model=model,
                        model_params=model_params, seed=seed, max_batches=max_batches, train_params=train_params)
     run_dir = Path(run_dir)
     try:
-        train(cfg, run_dir)  # resumes an interrupted run with the same configuration
+        train(cfg, run_dir, should_stop=deadline_passed)  # resumes an interrupted run with the same configuration
     except ConfigMismatch as e:
         print(f"{run_dir} holds a run with other settings ({e}); starting afresh")
-        train(cfg, run_dir, resume=False)
+        train(cfg, run_dir, resume=False, should_stop=deadline_passed)
     metrics = read_metrics(run_dir)
     summary = {"profile": profile, "experiment": experiment, "method": method, "run_dir": str(run_dir),
                "config": dataclasses.asdict(cfg),
