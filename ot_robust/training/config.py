@@ -140,7 +140,17 @@ class TrainConfig:
         """Check every field and build the defense; returns it. Raises ValueError with a clear message BEFORE any
         training: unknown method/model/dataset/optimizer/schedule, bad numbers (eps < 0, step <= 0, T < 1, label
         smoothing outside [0, 1), ...), batch size 1 for a batch-coupled (OT) method, a batch size that does not
-        split over the DDP processes."""
+        split over the DDP processes. The defense is built once per configuration: validating the same, unchanged
+        config again (the pipeline's task, then the Trainer) returns the same defense."""
+        key = json.dumps([dataclasses.asdict(self), world_size], sort_keys=True, default=repr)
+        cached = self.__dict__.get("_validated")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        defense = self._validate(world_size)
+        self.__dict__["_validated"] = (key, defense)  # not a dataclass field: not in asdict, ==, or config.json
+        return defense
+
+    def _validate(self, world_size: int):
         from ..core.data import dataset_info
         from ..defenses import get_defense
         from ..core.validation import check_choice, check_int, check_number
