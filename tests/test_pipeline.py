@@ -92,14 +92,14 @@ def test_a_profile_method_may_name_a_preset():
     """GOT's paper profiles name their presets instead of retyping App. A.3's numbers; the entry's keys win."""
     p = load_profile("got-cifar10-paper")
     m = p.methods["got_trades_lm"]
-    assert m["preset"] == "got-trades-lm-cifar10-resnet18" and m["method"] == "got_trades_lm"
-    assert (m["params"]["alpha"], m["params"]["warmup_steps"], m["train"]["milestones"]) == (6.0, 390, [75, 90])
-    assert load_profile("got-svhn-paper").methods["got_pgd_s"]["params"]["clean_weight"] == 0.5
+    assert m.preset == "got-trades-lm-cifar10-resnet18" and m.method == "got_trades_lm"
+    assert (m.params["alpha"], m.params["warmup_steps"], m.train["milestones"]) == (6.0, 390, [75, 90])
+    assert load_profile("got-svhn-paper").methods["got_pgd_s"].params["clean_weight"] == 0.5
     raw = yaml.safe_load((PROFILE_DIR / "got-cifar10-paper.yaml").read_text())
     raw["methods"]["got_pgd_s"]["params"] = {"beta": 1.0}
     raw["methods"]["got_pgd_s"]["train"] = {"epochs": 2}
     m = validate_profile(raw).methods["got_pgd_s"]
-    assert (m["params"]["beta"], m["params"]["theta"], m["train"]["epochs"]) == (1.0, 0.1, 2)
+    assert (m.params["beta"], m.params["theta"], m.train["epochs"]) == (1.0, 0.1, 2)
     raw["methods"]["got_pgd_s"]["preset"] = "got-pgd-s-mnist-cw_cnn"
     with pytest.raises(ProfileError, match=r"preset 'got-pgd-s-mnist-cw_cnn' is for dataset='mnist', the profile "
                                            r"has dataset='cifar10'"):

@@ -118,7 +118,7 @@ def test_study_meta_profile_and_its_parts():
     for p, heads in ((f, ["pgd_at", "feature_scattering", "trades", "otjr", "sw", "sat", "random_jr", "optimal_jr"]),
                      (m, ["pgd_at", "trades", "got_pgd_s", "got_pgd_lm", "got_trades_s", "got_trades_lm"])):
         for h in heads:
-            seeds = sorted(x.get("seed", 0) for e, x in p.methods.items() if p.label(e) == p.label(h))
+            seeds = sorted(p.seed_of(e) for e in p.methods if p.label(e) == p.label(h))
             assert seeds == [0, 1, 2], (p.name, h)
 
 
@@ -133,7 +133,7 @@ def _fake_eval(root, exp, masks, indices, epochs=6, **method_params):
     from ot_robust.profiles import load_profile
 
     entry = load_profile("study-fashion", check_registries=False).methods[exp]   # the run the profile states
-    cfg = {"method": entry["method"], "method_params": {**entry.get("params", {}), **method_params},
+    cfg = {"method": entry.method, "method_params": {**entry.params, **method_params},
            "dataset": "fashion-mnist", "model": "small_cnn", "epochs": epochs, "batch_size": 128}
     train = root / "study-fashion" / "train" / exp
     train.mkdir(parents=True, exist_ok=True)

@@ -99,6 +99,33 @@ class ProfileError(ValueError):
     """A profile file that does not follow the schema (the message names the file and the key path)."""
 
 
+@dataclass(frozen=True)
+class MethodEntry:
+    """One experiment of a profile's ``methods`` (the YAML keys of :data:`METHOD_KEYS`, a ``preset`` already expanded
+    into ``method``, ``params`` and ``train``): the defense ``method`` (``ot_robust.defenses.DEFENSES``) with its
+    ``params``, TrainConfig fields over the profile's ``defaults`` (``train``), the display ``label`` (None: the
+    experiment key), its own training ``seed`` (None: the profile's), the paper table cells it stands for
+    (``tables``), whether its evaluation draws ``curves`` and runs ``autoattack``, the experiments it is attacked
+    from in the transfer rows (``transfer_from``: row -> experiment), SLURM resources (``slurm``)."""
+
+    method: str
+    label: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    tables: dict[str, Any] = field(default_factory=dict)
+    curves: bool = False
+    autoattack: bool = True
+    transfer_from: dict[str, str] = field(default_factory=dict)
+    slurm: dict[str, Any] = field(default_factory=dict)
+    preset: str | None = None
+
+    def training(self) -> tuple:
+        """What decides the trained model but for the seed: two entries with equal ``training()`` and label are one
+        model trained with different seeds."""
+        return (self.method, self.label, self.params, self.train, self.transfer_from, self.preset)
+
+
 @dataclass
 class Profile:
     """A validated profile (see the module docstring for the meaning of each field)."""
@@ -107,7 +134,7 @@ class Profile:
     description: str
     dataset: str
     model: str
-    methods: dict[str, dict[str, Any]]
+    methods: dict[str, MethodEntry]
     eval: dict[str, Any]
     data_root: str | None = None
     model_params: dict[str, Any] = field(default_factory=dict)
@@ -124,20 +151,18 @@ class Profile:
 
     def label(self, experiment: str) -> str:
         """Display name of an experiment (its ``label``, else the experiment key)."""
-        return self.methods[experiment].get("label", experiment)
+        return self.methods[experiment].label or experiment
 
     def table_row(self, experiment: str, table: str) -> str | None:
         """The paper row ``experiment`` stands for in ``table`` (its ``tables`` entry), None if it has none. Raises
         KeyError if ``experiment`` is not a method of the profile."""
-        return table_cell(self.methods[experiment].get("tables", {}).get(table))[0]
-
-    #: method keys that do not change the trained model (what a table row or the evaluation does with it)
-    _NOT_TRAINING = frozenset({"seed", "tables", "curves", "autoattack", "slurm"})
+        return table_cell(self.methods[experiment].tables.get(table))[0]
 
     def seed_of(self, experiment: str) -> int:
         """The training seed of ``experiment``: its own ``seed``, else the profile's. Raises KeyError if
         ``experiment`` is not a method of the profile."""
-        return int(self.methods[experiment].get("seed", self.seed))
+        seed = self.methods[experiment].seed
+        return int(self.seed if seed is None else seed)
 
     def seeds_of(self, experiment: str) -> list[tuple[int, str]]:
         """``(seed, experiment)`` of every experiment that is ``experiment`` trained with another seed: the same
@@ -147,12 +172,9 @@ class Profile:
         Raises:
             KeyError: if ``experiment`` is not a method of the profile.
         """
-        def training(e: str) -> dict[str, Any]:
-            return {k: v for k, v in self.methods[e].items() if k not in self._NOT_TRAINING}
-
-        ref = training(experiment)
-        return sorted((self.seed_of(e), e) for e in self.methods
-                      if self.label(e) == self.label(experiment) and training(e) == ref)
+        ref = self.methods[experiment].training()
+        return sorted((self.seed_of(e), e) for e, m in self.methods.items()
+                      if self.label(e) == self.label(experiment) and m.training() == ref)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -350,7 +372,7 @@ def validate_profile(raw: Any, source: str = "<profile>", check_registries: bool
             check_profile_slurm(raw.get("slurm"), raw["methods"], src)
         except ValueError as e:
             raise ProfileError(str(e)) from None
-    prof = Profile(**raw, path=source)
+    prof = Profile(**{**raw, "methods": {e: MethodEntry(**m) for e, m in raw["methods"].items()}}, path=source)
     if check_registries:
         _check_registries(prof, src)
     return prof
@@ -413,10 +435,10 @@ def _check_registries(p: Profile, src: str) -> None:
     from ..training.config import TrainConfig
 
     for exp, m in p.methods.items():
-        if m["method"] not in DEFENSES:
-            raise ProfileError(f"{src}: methods.{exp}.method {m['method']!r} unknown; allowed: {sorted(DEFENSES)}")
+        if m.method not in DEFENSES:
+            raise ProfileError(f"{src}: methods.{exp}.method {m.method!r} unknown; allowed: {sorted(DEFENSES)}")
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    for where, d in [("defaults", p.defaults)] + [(f"methods.{e}.train", m.get("train", {}))
+    for where, d in [("defaults", p.defaults)] + [(f"methods.{e}.train", m.train)
                                                    for e, m in p.methods.items()]:
         bad = sorted(set(d) - fields)
         if bad:

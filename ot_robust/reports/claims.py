@@ -276,7 +276,7 @@ def stale_reason(runs_dir: Path, prof: Any, exp: str) -> str | None:
     if cfg is None:
         return "no training config.json"
     norm = lambda p: {k: parse_number(v) if isinstance(v, str) and "/" in v else v for k, v in p.items()}  # noqa: E731
-    want = resolve_recorded(cfg["method"], norm(prof.methods[exp].get("params", {})))   # a new run's values
+    want = resolve_recorded(cfg["method"], norm(prof.methods[exp].params))   # a new run's values
     have = resolve_recorded(cfg["method"], norm(cfg.get("method_params", {})), cfg.get("method_params", {}))
     diff = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
     if diff:
