@@ -1,5 +1,6 @@
 # ot-robust: the README's two commands.
-#   make reproduce   the main job: build .venv if needed, then run the reproduction pipeline (default profile: quick)
+#   make reproduce   the main job: build .venv if needed, then run the reproduction pipeline (default profile: quick;
+#                    PROFILE=..., JOBS=..., EXECUTOR=slurm submits every step as a SLURM job: docs/cluster.md)
 #   make test        build .venv if needed, then run the whole test suite (what CI runs)
 # Both create or reuse .venv; it is rebuilt when pyproject.toml changes.
 
@@ -7,6 +8,7 @@ PYTHON   ?= $(shell command -v python3.11 || command -v python3)
 VENV     ?= .venv
 PROFILE  ?= quick
 JOBS     ?= 2
+EXECUTOR ?= local
 PY        = $(VENV)/bin/python
 STAMP     = $(VENV)/.installed
 TORCHATTACKS = $(shell sed -n 's/^no_deps = \["\(torchattacks==[^"]*\)"\]/\1/p' pyproject.toml)
@@ -30,7 +32,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 reproduce: $(STAMP)
-	$(PY) -m ot_robust reproduce --profile $(PROFILE) --jobs $(JOBS) $(ARGS)
+	$(PY) -m ot_robust reproduce --profile $(PROFILE) --jobs $(JOBS) --executor $(EXECUTOR) $(ARGS)
 
 # the CPU-scale study (issue 14), one chunk: stops cleanly when BUDGET is spent; run again to continue
 study: $(STAMP)

@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from ot_robust.attacks import AttackProtocol, FAMILIES, attack_family
+from ot_robust.attacks import AttackProtocol, FAMILIES, attack_family, attack_norm
 from ot_robust.evaluation.suite import evaluate
 from ot_robust.profiles import PROFILE_DIR, ProfileError, load_profile, validate_profile
 from ot_robust.profiles.audit_schema import groups_of
@@ -88,6 +88,14 @@ def test_audit_steps_follow_their_evaluation_and_transfer_sources(tmp_path):
     ("transfer source=x via=pgd-linf eps=0.1", "transfer")])
 def test_attack_families(spec, family):
     assert attack_family(spec) == family and family in FAMILIES
+
+
+@pytest.mark.parametrize("spec,norm", [
+    ("pgd-linf eps=0.1 steps=20", "linf"), ("pgd-l2 eps=0.5 steps=20", "l2"),
+    ("transfer source=/no/such/model.pt via=pgd-l2 eps=0.5", "l2"),
+    ("transfer source=/no/such/model.pt via=pgd-linf eps=0.1", "linf")])
+def test_attack_norm_without_loading_a_transfer_source(spec, norm):
+    assert attack_norm(spec) == norm
 
 
 class _Fixed(AttackProtocol):

@@ -54,7 +54,7 @@ def test_verdict_row_reads_not_comparable_from_constructed_run_folders(tmp_path)
     n = 500
     from ot_robust.profiles import load_profile
 
-    params = {e: load_profile("study-fashion", check_registries=False).methods[e]["params"]
+    params = {e: load_profile("study-fashion", check_registries=False).methods[e].params
               for e in ("feature_scattering", "fs_random")}           # the runs the profile states
     for exp, cfg in [("feature_scattering", {**_cfg(), "method_params": params["feature_scattering"]}),
                      ("fs_random", {**_cfg(epochs=4), "method_params": params["fs_random"]})]:
@@ -98,8 +98,11 @@ def test_runs_not_matching_the_profile_or_evaluated_before_retraining_are_left_o
 
     from ot_robust.reports.claims import stale_reason
 
-    prof = SimpleNamespace(name="p", methods={"s": {"params": {"eps": 0.3, "potential_solver": "sinkhorn"}},
-                                               "t": {"params": {"eps": 0.3, "clip_start": True}}})
+    from ot_robust.profiles import MethodEntry
+
+    prof = SimpleNamespace(name="p", methods={
+        "s": MethodEntry("got_pgd_s", params={"eps": 0.3, "potential_solver": "sinkhorn"}),
+        "t": MethodEntry("trades", params={"eps": 0.3, "clip_start": True})})
 
     def run(exp, method, params, train_t, eval_t):
         for kind, t in (("train", train_t), ("eval", eval_t)):

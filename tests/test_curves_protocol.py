@@ -130,3 +130,22 @@ def test_without_a_random_start_every_eps_above_steps_times_step_gives_the_same_
     assert small >= fixed[0]  # below k * eta the ball binds: a weaker attack
     started = accuracy_vs_epsilon(model, x, y, [0.2, 0.5], **kw)["accuracy"].tolist()
     assert started[1] <= started[0]
+
+
+def test_a_cached_sweep_resumes_from_its_finished_batches_and_equals_an_uncached_one(tmp_path, monkeypatch):
+    model, (x, y) = _tiny(), _data()
+    kw = dict(steps=5, step_size=0.05, batch_size=10, labels="predicted", seed=3)
+    plain = accuracy_vs_epsilon(model, x, y, [0.1, 0.3], **kw).accuracy.tolist()
+    cached = accuracy_vs_epsilon(model, x, y, [0.1, 0.3], cache_dir=tmp_path, **kw).accuracy.tolist()
+    assert cached == plain and len(list(tmp_path.glob("*.json"))) == 2 * 3  # one outcome per (eps, batch)
+    monkeypatch.setattr(PGD, "__call__", lambda *a, **k: pytest.fail("a finished batch was attacked again"))
+    assert accuracy_vs_epsilon(model, x, y, [0.1, 0.3], cache_dir=tmp_path, **kw).accuracy.tolist() == plain
+
+
+def test_the_cache_key_tells_the_labels_rule_and_the_start_apart(tmp_path):
+    model, (x, y) = _tiny(), _data()
+    for labels in ("true", "predicted"):
+        for start in (True, False):
+            accuracy_vs_epsilon(model, x, y, [0.2], steps=2, step_size=0.05, batch_size=24, labels=labels,
+                                random_start=start, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.json"))) == 4

@@ -46,6 +46,18 @@ def _raw(**changes):
     return raw
 
 
+def test_check_keys_refuses_a_bool_wherever_the_schema_does_not_allow_one():
+    from ot_robust.core.validation import check_keys
+
+    schema = {"eps": (int, float, str), "n": int, "flag": bool, "mode": (bool, str)}
+    check_keys({"eps": 0.3, "n": 2, "flag": True, "mode": False}, schema, "x")
+    for key in ("eps", "n"):
+        with pytest.raises(ValueError, match=rf"x\.{key} must be .*, got True"):
+            check_keys({key: True}, schema, "x")
+    with pytest.raises(ValueError, match=r"missing required key\(s\) \['n'\] in x"):
+        check_keys({}, schema, "x", ("n",))
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"epochz": 1}, r"unknown key\(s\) \['epochz'\] in the profile; allowed: \["),
     ({"methods.pgd_at.parms": {}}, r"unknown key\(s\) \['parms'\] in methods.pgd_at"),
@@ -80,14 +92,14 @@ def test_a_profile_method_may_name_a_preset():
     """GOT's paper profiles name their presets instead of retyping App. A.3's numbers; the entry's keys win."""
     p = load_profile("got-cifar10-paper")
     m = p.methods["got_trades_lm"]
-    assert m["preset"] == "got-trades-lm-cifar10-resnet18" and m["method"] == "got_trades_lm"
-    assert (m["params"]["alpha"], m["params"]["warmup_steps"], m["train"]["milestones"]) == (6.0, 390, [75, 90])
-    assert load_profile("got-svhn-paper").methods["got_pgd_s"]["params"]["clean_weight"] == 0.5
+    assert m.preset == "got-trades-lm-cifar10-resnet18" and m.method == "got_trades_lm"
+    assert (m.params["alpha"], m.params["warmup_steps"], m.train["milestones"]) == (6.0, 390, [75, 90])
+    assert load_profile("got-svhn-paper").methods["got_pgd_s"].params["clean_weight"] == 0.5
     raw = yaml.safe_load((PROFILE_DIR / "got-cifar10-paper.yaml").read_text())
     raw["methods"]["got_pgd_s"]["params"] = {"beta": 1.0}
     raw["methods"]["got_pgd_s"]["train"] = {"epochs": 2}
     m = validate_profile(raw).methods["got_pgd_s"]
-    assert (m["params"]["beta"], m["params"]["theta"], m["train"]["epochs"]) == (1.0, 0.1, 2)
+    assert (m.params["beta"], m.params["theta"], m.train["epochs"]) == (1.0, 0.1, 2)
     raw["methods"]["got_pgd_s"]["preset"] = "got-pgd-s-mnist-cw_cnn"
     with pytest.raises(ProfileError, match=r"preset 'got-pgd-s-mnist-cw_cnn' is for dataset='mnist', the profile "
                                            r"has dataset='cifar10'"):

@@ -49,3 +49,19 @@ def test_main_figure_draws_every_run_claim_with_its_interval(tmp_path):
     assert [t.get_text() for t in ax.get_yticklabels()] == ["FS: a beats b (pgd20, 1 seed)"]  # the run claim only
     assert "1 of 2 run" in ax.get_title()
     assert list(ax.lines[0].get_xdata()) == [-5.0]  # our point (its interval: the error bar)
+
+
+def test_the_main_figure_gives_the_plateau_drops_their_own_panel_and_scale(tmp_path):
+    import pandas as pd
+
+    from ot_robust.reports.claims import plot_claims
+
+    row = dict(paper="GOT", ci_low=0.0, ci_high=2.0, seeds=1, verdict="reproduced")
+    df = pd.DataFrame([{**row, "claim": "a beats b", "column": "pgd40", "paper_effect": 1.0, "ours": 1.0},
+                       {**row, "claim": "a keeps its accuracy", "column": "sweep:paper:0.3-0.7",
+                        "paper_effect": 8.0, "ours": 80.0, "ci_low": 78.0, "ci_high": 82.0}])
+    fig, _ = plot_claims(df)
+    top, bottom = fig.axes[:2]
+    assert [t.get_text() for t in top.get_yticklabels()] == ["GOT: a beats b (pgd40, 1 seed)"]
+    assert [t.get_text() for t in bottom.get_yticklabels()] == ["GOT: a keeps its accuracy (sweep:paper:0.3-0.7, 1 seed)"]
+    assert top.get_xlim()[1] < 10 < 80 < bottom.get_xlim()[1]  # each panel on its own scale

@@ -37,6 +37,16 @@ def test_job_graph_equals_local_plan(profile, tmp_path):
         assert j.resources["gpus"] == DEFAULTS.get(Path(j.step.notebook).stem, DEFAULTS["*"])["gpus"]
 
 
+def test_make_reproduce_passes_the_executor_through():
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run(["make", "-n", "-s", "-C", str(repo), "reproduce", "EXECUTOR=slurm", "PROFILE=smoke",
+                          "ARGS=--partition gpu", "STAMP="], capture_output=True, text=True, check=True).stdout
+    assert "reproduce --profile smoke --jobs 2 --executor slurm --partition gpu" in out
+    local = subprocess.run(["make", "-n", "-s", "-C", str(repo), "reproduce", "STAMP="], capture_output=True,
+                           text=True, check=True).stdout
+    assert "--executor local" in local  # the default is unchanged: the local executor
+
+
 def test_resources_profile_method_and_command_line(tmp_path):
     raw = yaml.safe_load((PROFILE_DIR / "smoke.yaml").read_text())
     raw["name"] = "slurmres"

@@ -86,10 +86,14 @@ def test_training_stops_at_an_epoch_end_when_the_budget_is_spent_and_resumes(tmp
                eval_n=20, eval_steps=1, progress=False, deterministic=True, seed=2)
     ref = tmp_path / "ref"
     train(cfg, ref)
+    from ot_robust.training.budget import deadline_passed
+
     monkeypatch.setenv(DEADLINE_ENV, "0")
+    train(cfg, tmp_path / "library")  # the budget is an argument: a plain call ignores the pipeline's environment
+    assert (tmp_path / "library" / "model.pt").exists()
     run = tmp_path / "run"
     with pytest.raises(BudgetReached, match="after epoch 1/3"):
-        train(cfg, run)
+        train(cfg, run, should_stop=deadline_passed)
     assert not (run / "model.pt").exists() and (run / "checkpoint.pt").exists()
     monkeypatch.delenv(DEADLINE_ENV)
     train(cfg, run)
@@ -114,7 +118,7 @@ def test_study_meta_profile_and_its_parts():
     for p, heads in ((f, ["pgd_at", "feature_scattering", "trades", "otjr", "sw", "sat", "random_jr", "optimal_jr"]),
                      (m, ["pgd_at", "trades", "got_pgd_s", "got_pgd_lm", "got_trades_s", "got_trades_lm"])):
         for h in heads:
-            seeds = sorted(x.get("seed", 0) for e, x in p.methods.items() if p.label(e) == p.label(h))
+            seeds = sorted(p.seed_of(e) for e in p.methods if p.label(e) == p.label(h))
             assert seeds == [0, 1, 2], (p.name, h)
 
 
@@ -129,7 +133,7 @@ def _fake_eval(root, exp, masks, indices, epochs=6, **method_params):
     from ot_robust.profiles import load_profile
 
     entry = load_profile("study-fashion", check_registries=False).methods[exp]   # the run the profile states
-    cfg = {"method": entry["method"], "method_params": {**entry.get("params", {}), **method_params},
+    cfg = {"method": entry.method, "method_params": {**entry.params, **method_params},
            "dataset": "fashion-mnist", "model": "small_cnn", "epochs": epochs, "batch_size": 128}
     train = root / "study-fashion" / "train" / exp
     train.mkdir(parents=True, exist_ok=True)

@@ -61,7 +61,7 @@ def test_blocks_sweep_and_transfer_tables(smoke):
     fs = _eval({"clean": 97.0, "pgd20": 60.0, "pgd40": 55.0}, transfer={"Undefended": {"pgd20": 90.0},
                                                                         "Siamese": {"pgd20": 80.0}})
     prof = load_profile("smoke")
-    prof.methods["feature_scattering"]["tables"].update(
+    prof.methods["feature_scattering"].tables.update(
         fs_rebuttal_batch_size={"row": "Proposed", "column": "bs60"}, fs_blackbox="Proposed")
     t4 = tables.build_table("fs_table4", {"feature_scattering": fs}, prof).frame
     assert t4.loc[("IPOT", "paper (svhn)"), "Clean"] == 96.0

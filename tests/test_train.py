@@ -215,3 +215,18 @@ def test_presets_command_lists_every_preset(capsys):
     assert main(["presets"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == len(PRESETS) and any(ln.startswith("got-trades-lm-mnist-cw_cnn ") for ln in out)
+
+
+def test_validate_builds_the_defense_once_per_configuration():
+    import dataclasses
+
+    from ot_robust.training.config import TrainConfig
+
+    cfg = TrainConfig.from_dict(dict(method="pgd_at", method_params={"eps": 0.3}, dataset="mnist-sample",
+                                     model="cw_cnn"))
+    first = cfg.validate()
+    assert cfg.validate() is first  # the task validates, then the Trainer: one defense
+    cfg.method_params = {"eps": 0.2}
+    rebuilt = cfg.validate()
+    assert rebuilt is not first and rebuilt.eps == 0.2
+    assert "_validated" not in dataclasses.asdict(cfg)

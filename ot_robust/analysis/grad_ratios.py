@@ -127,7 +127,7 @@ def plot_gradient_ratios(results: Mapping[str, GradRatios], statistic: str = "me
     Raises:
         ValueError: empty ``results`` or unknown ``statistic``.
     """
-    from ..core.style import legend_outside, method_color, use_style
+    from ..core.style import legend_outside, method_style, use_style
 
     use_style()
     if not results:
@@ -137,7 +137,7 @@ def plot_gradient_ratios(results: Mapping[str, GradRatios], statistic: str = "me
     fig, ax = plt.subplots(figsize=(7.5, 3.4))
     for name, r in results.items():
         vals = r.ratios if statistic == "mean" else np.median(r.per_example, 0)
-        ax.plot(np.arange(len(vals)), vals, marker="o", ms=3, label=name, color=method_color(name))
+        ax.plot(np.arange(len(vals)), vals, ms=3, label=name, **method_style(name))
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
     if log:
         ax.set_yscale("log")

@@ -142,6 +142,15 @@ def attack_family(spec: str) -> str:
     return _FAMILY.get(parse_spec(spec)[0], "white-box")
 
 
+def attack_norm(spec: str) -> str:
+    """The threat model (``linf`` or ``l2``) of the attack a spec string names; a transfer spec gives its ``via``
+    attack's without loading the source model. Raises ValueError as :func:`make_attack`."""
+    name, raw = parse_spec(spec)
+    if name == "transfer":
+        return "l2" if raw.get("via", "").endswith("l2") else "linf"
+    return getattr(make_attack(spec), "norm", "linf")
+
+
 def _build(name: str, raw: dict[str, str], spec: str):
     entry = ATTACKS[name]
     kwargs = dict(entry.fixed)

@@ -188,6 +188,31 @@ def check_int(name: str, value, low: int = 1) -> int:
     return int(value)
 
 
+def _type_name(typ) -> str:
+    return typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
+
+
+def check_keys(obj, schema: dict, where: str, required: tuple = ()) -> None:
+    """A mapping ``obj`` whose keys all lie in ``schema`` (key -> type or tuple of types), holding every key of
+    ``required``, each value an instance of its type; a bool passes only where the schema allows bool (YAML's
+    ``true`` is not a number). ``where`` names ``obj`` in the message (``audit.rays``). Raises ValueError naming the
+    bad key or value and what is allowed."""
+    if not isinstance(obj, dict):
+        raise ValueError(f"{where} must be a mapping with keys {sorted(schema)}, got {obj!r}")
+    unknown = sorted(set(obj) - set(schema))
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in {where}; allowed: {sorted(schema)}")
+    missing = [k for k in required if k not in obj]
+    if missing:
+        raise ValueError(f"missing required key(s) {missing} in {where}")
+    for k, typ in schema.items():
+        if k not in obj:
+            continue
+        types = typ if isinstance(typ, tuple) else (typ,)
+        if not isinstance(obj[k], types) or (isinstance(obj[k], bool) and bool not in types):
+            raise ValueError(f"{where}.{k} must be {_type_name(typ)}, got {obj[k]!r}")
+
+
 def check_choice(name: str, value, allowed) -> str:
     """``value`` if it is one of ``allowed``; ValueError listing them otherwise."""
     if value not in allowed:

@@ -13,6 +13,7 @@ Accuracies in %, correct on the clean input *and* on the attack's output; epsilo
 
 from __future__ import annotations
 
+import time
 from typing import Sequence
 
 import pandas as pd
@@ -22,21 +23,32 @@ from ..attacks import PGD, fast_path, model_mode
 from ..attacks.losses import LOSSES
 from ..core.utils import derive_seed, get_device
 from ..core.validation import check_choice
+from .batch_cache import BatchCache
 
 #: what the attack of :func:`accuracy_vs_epsilon` is given as labels: the true ones, or the model's clean predictions
 LABELS = ("true", "predicted")
 
 
-def _accuracy(model, attack, x, y, batch_size, device, seed, labels: str = "true") -> float:
+def _accuracy(model, attack, x, y, batch_size, device, seed, labels: str = "true", cache_dir=None) -> float:
     """Accuracy (%) under ``attack`` (None: clean), correct on the clean input and on the attack's output, both
-    against the true ``y``. ``labels="predicted"``: the attack is given the clean argmax (eval mode, no grad)."""
+    against the true ``y``. ``labels="predicted"``: the attack is given the clean argmax (eval mode, no grad).
+    ``cache_dir``: each finished batch's outcome is kept there and reused
+    (:class:`~ot_robust.evaluation.batch_cache.BatchCache`, keyed by the attack, the labels rule and the batch)."""
     attack = fast_path(attack) if attack is not None else None
+    cache = BatchCache(cache_dir, model) if cache_dir is not None and attack is not None else None
     dev = get_device(device)
     model.to(dev)
     ok = []
     with model_mode(model):
         for b, i in enumerate(range(0, len(x), batch_size)):
-            xb, yb = x[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev)
+            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+            key = cache.key(f"{attack!r}|labels {labels}|batch seed {derive_seed(seed, b)}", xb, yb) if cache else None
+            hit = cache.get(key) if cache else None
+            if hit is not None:
+                ok.append(hit[0])
+                continue
+            t0 = time.perf_counter()
+            xb, yb = xb.to(dev), yb.to(dev)
             ya = yb
             if labels == "predicted" and attack is not None:
                 with torch.no_grad():
@@ -45,12 +57,15 @@ def _accuracy(model, attack, x, y, batch_size, device, seed, labels: str = "true
             xa = attack(model, xb, ya) if attack is not None else xb
             with torch.no_grad():
                 ok.append(((model(xb).argmax(1) == yb) & (model(xa).argmax(1) == yb)).cpu())
+            if cache:
+                cache.put(key, ok[-1], time.perf_counter() - t0)
     return 100.0 * torch.cat(ok).float().mean().item()
 
 
 def accuracy_vs_epsilon(model, x, y, epsilons: Sequence[float], steps: int = 20, norm: str = "linf",
                         step_size: float | None = None, restarts: int = 1, loss: str = "ce", batch_size: int = 250,
-                        device=None, seed: int = 0, labels: str = "true", random_start: bool = True) -> pd.DataFrame:
+                        device=None, seed: int = 0, labels: str = "true", random_start: bool = True,
+                        cache_dir=None) -> pd.DataFrame:
     """PGD-``steps`` accuracy (%) at each eps (FS Fig. 3a; GOT Figs. 2-5).
 
     Args:
@@ -68,6 +83,8 @@ def accuracy_vs_epsilon(model, x, y, epsilons: Sequence[float], steps: int = 20,
         random_start: PGD's uniform start in the eps ball (default); ``False`` starts at the clean image. Without it
             and with a fixed step, every eps >= ``steps * step_size`` gives the same attack (the projection onto the
             ball never binds): GOT Table 6's GOT rows, identical from eps 0.4 to 0.7, have that signature.
+        cache_dir: keep each finished (eps, batch) outcome there and reuse it, so that a stopped sweep goes on where
+            it stopped (:mod:`ot_robust.evaluation.batch_cache`; the caller removes the folder when done).
     Returns:
         A DataFrame with columns ``epsilon, accuracy`` (eps on the [0, 1] pixel scale, accuracy in %).
     Raises:
@@ -78,7 +95,7 @@ def accuracy_vs_epsilon(model, x, y, epsilons: Sequence[float], steps: int = 20,
     for e in epsilons:
         atk = None if e == 0 else PGD(e, steps, step_size, norm=norm, restarts=restarts, loss=loss, seed=seed,
                                       random_start=random_start)
-        accs.append(_accuracy(model, atk, x, y, batch_size, device, seed, labels))
+        accs.append(_accuracy(model, atk, x, y, batch_size, device, seed, labels, cache_dir))
     return pd.DataFrame({"epsilon": list(epsilons), "accuracy": accs})
 
 

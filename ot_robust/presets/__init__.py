@@ -36,6 +36,21 @@ def _merge() -> dict[str, dict]:
 PRESETS: dict[str, dict] = _merge()
 
 
+#: the fields of a preset that are mappings: a setting on top of a preset overrides them key by key
+NESTED = ("method_params", "model_params")
+
+
+def over_preset(base: dict, given: dict, nested: tuple[str, ...] = NESTED) -> dict:
+    """``given`` on top of ``base`` (a preset or its profile form): every key of ``given`` wins, the ``nested``
+    mappings are merged key by key (``given``'s keys win). The one rule by which a preset is overridden, used by
+    ``TrainConfig(preset=...)``, ``TrainConfig.from_dict`` and a profile's ``preset:`` entries."""
+    out = {**base, **given}
+    for k in nested:
+        if k in base or k in given:
+            out[k] = {**(base.get(k) or {}), **(given.get(k) or {})}
+    return out
+
+
 def list_presets() -> list[str]:
     """The preset names (sorted)."""
     return sorted(PRESETS)

@@ -61,6 +61,8 @@ from typing import Any
 
 import yaml
 
+from ..core.validation import check_keys
+
 PROFILE_DIR = Path(__file__).resolve().parent
 DEFAULT_PROFILE = "quick"
 
@@ -97,6 +99,33 @@ class ProfileError(ValueError):
     """A profile file that does not follow the schema (the message names the file and the key path)."""
 
 
+@dataclass(frozen=True)
+class MethodEntry:
+    """One experiment of a profile's ``methods`` (the YAML keys of :data:`METHOD_KEYS`, a ``preset`` already expanded
+    into ``method``, ``params`` and ``train``): the defense ``method`` (``ot_robust.defenses.DEFENSES``) with its
+    ``params``, TrainConfig fields over the profile's ``defaults`` (``train``), the display ``label`` (None: the
+    experiment key), its own training ``seed`` (None: the profile's), the paper table cells it stands for
+    (``tables``), whether its evaluation draws ``curves`` and runs ``autoattack``, the experiments it is attacked
+    from in the transfer rows (``transfer_from``: row -> experiment), SLURM resources (``slurm``)."""
+
+    method: str
+    label: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    tables: dict[str, Any] = field(default_factory=dict)
+    curves: bool = False
+    autoattack: bool = True
+    transfer_from: dict[str, str] = field(default_factory=dict)
+    slurm: dict[str, Any] = field(default_factory=dict)
+    preset: str | None = None
+
+    def training(self) -> tuple:
+        """What decides the trained model but for the seed: two entries with equal ``training()`` and label are one
+        model trained with different seeds."""
+        return (self.method, self.label, self.params, self.train, self.transfer_from, self.preset)
+
+
 @dataclass
 class Profile:
     """A validated profile (see the module docstring for the meaning of each field)."""
@@ -105,7 +134,7 @@ class Profile:
     description: str
     dataset: str
     model: str
-    methods: dict[str, dict[str, Any]]
+    methods: dict[str, MethodEntry]
     eval: dict[str, Any]
     data_root: str | None = None
     model_params: dict[str, Any] = field(default_factory=dict)
@@ -122,20 +151,18 @@ class Profile:
 
     def label(self, experiment: str) -> str:
         """Display name of an experiment (its ``label``, else the experiment key)."""
-        return self.methods[experiment].get("label", experiment)
+        return self.methods[experiment].label or experiment
 
     def table_row(self, experiment: str, table: str) -> str | None:
         """The paper row ``experiment`` stands for in ``table`` (its ``tables`` entry), None if it has none. Raises
         KeyError if ``experiment`` is not a method of the profile."""
-        return table_cell(self.methods[experiment].get("tables", {}).get(table))[0]
-
-    #: method keys that do not change the trained model (what a table row or the evaluation does with it)
-    _NOT_TRAINING = frozenset({"seed", "tables", "curves", "autoattack", "slurm"})
+        return table_cell(self.methods[experiment].tables.get(table))[0]
 
     def seed_of(self, experiment: str) -> int:
         """The training seed of ``experiment``: its own ``seed``, else the profile's. Raises KeyError if
         ``experiment`` is not a method of the profile."""
-        return int(self.methods[experiment].get("seed", self.seed))
+        seed = self.methods[experiment].seed
+        return int(self.seed if seed is None else seed)
 
     def seeds_of(self, experiment: str) -> list[tuple[int, str]]:
         """``(seed, experiment)`` of every experiment that is ``experiment`` trained with another seed: the same
@@ -145,12 +172,9 @@ class Profile:
         Raises:
             KeyError: if ``experiment`` is not a method of the profile.
         """
-        def training(e: str) -> dict[str, Any]:
-            return {k: v for k, v in self.methods[e].items() if k not in self._NOT_TRAINING}
-
-        ref = training(experiment)
-        return sorted((self.seed_of(e), e) for e in self.methods
-                      if self.label(e) == self.label(experiment) and training(e) == ref)
+        ref = self.methods[experiment].training()
+        return sorted((self.seed_of(e), e) for e, m in self.methods.items()
+                      if self.label(e) == self.label(experiment) and m.training() == ref)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -246,25 +270,17 @@ def load_profile(name_or_path: str | Path = DEFAULT_PROFILE, check_registries: b
 
 
 def _check_keys(obj: Any, schema: dict[str, Any], where: str, src: str, required: tuple[str, ...] = ()) -> None:
-    if not isinstance(obj, dict):
-        raise ProfileError(f"{src}: {where} must be a mapping, got {type(obj).__name__}")
-    unknown = sorted(set(obj) - set(schema))
-    if unknown:
-        raise ProfileError(f"{src}: unknown key(s) {unknown} in {where}; allowed: {sorted(schema)}")
-    missing = [k for k in required if k not in obj]
-    if missing:
-        raise ProfileError(f"{src}: missing required key(s) {missing} in {where}")
-    for k, typ in schema.items():
-        if k in obj and not isinstance(obj[k], typ) or (k in obj and typ is int and isinstance(obj[k], bool)):
-            allowed = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
-            raise ProfileError(f"{src}: {where}.{k} must be {allowed}, got {obj[k]!r}")
+    try:
+        check_keys(obj, schema, where, required)
+    except ValueError as e:
+        raise ProfileError(f"{src}: {e}") from None
 
 
 def _expand_preset(m: dict[str, Any], raw: dict[str, Any], where: str, src: str) -> dict[str, Any]:
     """A method entry with ``preset: NAME`` (:func:`ot_robust.presets.get_preset`): the preset gives ``method``,
     ``params`` (its method_params) and ``train`` (its training fields); the entry's own keys win, key by key. The
     preset's dataset and model must be the profile's."""
-    from ..presets import get_preset
+    from ..presets import get_preset, over_preset
 
     try:
         p = get_preset(m["preset"])
@@ -278,9 +294,8 @@ def _expand_preset(m: dict[str, Any], raw: dict[str, Any], where: str, src: str)
         raise ProfileError(f"{src}: {where}.method {m['method']!r} contradicts preset {m['preset']!r} "
                            f"(method {p['method']!r}); leave method out")
     train = {k: v for k, v in p.items() if k not in ("method", "method_params", "preset", *_PRESET_PROFILE_FIELDS)}
-    out = {**m, "method": p["method"], "params": {**p.get("method_params", {}), **m.get("params", {})},
-           "train": {**train, **m.get("train", {})}}
-    return out
+    return over_preset({"method": p["method"], "params": p.get("method_params", {}), "train": train}, m,
+                       nested=("params", "train"))
 
 
 def validate_profile(raw: Any, source: str = "<profile>", check_registries: bool = True,
@@ -357,7 +372,7 @@ def validate_profile(raw: Any, source: str = "<profile>", check_registries: bool
             check_profile_slurm(raw.get("slurm"), raw["methods"], src)
         except ValueError as e:
             raise ProfileError(str(e)) from None
-    prof = Profile(**raw, path=source)
+    prof = Profile(**{**raw, "methods": {e: MethodEntry(**m) for e, m in raw["methods"].items()}}, path=source)
     if check_registries:
         _check_registries(prof, src)
     return prof
@@ -420,10 +435,10 @@ def _check_registries(p: Profile, src: str) -> None:
     from ..training.config import TrainConfig
 
     for exp, m in p.methods.items():
-        if m["method"] not in DEFENSES:
-            raise ProfileError(f"{src}: methods.{exp}.method {m['method']!r} unknown; allowed: {sorted(DEFENSES)}")
+        if m.method not in DEFENSES:
+            raise ProfileError(f"{src}: methods.{exp}.method {m.method!r} unknown; allowed: {sorted(DEFENSES)}")
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    for where, d in [("defaults", p.defaults)] + [(f"methods.{e}.train", m.get("train", {}))
+    for where, d in [("defaults", p.defaults)] + [(f"methods.{e}.train", m.train)
                                                    for e, m in p.methods.items()]:
         bad = sorted(set(d) - fields)
         if bad:

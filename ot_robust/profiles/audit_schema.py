@@ -33,26 +33,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..core.validation import check_keys
+
 GROUP_KEYS = {"experiments": list, "n_examples": int, "attacks": dict, "eps_sweep": dict}
 TRANSFER_KEYS = {"source": str, "via": str, "row": str, "column": str}
 SWEEP_KEYS = {"epsilons": list, "n_examples": int, "protocols": dict}
 PROTOCOL_KEYS = {"steps": int, "step_size": (int, float, str), "labels": str, "random_start": bool}
 LABELS = ("true", "predicted")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
-
-
-def _keys(obj: Any, schema: dict[str, Any], where: str, required: tuple[str, ...] = ()) -> None:
-    if not isinstance(obj, dict):
-        raise ValueError(f"{where} must be a mapping with keys {sorted(schema)}, got {obj!r}")
-    bad = sorted(set(obj) - set(schema))
-    if bad:
-        raise ValueError(f"unknown key(s) {bad} in {where}; allowed: {sorted(schema)}")
-    missing = [k for k in required if k not in obj]
-    if missing:
-        raise ValueError(f"missing required key(s) {missing} in {where}")
-    for k, typ in schema.items():
-        if k in obj and (not isinstance(obj[k], typ) or (isinstance(obj[k], bool) and typ is not bool)):
-            raise ValueError(f"{where}.{k} must be {getattr(typ, '__name__', typ)}, got {obj[k]!r}")
 
 
 def check_audit(audit: Any, methods: dict[str, Any], eval_columns: set[str]) -> dict[str, Any]:
@@ -65,7 +53,7 @@ def check_audit(audit: Any, methods: dict[str, Any], eval_columns: set[str]) -> 
         where = f"audit.{group}"
         if not isinstance(group, str) or not _NAME_RE.match(group):
             raise ValueError(f"audit group name {group!r} must be lower-case letters, digits, '-' or '_'")
-        _keys(g, GROUP_KEYS, where, ("experiments",))
+        check_keys(g, GROUP_KEYS, where, ("experiments",))
         if not g.get("attacks") and not g.get("eps_sweep"):
             raise ValueError(f"{where} has neither attacks nor eps_sweep; give at least one")
         unknown = [e for e in g["experiments"] if e not in methods]
@@ -85,7 +73,7 @@ def check_audit(audit: Any, methods: dict[str, Any], eval_columns: set[str]) -> 
                                  "use another name")
             seen[col] = group
             if isinstance(a, dict):
-                _keys(a, TRANSFER_KEYS, f"{where}.attacks.{col}", ("source", "via"))
+                check_keys(a, TRANSFER_KEYS, f"{where}.attacks.{col}", ("source", "via"))
                 if a["source"] not in methods:
                     raise ValueError(f"{where}.attacks.{col}.source {a['source']!r} is not one of the experiments "
                                      f"{sorted(methods)}")
@@ -93,11 +81,11 @@ def check_audit(audit: Any, methods: dict[str, Any], eval_columns: set[str]) -> 
                 raise ValueError(f"{where}.attacks.{col} must be an attack spec string or {{source, via}}, got {a!r}")
         if g.get("eps_sweep") is not None:
             sw = g["eps_sweep"]
-            _keys(sw, SWEEP_KEYS, f"{where}.eps_sweep", ("epsilons", "n_examples", "protocols"))
+            check_keys(sw, SWEEP_KEYS, f"{where}.eps_sweep", ("epsilons", "n_examples", "protocols"))
             if not sw["protocols"]:
                 raise ValueError(f"{where}.eps_sweep.protocols is empty; name at least one, e.g. {{ours: {{steps: 20}}}}")
             for name, p in sw["protocols"].items():
-                _keys(p, PROTOCOL_KEYS, f"{where}.eps_sweep.protocols.{name}", ("steps",))
+                check_keys(p, PROTOCOL_KEYS, f"{where}.eps_sweep.protocols.{name}", ("steps",))
                 if p.get("labels", "true") not in LABELS:
                     raise ValueError(f"{where}.eps_sweep.protocols.{name}.labels {p['labels']!r}; allowed: "
                                      f"{list(LABELS)}")

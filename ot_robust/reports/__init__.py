@@ -94,7 +94,7 @@ def check_names(profile: Profile) -> Profile:
             raise ProfileError(f"{src}: tables entry {t!r} unknown; allowed: {sorted(TABLES)} or "
                                f"a name starting with {sorted(k + '_' for k in TABLE_NOTEBOOKS if k != 'fs')}")
     for exp, m in profile.methods.items():
-        for t in m.get("tables", {}):
+        for t in m.tables:
             if not known(t, TABLES, TABLE_NOTEBOOKS):
                 raise ProfileError(f"{src}: methods.{exp}.tables key {t!r} unknown; allowed: {sorted(TABLES)}")
     for f in profile.figures:

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..core.style import figure, integer_ticks, legend_outside, method_color
+from ..core.style import figure, integer_ticks, legend_outside, method_style
 
 
 class FigureNotDrawn(ValueError):
@@ -21,8 +21,8 @@ class FigureNotDrawn(ValueError):
 
 def plot_accuracy_curves(curves: dict[str, dict], title_suffix: str = ""):
     """FS Fig. 3 / GOT Figs. 2-5: accuracy (%) vs epsilon (a) and vs PGD iterations (b), one line per method in its
-    colour (:func:`ot_robust.core.style.method_color`), the legend beside the panels, the attack in the panel titles and
-    n and ``title_suffix`` in the figure's title (panel titles stay short enough not to overlap).
+    colour and marker (:func:`ot_robust.core.style.method_style`), the legend beside the panels, the attack in the
+    panel titles and n and ``title_suffix`` in the figure's title (panel titles stay short enough not to overlap).
 
     Args:
         curves: ``{label: {"vs_epsilon": {"x": eps list, "accuracy": % list, "steps"?}, "vs_steps": {"x": steps,
@@ -46,7 +46,7 @@ def plot_accuracy_curves(curves: dict[str, dict], title_suffix: str = ""):
                             ("vs_steps", axes[0, 1], "PGD attack iterations")]:
         for label, c in curves.items():
             if key in c:
-                ax.plot(c[key]["x"], c[key]["accuracy"], marker="o", label=label, color=method_color(label))
+                ax.plot(c[key]["x"], c[key]["accuracy"], label=label, **method_style(label))
         ax.set_xlabel(xlabel)
         ax.set_ylabel("accuracy (%)")
         ax.set_ylim(0, 100)

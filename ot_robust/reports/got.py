@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ..core.style import figure, legend_outside, method_color, save_figure
+from ..core.style import figure, legend_outside, method_style, save_figure
 from .figures import FigureNotDrawn, draw_masking_signature, plot_accuracy_curves
 from ..evaluation.results import CURVES_FILE, read_evals
 from ..profiles.paths import RunLayout
@@ -47,7 +47,7 @@ _COSTS = {"COS": "cosine", "L2": "l2"}
 
 def setting(profile: Any, exp: str) -> dict[str, Any]:
     """The :data:`DEFAULT` keys of experiment ``exp`` (its profile parameters over the defaults)."""
-    params = profile.methods[exp].get("params", {})
+    params = profile.methods[exp].params
     return {**DEFAULT, **{k: v for k, v in params.items() if k in DEFAULT}}
 
 
@@ -71,16 +71,16 @@ def ours(ev: dict[str, Any]) -> dict[str, Any]:
 
 
 def _rows_for(name: str, profile: Any) -> Callable[[str], list[str]]:
-    got = [e for e, m in profile.methods.items() if m["method"].startswith("got_")]
+    got = [e for e, m in profile.methods.items() if m.method.startswith("got_")]
 
     def table1(row: str) -> list[str]:
-        return [e for e, m in profile.methods.items() if ROW.get(m["method"]) == row
+        return [e for e, m in profile.methods.items() if ROW.get(m.method) == row
                 and (e not in got or setting(profile, e) == DEFAULT)]
 
     def table4(row: str) -> list[str]:
         meth, layer = row.split(" / ")
         want_pen = layer.startswith("penultimate")
-        return [e for e in got if ROW[profile.methods[e]["method"]] == meth
+        return [e for e in got if ROW[profile.methods[e].method] == meth
                 and (setting(profile, e)["latent"] == "penultimate") == want_pen
                 and {k: v for k, v in setting(profile, e).items() if k != "latent"}
                 == {k: v for k, v in DEFAULT.items() if k != "latent"}]
@@ -88,7 +88,7 @@ def _rows_for(name: str, profile: Any) -> Callable[[str], list[str]]:
     def table5(row: str) -> list[str]:
         meth, costs = row.split(" / ")
         dx, dy = _COSTS[costs.split("-")[0]], costs.split("-")[1].lower()
-        return [e for e in got if ROW[profile.methods[e]["method"]] == meth
+        return [e for e in got if ROW[profile.methods[e].method] == meth
                 and setting(profile, e) == {**DEFAULT, "d_x": dx, "d_y": dy}]
 
     return {"got_table1": table1, "got_table4": table4, "got_table5": table5}[name]
@@ -144,10 +144,10 @@ def eps_plateau_check(profile: Any, runs_dir: str | Path, evals: dict[str, dict[
     plateau = lambda acc: bool(len(acc) >= 3 and max(acc[-3:]) - min(acc[-3:]) <= 1.0 and min(acc[-3:]) > 10.0)  # noqa: E731
     for e, m in profile.methods.items():
         if e not in evals:
-            recs.append({"experiment": e, "method": m["method"], "plateau": NOT_RUN})
+            recs.append({"experiment": e, "method": m.method, "plateau": NOT_RUN})
             continue
         o = ours(evals[e])
-        rec = {"experiment": e, "method": m["method"], "PGD": o["PGD"], "AA": o["AA"],
+        rec = {"experiment": e, "method": m.method, "PGD": o["PGD"], "AA": o["AA"],
                "PGD - AA": None if o["PGD"] is None or o["AA"] is None else o["PGD"] - o["AA"],
                "sanity": o["sanity"]}
         cpath = Path(layout.eval(e)) / CURVES_FILE
@@ -194,7 +194,7 @@ def write_tables(profile: Any, runs_dir: str | Path, out_dir: str | Path, names:
     written: dict[str, list[Path] | str] = {}
     for name in wanted:
         if name == "got_table2":
-            if any("got_table2" in (m.get("tables") or {}) for m in profile.methods.values()):
+            if any("got_table2" in m.tables for m in profile.methods.values()):
                 written[name] = build_table(name, evals, profile).write(out_dir)
             else:
                 written[name] = "no experiment of this profile names a got_table2 row"
@@ -225,7 +225,7 @@ def fig_got_fig2(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> lis
     layout = RunLayout.at(rd)
     curves = {profile.table_row(e, "got_table1") or profile.label(e): json.loads(p.read_text())
               for e, m in profile.methods.items()
-              if m["method"] in ROW and (p := Path(layout.eval(e)) / CURVES_FILE).is_file()}
+              if m.method in ROW and (p := Path(layout.eval(e)) / CURVES_FILE).is_file()}
     if not curves:
         raise ValueError(f"no GOT-paper method of profile {profile.name} has eval/<exp>/curves.json under {rd}")
     return save_figure(plot_accuracy_curves(curves, f" ({profile.name}, {profile.dataset})"),
@@ -238,9 +238,9 @@ def fig_got_fig7(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> lis
     evals = read_evals(runs_dir)
     groups: dict[tuple, list[tuple[float, str]]] = {}
     for e, m in profile.methods.items():
-        if m["method"].startswith("got_") and e in evals:
+        if m.method.startswith("got_") and e in evals:
             s = setting(profile, e)
-            key = (m["method"],) + tuple(sorted((k, v) for k, v in s.items() if k != "beta"))
+            key = (m.method,) + tuple(sorted((k, v) for k, v in s.items() if k != "beta"))
             groups.setdefault(key, []).append((float(s["beta"]), e))
     groups = {k: sorted(v) for k, v in groups.items() if len({b for b, _ in v}) > 1}
     if not groups:
@@ -248,8 +248,8 @@ def fig_got_fig7(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> lis
     fig, axes = figure()
     ax = axes[0, 0]
     for key, pts in groups.items():
-        ax.plot([b for b, _ in pts], [ours(evals[e])["PGD"] for _, e in pts], marker="o", label=ROW[key[0]],
-                color=method_color(ROW[key[0]]))
+        ax.plot([b for b, _ in pts], [ours(evals[e])["PGD"] for _, e in pts], label=ROW[key[0]],
+                **method_style(ROW[key[0]]))
     ax.set_xscale("log")
     ax.set_xlabel(r"$\beta$ (weight of the OT term)")
     ax.set_ylabel("PGD accuracy (%)")

@@ -69,8 +69,8 @@ def load_runs(runs_dir: str | Path) -> dict[str, dict[str, Any]]:
 
 def _unrun_rows(name: str, evals: dict, profile: Any) -> list[str]:
     pt = T.paper_table(T.TABLES[name].paper, T.TABLES[name].key)
-    have = {str((cfg.get("tables") or {}).get(name)) for exp, cfg in (profile.methods.items() if profile else [])
-            if exp in evals and (cfg.get("tables") or {}).get(name) is not None}
+    have = {str(m.tables.get(name)) for exp, m in (profile.methods.items() if profile else [])
+            if exp in evals and m.tables.get(name) is not None}
     return [r for r in pt["rows"] if r not in have]
 
 
@@ -108,9 +108,9 @@ def table11_training_time(runs_dir: str | Path, profile: Any = None, reference: 
     runs_dir = Path(runs_dir)
     pt = T.paper_table("otjr", "table11_training_time")
     paper = {r: v[0] / pt["rows"]["XE"][0] for r, v in pt["rows"].items()}
-    row_of = {exp: str((cfg.get("tables") or {}).get("otjr_table11", exp))
-              for exp, cfg in (profile.methods.items() if profile else [])}
-    method_of = {exp: cfg.get("method") for exp, cfg in (profile.methods.items() if profile else [])}
+    row_of = {exp: str(m.tables.get("otjr_table11", exp))
+              for exp, m in (profile.methods.items() if profile else [])}
+    method_of = {exp: m.method for exp, m in (profile.methods.items() if profile else [])}
     times = {}
     for p in sorted(runs_dir.glob(f"{TRAIN_DIR}/*/{METRICS_FILE}")):
         recs = [r["train_time_s"] for r in read_jsonl(p) if "train_time_s" in r]
@@ -148,13 +148,13 @@ def table12_input_gradients(runs_dir: str | Path, profile: Any = None, eps: floa
     x = y = None
     for model_pt in sorted(runs_dir.glob(f"{TRAIN_DIR}/*/{MODEL_FILE}")):
         exp = model_pt.parent.name
-        cfg = (profile.methods.get(exp) or {}) if profile else {}
+        tables = profile.methods[exp].tables if profile and exp in profile.methods else {}
         if x is None:
             dataset = profile.dataset if profile else "mnist-sample"
             x, y = as_tensors(get_dataset(dataset, "test", root=getattr(profile, "data_root", None)), n_examples)
         g = input_gradient_l1(load_model(model_pt.parent), x, y, TABLE12_STEPS, eps=eps, step_size=step_size,
                               n_examples=n_examples, seed=seed, progress=False)
-        label = str((cfg.get("tables") or {}).get("otjr_table12", exp))
+        label = str(tables.get("otjr_table12", exp))
         rows.append({"row": label, "source": f"ours ({exp})", **{c: g[t] * 1e4 for c, t in zip(cols, TABLE12_STEPS)}})
     return pd.DataFrame(rows).set_index(["row", "source"])
 
@@ -194,15 +194,15 @@ def fig7_ce_curves(runs_dir: str | Path, fig_dir: str | Path | None, profile: An
                    methods: tuple[str, ...] = ("sw", "sat")) -> tuple[Any, list[Path]]:
     """OTJR Fig. 7: training cross-entropy (adversarial CE, per epoch) of the SW and SAT models (experiments whose
     method is in ``methods``); returns ``(fig, written paths)`` (none when ``fig_dir`` is None or nothing ran)."""
-    from ..core.style import figure, integer_ticks, legend_outside, method_color, save_figure
+    from ..core.style import figure, integer_ticks, legend_outside, method_style, save_figure
 
-    method_of = {exp: cfg.get("method") for exp, cfg in (profile.methods.items() if profile else [])}
+    method_of = {exp: m.method for exp, m in (profile.methods.items() if profile else [])}
     curves = {e: c for e, c in training_curves(runs_dir).items() if method_of.get(e, e) in methods}
     fig, ax = figure()
     ax = ax[0][0]
     for exp, ys in curves.items():
-        label = (profile.methods.get(exp) or {}).get("label", exp) if profile else exp
-        ax.plot(range(1, len(ys) + 1), ys, marker="o", label=label, color=method_color(label))
+        label = profile.label(exp) if profile and exp in profile.methods else exp
+        ax.plot(range(1, len(ys) + 1), ys, label=label, **method_style(label))
     integer_ticks(ax.xaxis)
     ax.set_xlabel("epoch")
     ax.set_ylabel("training CE (adversarial)")

@@ -186,8 +186,8 @@ def seed_rows(source: str, per_seed: list[tuple[int, dict[str, Any]]], first_see
     return head + [(f"{base}mean of {k} seeds)", mean), (f"+- 95% t half-width ({k} seeds)", half)]
 
 
-def _table_entry(exp_cfg: dict[str, Any], name: str) -> Any:
-    return (exp_cfg.get("tables") or {}).get(name)
+def _table_entry(entry: Any, name: str) -> Any:
+    return entry.tables.get(name)
 
 
 @dataclass

@@ -15,11 +15,10 @@ stopped. Accuracies in %, epsilons on the [0, 1] scale.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from ..core.utils import ProgressLog, atomic_write_json, provenance
+from ..core.utils import ProgressLog, provenance
 
 #: the per-example worst case over restarts (an image counts robust only if every restart failed) is a column's
 #: ``accuracy``; the supplement's "lowest of 5 runs" (the worst single run) is ``min_run``
@@ -46,8 +45,8 @@ def _columns(report: Any, cols: dict[str, str]) -> dict[str, dict[str, Any]]:
 
 
 def _sweep(model, test, sweep: dict[str, Any], seed: int, batch_size: int, partial: Path, log) -> dict[str, Any]:
-    """Accuracy vs eps per protocol (GOT Table 6 / Fig. 2); each finished (protocol, eps) point is kept in
-    ``partial/eps_sweep.json`` so that a stopped step does not redo it."""
+    """Accuracy vs eps per protocol (GOT Table 6 / Fig. 2); each finished (protocol, eps, batch) outcome is kept in
+    the step's batch cache (``partial``) so that a stopped step does not redo it."""
     from ..core.utils import parse_number
     from ..evaluation.curves import accuracy_vs_epsilon
     from ..evaluation.suite import _load_data
@@ -55,39 +54,23 @@ def _sweep(model, test, sweep: dict[str, Any], seed: int, batch_size: int, parti
 
     x, y, _, _ = _load_data(test, int(sweep["n_examples"]), "balanced")
     epsilons = [parse_number(e) for e in sweep["epsilons"]]
-    store = partial / "eps_sweep.json"
-    done = json.loads(store.read_text()) if store.is_file() else {}
     out = {"epsilons": epsilons, "n_examples": len(x), "protocols": {}}
     for name, p in sweep["protocols"].items():
         step = parse_number(p["step_size"]) if p.get("step_size") is not None else None
         labels, start = p.get("labels", "true"), bool(p.get("random_start", True))
         acc = []
         for e in epsilons:
-            key = f"{name}|{int(p['steps'])}|{step}|{labels}|{start}|{e!r}"
-            if key not in done:
-                df = accuracy_vs_epsilon(model, x, y, [e], steps=int(p["steps"]), step_size=step, labels=labels,
-                                         batch_size=batch_size, seed=seed, random_start=start)
-                done[key] = float(df["accuracy"].iloc[0])
-                atomic_write_json(store, done)
-                log(f"eps sweep {name} eps={e:g}: {done[key]:.1f}% on {len(x)} images", force=True)
-                if deadline_passed():
-                    raise BudgetReached(f"eps sweep stopped at the budget after {name} eps={e:g}; finished points "
-                                        f"are kept in {store}: rerun to continue")
-            acc.append(done[key])
+            df = accuracy_vs_epsilon(model, x, y, [e], steps=int(p["steps"]), step_size=step, labels=labels,
+                                     batch_size=batch_size, seed=seed, random_start=start, cache_dir=partial)
+            acc.append(float(df["accuracy"].iloc[0]))
+            log(f"eps sweep {name} eps={e:g}: {acc[-1]:.1f}% on {len(x)} images", force=True)
+            if deadline_passed():
+                raise BudgetReached(f"eps sweep stopped at the budget after {name} eps={e:g}; finished batches "
+                                    f"are kept in {partial}: rerun to continue")
         out["protocols"][name] = {"steps": int(p["steps"]), "step_size": step, "labels": labels,
                                   "random_start": start, "accuracy": acc,
                                   "step_rule": "fixed" if step is not None else "2.5 * eps / steps"}
     return out
-
-
-def _norm(spec: str) -> str:
-    """``linf`` or ``l2`` of a spec (a transfer spec: its inner attack's, without loading the source model)."""
-    from ..attacks import make_attack, parse_spec
-
-    name, raw = parse_spec(spec)
-    if name == "transfer":
-        return "l2" if raw.get("via", "").endswith("l2") else "linf"
-    return getattr(make_attack(spec), "norm", "linf")
 
 
 def _against_evaluation(eval_dir: Path, indices: list[int], masks: dict[str, Any],
@@ -136,7 +119,7 @@ def run_audit(*, profile: str, experiment: str, label: str, method: str, group: 
         BudgetReached: the pipeline's ``--budget`` passed between attack batches or sweep points (kept: rerun).
         ValueError: a bad attack spec, an unknown dataset, an evaluation on other images.
     """
-    from ..attacks import attack_family
+    from ..attacks import attack_family, attack_norm
     from ..core.data import get_dataset
     from ..evaluation.batch_cache import clear as clear_cache
     from ..evaluation.results import write_evaluation
@@ -158,7 +141,7 @@ def run_audit(*, profile: str, experiment: str, label: str, method: str, group: 
         rep = evaluate(model, test, list(cols.values()), n_examples=int(n_examples), sanity=False, seed=seed,
                        batch_size=batch_size, progress=False, order="balanced", cache_dir=partial, log=log,
                        should_stop=deadline_passed)
-        columns = {c: {**info, "family": attack_family(cols[c]), "norm": _norm(cols[c])}
+        columns = {c: {**info, "family": attack_family(cols[c]), "norm": attack_norm(cols[c])}
                    for c, info in _columns(rep, cols).items()}
         masks, indices = _masks_by_key(rep, cols), rep.meta["indices"]
     sweeps = {}

@@ -207,9 +207,9 @@ def build_plan(profile: Profile | str | Path, runs_dir: str | Path | None = None
         add(short, stem, {"fig_dir": fd, **({"runs_dir": rd} if stem == "00_overview" else {})}, lay.step(short))
     for exp, m in prof.methods.items():
         run_dir = lay.train(exp)
-        train = {**prof.defaults, **m.get("train", {})}
+        train = {**prof.defaults, **m.train}
         add(f"train/{exp}", "10_train", {
-            "experiment": exp, "method": m["method"], "method_params": m.get("params", {}),
+            "experiment": exp, "method": m.method, "method_params": m.params,
             "dataset": prof.dataset, "data_root": prof.data_root, "model": prof.model,
             "model_params": prof.model_params, "train_params": train, "seed": prof.seed_of(exp),
             "max_batches": max_batches, "run_dir": run_dir}, run_dir, [f"{run_dir}/{MODEL_FILE}"], resolved=True)
@@ -218,15 +218,15 @@ def build_plan(profile: Profile | str | Path, runs_dir: str | Path | None = None
     for exp, m in prof.methods.items():
         out_dir = lay.eval(exp)
         lc = ev.get("loss_curves") if (ev.get("loss_curves") or {}).get("experiment") == exp else None
-        sources = m.get("transfer_from", {})
-        outputs = [f"{out_dir}/{EVAL_FILE}"] + ([f"{out_dir}/{CURVES_FILE}"] if m.get("curves") and ev.get("curves")
+        sources = m.transfer_from
+        outputs = [f"{out_dir}/{EVAL_FILE}"] + ([f"{out_dir}/{CURVES_FILE}"] if m.curves and ev.get("curves")
                                               else []) + ([f"{out_dir}/{LOSS_CURVES_FILE}"] if lc else [])
         add(f"evaluate/{exp}", "20_evaluate", {
-            "experiment": exp, "label": prof.label(exp), "method": m["method"], "run_dir": lay.train(exp),
+            "experiment": exp, "label": prof.label(exp), "method": m.method, "run_dir": lay.train(exp),
             "out_dir": out_dir, "dataset": prof.dataset, "data_root": prof.data_root,
             "attacks": ev["attacks"], "n_examples": ev["n_examples"], "batch_size": ev.get("batch_size", 250),
-            "sanity": ev.get("sanity", True), "autoattack": ev.get("autoattack") if m.get("autoattack", True) else None,
-            "curves": ev.get("curves") if m.get("curves") else None, "loss_curves": lc,
+            "sanity": ev.get("sanity", True), "autoattack": ev.get("autoattack") if m.autoattack else None,
+            "curves": ev.get("curves") if m.curves else None, "loss_curves": lc,
             "transfer_from": {row: lay.train(src) for row, src in sources.items()},
             "seed": prof.seed, **({"strong": ev["strong"]} if ev.get("strong") else {})}, out_dir,
             outputs + [f"{out_dir}/{MASKS_FILE}"], [f"train/{exp}"] + [f"train/{s}" for s in sources.values()],
@@ -274,7 +274,7 @@ def _add_audits(prof: Profile, lay: RunLayout, add: Callable[..., None]) -> list
                        for c, a in g["attacks"].items()}
             out_dir = lay.audit(group, exp)
             add(f"audit/{group}/{exp}", "21_audit", {
-                "experiment": exp, "label": prof.label(exp), "method": m["method"], "group": group,
+                "experiment": exp, "label": prof.label(exp), "method": m.method, "group": group,
                 "run_dir": lay.train(exp), "eval_dir": lay.eval(exp), "out_dir": out_dir, "dataset": prof.dataset,
                 "data_root": prof.data_root, "batch_size": prof.eval.get("batch_size", 250), "seed": prof.seed,
                 "n_examples": g["n_examples"], "attacks": attacks, "eps_sweep": g["eps_sweep"]}, out_dir,

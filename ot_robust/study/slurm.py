@@ -87,7 +87,7 @@ def step_resources(plan: Plan, step: Step, overrides: dict[str, Any] | None = No
             res.update(extra)
     kind, _, exp = step.name.partition("/")
     if kind == "train" and exp in plan.profile.methods:
-        res.update(plan.profile.methods[exp].get("slurm") or {})
+        res.update(plan.profile.methods[exp].slurm)
     res.update({k: v for k, v in (overrides or {}).items() if v is not None})
     check_resources(res, f"resources of {step.name}")
     res["time"] = parse_time(res["time"])

@@ -125,16 +125,17 @@ def run_train(*, profile: str, experiment: str, method: str, method_params: Any,
               run_dir: str | Path) -> dict[str, Any]:
     """Train one model into ``run_dir`` and write ``train_summary.json`` (last metrics, provenance); returns it."""
     from ..training.api import train
+    from ..training.budget import deadline_passed
     from ..training.trainer import ConfigMismatch
 
     cfg = train_config(method=method, method_params=method_params, dataset=dataset, data_root=data_root, model=model,
                        model_params=model_params, seed=seed, max_batches=max_batches, train_params=train_params)
     run_dir = Path(run_dir)
     try:
-        train(cfg, run_dir)  # resumes an interrupted run with the same configuration
+        train(cfg, run_dir, should_stop=deadline_passed)  # resumes an interrupted run with the same configuration
     except ConfigMismatch as e:
         print(f"{run_dir} holds a run with other settings ({e}); starting afresh")
-        train(cfg, run_dir, resume=False)
+        train(cfg, run_dir, resume=False, should_stop=deadline_passed)
     metrics = read_metrics(run_dir)
     summary = {"profile": profile, "experiment": experiment, "method": method, "run_dir": str(run_dir),
                "config": dataclasses.asdict(cfg),
@@ -188,12 +189,6 @@ def _masks_by_key(report: Any, specs: dict[str, str]) -> dict[str, list[bool]]:
     return out
 
 
-def _norm(spec: str) -> str:
-    from ..attacks import make_attack
-
-    return getattr(make_attack(spec), "norm", "linf")
-
-
 def worst_by_threat_model(masks: dict[str, Any], specs: dict[str, str]) -> dict[str, dict[str, Any]]:
     """Per-example worst case per threat model (never mix Linf with L2).
 
@@ -204,12 +199,13 @@ def worst_by_threat_model(masks: dict[str, Any], specs: dict[str, str]) -> dict[
     """
     import numpy as np
 
+    from ..attacks import attack_norm
     from ..core.stats import accuracy_summary
 
     out: dict[str, dict[str, Any]] = {}
     clean = np.asarray(masks["clean"], dtype=bool)
-    for norm in sorted({_norm(s) for s in specs.values()}):
-        cols = [k for k, s in specs.items() if _norm(s) == norm]
+    for norm in sorted({attack_norm(s) for s in specs.values()}):
+        cols = [k for k, s in specs.items() if attack_norm(s) == norm]
         full = [k for k in cols if len(masks[k]) == len(clean)]
         if full:
             m = clean & np.logical_and.reduce([np.asarray(masks[k], dtype=bool) for k in full])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from ..models.loading import load_model
 from .config import TrainConfig
@@ -19,10 +19,14 @@ __all__ = ["TrainConfig", "Trainer", "train", "load_model", "cli", "backward", "
            "check_run_dir"]
 
 
-def train(config: TrainConfig | dict, run_dir: str | Path, resume: bool = True) -> Path:
+def train(config: TrainConfig | dict, run_dir: str | Path, resume: bool = True,
+          should_stop: Callable[[], bool] | None = None) -> Path:
     """Train per ``config`` (a :class:`TrainConfig` or a dict for :meth:`TrainConfig.from_dict`) into ``run_dir``.
 
     With ``resume`` an existing run continues from its newest intact checkpoint (a finished run returns at once).
+    ``should_stop``: asked at each epoch end before the last (the checkpoint saved); True raises
+    :class:`~ot_robust.training.budget.BudgetReached`, and the same call made again continues (the pipeline's
+    ``--budget`` passes :func:`~ot_robust.training.budget.deadline_passed`).
     Under ``torchrun`` (WORLD_SIZE > 1) every process calls this; rank 0 writes the files.
     Returns the path of ``model.pt``. Raises ValueError for a bad configuration, or a ``run_dir`` that is (or lies
     under) an existing file, before any training.
@@ -31,7 +35,7 @@ def train(config: TrainConfig | dict, run_dir: str | Path, resume: bool = True) 
     cfg = TrainConfig.from_dict(config) if isinstance(config, dict) else config
     trainer = Trainer(cfg, run_dir)
     try:
-        return trainer.fit(resume=resume)
+        return trainer.fit(resume=resume, should_stop=should_stop)
     finally:
         trainer.dist.close()
 

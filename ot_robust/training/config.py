@@ -81,17 +81,15 @@ class TrainConfig:
         (``method_params`` / ``model_params`` merged key by key, the given keys win). ValueError: unknown preset."""
         if not self.preset:
             return
-        from ..presets import get_preset
+        from ..presets import NESTED, get_preset, over_preset
 
         base = get_preset(self.preset)
-        for f in dataclasses.fields(self):
-            if f.name not in base:
-                continue
-            if f.name in ("method_params", "model_params"):
-                setattr(self, f.name, {**base[f.name], **getattr(self, f.name)})
-            elif getattr(self, f.name) == (f.default_factory() if f.default_factory is not dataclasses.MISSING
-                                           else f.default):
-                setattr(self, f.name, base[f.name])
+        given = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name in NESTED
+                 or getattr(self, f.name) != (f.default_factory() if f.default_factory is not dataclasses.MISSING
+                                              else f.default)}
+        for k, v in over_preset(base, given).items():
+            if k in base:
+                setattr(self, k, v)
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -103,14 +101,10 @@ class TrainConfig:
         unknown = sorted(set(d) - names)
         if unknown:
             raise ValueError(f"unknown TrainConfig keys {unknown}; allowed: {sorted(names)}")
-        base: dict = {}
-        if d.get("preset"):
-            from ..presets import get_preset
+        from ..presets import get_preset, over_preset
 
-            base = get_preset(d["preset"])
-        merged = {**base, **d, "preset": None}  # given keys win, even where they equal a field's default
-        for key in ("method_params", "model_params"):
-            merged[key] = {**base.get(key, {}), **(d.get(key) or {})}
+        base = get_preset(d["preset"]) if d.get("preset") else {}
+        merged = {**over_preset(base, d), "preset": None}  # given keys win, even where they equal a field's default
         cfg = cls(**merged)
         cfg.preset = d.get("preset")
         return cfg
@@ -146,7 +140,17 @@ class TrainConfig:
         """Check every field and build the defense; returns it. Raises ValueError with a clear message BEFORE any
         training: unknown method/model/dataset/optimizer/schedule, bad numbers (eps < 0, step <= 0, T < 1, label
         smoothing outside [0, 1), ...), batch size 1 for a batch-coupled (OT) method, a batch size that does not
-        split over the DDP processes."""
+        split over the DDP processes. The defense is built once per configuration: validating the same, unchanged
+        config again (the pipeline's task, then the Trainer) returns the same defense."""
+        key = json.dumps([dataclasses.asdict(self), world_size], sort_keys=True, default=repr)
+        cached = self.__dict__.get("_validated")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        defense = self._validate(world_size)
+        self.__dict__["_validated"] = (key, defense)  # not a dataclass field: not in asdict, ==, or config.json
+        return defense
+
+    def _validate(self, world_size: int):
         from ..core.data import dataset_info
         from ..defenses import get_defense
         from ..core.validation import check_choice, check_int, check_number

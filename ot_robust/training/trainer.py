@@ -266,8 +266,9 @@ class Trainer:
         return {"eval_clean_acc": 100 * clean / n, f"eval_pgd{steps}_acc": 100 * robust / n, "eval_n": n,
                 "eval_eps": eps}
 
-    def fit(self, resume: bool = True) -> Path:
-        """Run the remaining epochs; returns ``run_dir/model.pt``."""
+    def fit(self, resume: bool = True, should_stop=None) -> Path:
+        """Run the remaining epochs; returns ``run_dir/model.pt``. ``should_stop()`` True at an epoch end (before
+        the last; the checkpoint saved) raises :class:`~ot_robust.training.budget.BudgetReached`."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         latest = load_latest(self.run_dir) if resume else None   # read once: recorded parameters, then resume
         self._record_parameters(latest[0] if latest else None)
@@ -301,9 +302,9 @@ class Trainer:
                     f.write(json.dumps(rec) + "\n")
                 save_checkpoint(self.run_dir, state)
             self.dist.barrier()
-            from .budget import BudgetReached, deadline_passed
+            from .budget import BudgetReached
 
-            if epoch + 1 < self.cfg.epochs and deadline_passed():
+            if epoch + 1 < self.cfg.epochs and should_stop is not None and should_stop():
                 raise BudgetReached(f"pipeline budget reached after epoch {epoch + 1}/{self.cfg.epochs} of "
                                     f"{self.run_dir}; the checkpoint is saved, rerun to continue")
         path = self.run_dir / MODEL_FILE
