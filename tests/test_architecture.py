@@ -163,3 +163,19 @@ def test_the_checker_finds_a_file_name():
            'def f(d, e):\n    """Reads config.json."""\n    x = d / "config.json"\n'
            '    return x, f"{d}/model.pt", f"{e} has no eval.json", "curves.json in prose", "metrics.jsonl"\n')
     assert _file_name_literals(src) == [(4, "config.json"), (5, "metrics.jsonl"), (5, "model.pt")]
+
+
+def test_docstrings_describe_behaviour_not_issue_history():
+    import re
+
+    pattern = re.compile(r"\bissues? #?\d+\b", re.IGNORECASE)
+    cited = []
+    for path in sorted(PKG.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in [tree] + [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                                           ast.ClassDef))]:
+            doc = ast.get_docstring(node) or ""
+            cited += [f"{path.relative_to(PKG)}: {m.group(0)}" for m in pattern.finditer(doc)]
+        cited += [f"{path.relative_to(PKG)}: comment {m.group(0)}" for line in path.read_text().splitlines()
+                  if line.lstrip().startswith("#") for m in pattern.finditer(line)]
+    assert not cited, f"issue numbers are history (docs/study.md), not behaviour: {cited}"

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from ot_robust.attacks import make_attack
+from ot_robust.attacks import AttackSpec, make_attack
 from ot_robust.evaluation.curves import accuracy_vs_epsilon, accuracy_vs_steps, pgd_loss_curves
 from ot_robust.evaluation.suite import cli, evaluate
 
@@ -75,6 +75,24 @@ def test_spec_parsing_builds_the_right_attack():
     assert (a.eps, a.steps, a.step_size, a.restarts, a.norm) == (8 / 255, 20, 2 / 255, 5, "linf")
     aa = make_attack("aa eps=8/255")
     assert (aa.apgd_steps, aa.fab_steps, aa.n_targets, aa.queries) == (100, 100, 9, 5000)  # reference settings
+
+
+def test_a_parsed_spec_is_checked_once_and_stands_for_its_string(data):
+    s = AttackSpec.parse("pgd eps=0.1 steps=5 step=0.025")
+    assert (s.name, str(s), s.norm, s.family) == ("pgd-linf", "pgd eps=0.1 steps=5 step=0.025", "linf", "white-box")
+    assert (s.value("eps"), s.value("steps"), s.value("restarts", 1)) == (0.1, 5, 1)
+    assert AttackSpec.parse(s) is s and AttackSpec.parse("pgd-l2 eps=0.5").norm == "l2"
+    with pytest.raises(ValueError, match="takes no key 'queries'"):
+        s.value("queries")
+    with pytest.raises(ValueError, match="unknown key 'foo'"):  # a bad key is refused when parsed, not when built
+        AttackSpec.parse("pgd eps=0.1 foo=3")
+    t = AttackSpec.parse("transfer source=/no/such/run via=pgd-l2 eps=0.5 steps=3")
+    assert (t.family, t.norm, t.value("eps")) == ("transfer", "l2", 0.5)  # the source model is not loaded
+    specs = ["fgsm eps=0.1", "pgd eps=0.1 steps=5 step=0.025"]
+    kw = dict(n_examples=24, seed=3, batch_size=12, sanity=False, progress=False)
+    r1 = evaluate(trained_model(), data, specs, **kw)
+    r2 = evaluate(trained_model(), data, [AttackSpec.parse(p) for p in specs], **kw)
+    assert r1.table[["attack", "spec", "accuracy"]].equals(r2.table[["attack", "spec", "accuracy"]])
 
 
 def test_inputs_outside_unit_range_raise(data):

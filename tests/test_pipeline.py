@@ -33,6 +33,18 @@ def test_shipped_profiles_are_valid():
             continue
         p = load_profile(name)
         assert p.name == name and p.methods and p.eval["attacks"]
+        for column, spec in p.eval["attacks"].items():  # every spec parsed once, when the profile is loaded
+            assert p.attack_specs[column] is p.attack(column) and str(p.attack(column)) == spec
+
+
+def test_a_profile_parses_its_attack_specs_once_and_names_a_missing_one():
+    p = load_profile("study-fashion")
+    assert p.attack("pgd20").value("eps") == 0.1 and p.attack("audit.hardlabel.rays").family == "hard-label"
+    assert p.attack("audit.transfer.pgd20_undefended").norm == "linf"
+    with pytest.raises(KeyError, match="no attack 'pgd7'"):
+        p.attack("pgd7")
+    q = load_profile("study-fashion", check_registries=False)  # parsed on first use instead
+    assert not q.attack_specs and q.attack("cw20").name == "cw-linf" and list(q.attack_specs) == ["cw20"]
 
 
 def _raw(**changes):

@@ -86,7 +86,7 @@ def test_training_stops_at_an_epoch_end_when_the_budget_is_spent_and_resumes(tmp
                eval_n=20, eval_steps=1, progress=False, deterministic=True, seed=2)
     ref = tmp_path / "ref"
     train(cfg, ref)
-    from ot_robust.training.budget import deadline_passed
+    from ot_robust.study.signals import deadline_passed
 
     monkeypatch.setenv(DEADLINE_ENV, "0")
     train(cfg, tmp_path / "library")  # the budget is an argument: a plain call ignores the pipeline's environment

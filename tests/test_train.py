@@ -201,9 +201,12 @@ def test_checkpoint_from_before_a_config_field_resumes(tmp_path):
                 tmp_path / "run").resume()
 
 
-def test_training_streams_epoch_lines_under_the_pipeline(tmp_path, capfd, monkeypatch):
-    monkeypatch.setenv("OT_ROBUST_PROGRESS", "1")  # what `python -m ot_robust reproduce` sets for its steps
-    train(dict(TINY, method="standard", epochs=2), tmp_path / "run")
+def test_training_streams_epoch_lines_when_asked_and_never_reads_the_pipeline_switch(tmp_path, capfd, monkeypatch):
+    monkeypatch.setenv("OT_ROBUST_PROGRESS", "1")  # the pipeline's switch: only its tasks read it, not train()
+    train(dict(TINY, method="standard", epochs=1), tmp_path / "quiet")
+    assert "[train/quiet]" not in capfd.readouterr().err
+    monkeypatch.delenv("OT_ROBUST_PROGRESS")
+    train(dict(TINY, method="standard", epochs=2), tmp_path / "run", progress_lines=True)  # what run_train passes
     err = capfd.readouterr().err
     assert "[train/run] epoch 1/2 done in" in err and "[train/run] epoch 2/2 done in" in err
     assert "held-out clean" in err and "pgd2" in err

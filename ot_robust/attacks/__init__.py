@@ -12,7 +12,7 @@ from .feature_attack import FeatureAttack
 from .library import APGD, APGDT, CWL2, FAB, SPSA, AutoAttack, DeepFool
 from .loop import correct_mask, model_mode, perturb, project_, random_init, step_
 from .losses import ce_loss, cw_margin_loss, margin
-from .spec import ATTACKS, FAMILIES, attack_family, attack_norm, make_attack, parse_spec
+from .spec import ATTACKS, FAMILIES, AttackSpec, attack_family, attack_norm, make_attack, parse_spec
 from .protocol import AttackProtocol, fast_path, restart_runs, with_default_seed
 from .rays import RayS
 from .square import Square
@@ -22,5 +22,5 @@ __all__ = ["perturb", "correct_mask", "AttackProtocol", "fast_path", "restart_ru
            "margin",
            "PGD", "FGSM", "CW", "MIM", "random_targets", "APGD", "APGDT", "FAB", "Square", "SPSA", "CWL2",
            "DeepFool", "AutoAttack", "Transfer", "SimBA", "LocalSearch", "make_attack", "parse_spec", "ATTACKS",
-           "FAMILIES", "attack_family", "attack_norm",
+           "FAMILIES", "AttackSpec", "attack_family", "attack_norm",
            "feature_scatter", "feature_matching_distance", "FS_IPOT", "RayS", "FeatureAttack"]

@@ -1,4 +1,5 @@
-"""Attack spec strings -> attack objects: ``make_attack("pgd-linf eps=8/255 steps=20 step=2/255 restarts=5")``.
+"""Attack spec strings -> attack objects: ``make_attack("pgd-linf eps=8/255 steps=20 step=2/255 restarts=5")``;
+:class:`AttackSpec` is a spec parsed once (name, keys, family, threat model), accepted wherever a string is.
 
 Grammar: ``NAME key=value key=value ...``; numbers accept fractions (``8/255``) and ``inf``; booleans
 ``true/false/1/0/yes/no``; ``targeted`` also accepts ``random``. Every budget is on the [0, 1] pixel scale.
@@ -103,55 +104,133 @@ ATTACKS: dict[str, Entry] = {
 ALIASES = {"pgd": "pgd-linf", "cw": "cw-linf", "aa": "autoattack", "local-search": "localsearch",
            "apgd": "apgd-ce", "fab-t": "fab", "c&w-l2": "cw-l2"}
 TRANSFER_INNER = ("pgd-linf", "pgd-l2", "cw-linf", "fgsm", "mim")
-#: what an attack may use of the model, the families of the masking audit (issue 33): a defense that masks gradients
+#: what an attack may use of the model, the families of the masking audit: a defense that masks gradients
 #: falls to the families that do not follow its gradient (Athalye et al. 2018; Carlini et al. 2019, Sec. 4)
 FAMILIES = ("white-box", "feature-space", "transfer", "score-based", "hard-label")
 _FAMILY = {"feature-attack": "feature-space", "transfer": "transfer", "square": "score-based",
            "spsa": "score-based", "simba": "score-based", "localsearch": "score-based", "rays": "hard-label"}
 
 
-def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
-    """Split ``"name k=v k=v"`` into the canonical name and the raw ``{key: value}`` strings.
+@dataclass(frozen=True)
+class AttackSpec:
+    """An attack spec string parsed once: ``AttackSpec.parse("pgd-linf eps=8/255 steps=20")``.
 
-    Raises:
-        ValueError: empty spec, a token without ``=``, a repeated key, or an unknown attack name.
+    ``text`` is the string as given (what tables and ``eval.json`` record), ``name`` the canonical attack name
+    (aliases resolved: ``pgd`` -> ``pgd-linf``), ``raw`` the ``key=value`` pairs as strings, in order. Every key and
+    value is checked when parsed (a transfer spec's keys when it is built); :meth:`build` makes the attack object,
+    :meth:`value` reads one typed value (``eps`` on the [0, 1] pixel scale), :attr:`family` and :attr:`norm` classify
+    it without building it. A parsed spec is accepted wherever a spec string is (``make_attack``, ``evaluate``).
     """
-    if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"attack spec must be a non-empty string like 'pgd-linf eps=8/255 steps=20', got {spec!r}")
-    name, *tokens = spec.split()
-    name = ALIASES.get(name.lower(), name.lower())
-    if name not in ATTACKS and name != "transfer":
-        raise ValueError(f"unknown attack {name!r} in spec {spec!r}; valid names: "
-                         f"{sorted(ATTACKS) + ['transfer']} (aliases: {ALIASES})")
-    raw: dict[str, str] = {}
-    for tok in tokens:
-        if "=" not in tok:
-            raise ValueError(f"bad token {tok!r} in spec {spec!r}: expected key=value")
-        k, v = tok.split("=", 1)
-        if k in raw:
-            raise ValueError(f"key {k!r} given twice in spec {spec!r}")
-        raw[k] = v
-    return name, raw
+
+    text: str
+    name: str
+    raw: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def parse(cls, spec: "str | AttackSpec") -> "AttackSpec":
+        """Parse ``"name k=v k=v"`` (an :class:`AttackSpec` is returned as it is).
+
+        Raises:
+            ValueError: empty spec, a token without ``=``, a repeated key, an unknown attack name, a key the attack
+                does not take or a value its parser refuses (the message names the spec and the allowed keys).
+        """
+        if isinstance(spec, AttackSpec):
+            return spec
+        if not isinstance(spec, str) or not spec.strip():
+            raise ValueError(f"attack spec must be a non-empty string like 'pgd-linf eps=8/255 steps=20', got {spec!r}")
+        name, *tokens = spec.split()
+        name = ALIASES.get(name.lower(), name.lower())
+        if name not in ATTACKS and name != "transfer":
+            raise ValueError(f"unknown attack {name!r} in spec {spec!r}; valid names: "
+                             f"{sorted(ATTACKS) + ['transfer']} (aliases: {ALIASES})")
+        raw: dict[str, str] = {}
+        for tok in tokens:
+            if "=" not in tok:
+                raise ValueError(f"bad token {tok!r} in spec {spec!r}: expected key=value")
+            k, v = tok.split("=", 1)
+            if k in raw:
+                raise ValueError(f"key {k!r} given twice in spec {spec!r}")
+            raw[k] = v
+        parsed = cls(spec, name, tuple(raw.items()))
+        if name != "transfer":
+            _kwargs(name, raw, spec)
+        return parsed
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def params(self) -> dict[str, str]:
+        """The ``key=value`` pairs as strings."""
+        return dict(self.raw)
+
+    @property
+    def family(self) -> str:
+        """One of :data:`FAMILIES`: ``white-box`` (the model's input gradient: FGSM, PGD, CW, MIM, APGD, FAB,
+        AutoAttack, ...), ``feature-space`` (FeatureAttack), ``transfer`` (crafted on another model), ``score-based``
+        (scores only: Square, SPSA, SimBA, local search), ``hard-label`` (top-1 decisions only: RayS)."""
+        return _FAMILY.get(self.name, "white-box")
+
+    @property
+    def norm(self) -> str:
+        """The threat model, ``linf`` or ``l2``; a transfer spec gives its ``via`` attack's without loading the
+        source model. Raises ValueError as :meth:`build`."""
+        if self.name == "transfer":
+            return "l2" if self.params.get("via", "").endswith("l2") else "linf"
+        return getattr(self.build(), "norm", "linf")
+
+    def value(self, key: str, default: Any = None) -> Any:
+        """The typed value of ``key`` (``eps`` -> float on the [0, 1] scale, ``steps`` -> int, ...), ``default``
+        when the spec does not set it. Raises ValueError for a key the attack does not take."""
+        name = ALIASES.get(self.params.get("via", "pgd-linf"), self.params.get("via", "pgd-linf")) \
+            if self.name == "transfer" else self.name
+        keys = ATTACKS[name].keys
+        if key not in keys:
+            raise ValueError(f"attack {name!r} takes no key {key!r}; allowed keys: {sorted(keys)}")
+        v = self.params.get(key)
+        return default if v is None else keys[key][1](v)
+
+    def build(self, source=None):
+        """The attack object (see :func:`make_attack`, which this is). Raises ValueError as it."""
+        if self.name != "transfer":
+            return _build(self.name, self.params, self.text)
+        raw = self.params
+        via = raw.pop("via", "pgd-linf")
+        via = ALIASES.get(via, via)
+        if via not in TRANSFER_INNER:
+            raise ValueError(f"via={via!r} in spec {self.text!r}; allowed: {TRANSFER_INNER}")
+        path = raw.pop("source", None)
+        if source is None:
+            if path is None:
+                raise ValueError(f"spec {self.text!r}: transfer needs source=RUN_DIR (or make_attack(spec, "
+                                 "source=model))")
+            from ..models.loading import load_model
+
+            source = load_model(path)
+        return blackbox.Transfer(source, _build(via, raw, self.text))
 
 
-def attack_family(spec: str) -> str:
-    """The family (one of :data:`FAMILIES`) of the attack a spec string names: ``white-box`` (the model's input
-    gradient: FGSM, PGD, CW, MIM, APGD, FAB, AutoAttack, ...), ``feature-space`` (gradient of a feature distance:
-    FeatureAttack), ``transfer`` (crafted on another model), ``score-based`` (scores only: Square, SPSA, SimBA, local
-    search), ``hard-label`` (top-1 decisions only: RayS). Raises ValueError as :func:`parse_spec`."""
-    return _FAMILY.get(parse_spec(spec)[0], "white-box")
+def parse_spec(spec: "str | AttackSpec") -> tuple[str, dict[str, str]]:
+    """Split ``"name k=v k=v"`` into the canonical name and the raw ``{key: value}`` strings
+    (:meth:`AttackSpec.parse`). Raises ValueError as it."""
+    s = AttackSpec.parse(spec)
+    return s.name, s.params
 
 
-def attack_norm(spec: str) -> str:
-    """The threat model (``linf`` or ``l2``) of the attack a spec string names; a transfer spec gives its ``via``
-    attack's without loading the source model. Raises ValueError as :func:`make_attack`."""
-    name, raw = parse_spec(spec)
-    if name == "transfer":
-        return "l2" if raw.get("via", "").endswith("l2") else "linf"
-    return getattr(make_attack(spec), "norm", "linf")
+def attack_family(spec: "str | AttackSpec") -> str:
+    """The family (one of :data:`FAMILIES`) of the attack a spec names (:attr:`AttackSpec.family`). Raises
+    ValueError as :meth:`AttackSpec.parse`."""
+    return AttackSpec.parse(spec).family
 
 
-def _build(name: str, raw: dict[str, str], spec: str):
+def attack_norm(spec: "str | AttackSpec") -> str:
+    """The threat model (``linf`` or ``l2``) of the attack a spec names (:attr:`AttackSpec.norm`). Raises
+    ValueError as :func:`make_attack`."""
+    return AttackSpec.parse(spec).norm
+
+
+def _kwargs(name: str, raw: dict[str, str], spec: str) -> dict[str, Any]:
+    """The constructor arguments of attack ``name`` from its raw ``{key: value}`` strings."""
     entry = ATTACKS[name]
     kwargs = dict(entry.fixed)
     for k, v in raw.items():
@@ -163,8 +242,13 @@ def _build(name: str, raw: dict[str, str], spec: str):
             kwargs[arg] = parse(v)
         except ValueError as e:
             raise ValueError(f"bad value for {k!r} in spec {spec!r}: {e}") from None
+    return kwargs
+
+
+def _build(name: str, raw: dict[str, str], spec: str):
+    entry = ATTACKS[name]
     try:
-        return entry.factory(**kwargs)
+        return entry.factory(**_kwargs(name, raw, spec))
     except TypeError as e:  # a required argument (eps) is missing
         raise ValueError(f"spec {spec!r}: {e}; allowed keys: {sorted(entry.keys)}") from None
     except library.MissingDependencyError as e:  # torchattacks not installed: name the spec, keep the one line
@@ -173,8 +257,9 @@ def _build(name: str, raw: dict[str, str], spec: str):
         raise ValueError(f"spec {spec!r}: {e}") from None
 
 
-def make_attack(spec: str, source=None):
-    """Build an attack object from a spec string (see module docstring and ``ATTACKS``).
+def make_attack(spec: "str | AttackSpec", source=None):
+    """Build an attack object from a spec string or a parsed :class:`AttackSpec` (see module docstring and
+    ``ATTACKS``).
 
     ``transfer source=RUN_DIR via=pgd-linf eps=... steps=...`` builds a :class:`~ot_robust.attacks.blackbox.Transfer`
     whose inner attack (``via``, one of ``TRANSFER_INNER``) takes the remaining keys; the source model is ``source``
@@ -184,18 +269,4 @@ def make_attack(spec: str, source=None):
         ValueError: unknown name or key, unparsable value, invalid setting (negative eps, a single Linf step larger
             than eps, ...), or a transfer spec without a source.
     """
-    name, raw = parse_spec(spec)
-    if name != "transfer":
-        return _build(name, raw, spec)
-    via = raw.pop("via", "pgd-linf")
-    via = ALIASES.get(via, via)
-    if via not in TRANSFER_INNER:
-        raise ValueError(f"via={via!r} in spec {spec!r}; allowed: {TRANSFER_INNER}")
-    path = raw.pop("source", None)
-    if source is None:
-        if path is None:
-            raise ValueError(f"spec {spec!r}: transfer needs source=RUN_DIR (or make_attack(spec, source=model))")
-        from ..models.loading import load_model
-
-        source = load_model(path)
-    return blackbox.Transfer(source, _build(via, raw, spec))
+    return AttackSpec.parse(spec).build(source)

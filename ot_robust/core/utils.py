@@ -203,21 +203,18 @@ def _silenced(cls):
 
 
 
-PROGRESS_ENV = "OT_ROBUST_PROGRESS"  # "1" under the pipeline: long steps write progress lines to its console log
-
-
 class ProgressLog:
     """Progress lines of a long step for the pipeline's console log.
 
-    Under ``python -m ot_robust reproduce`` (which sets ``$OT_ROBUST_PROGRESS=1``) each call writes
+    With ``on`` (the pipeline's steps: :func:`ot_robust.study.signals.progress_requested`) each call writes
     ``"<prefix> <message>"`` to the process's real stderr, which the step's Jupyter kernel shares with the pipeline,
-    at most once per ``every_s`` seconds unless ``force=True``; elsewhere (JupyterLab, tests) it does nothing, and
-    the notebook shows its own bars.
+    at most once per ``every_s`` seconds unless ``force=True``; off (JupyterLab, tests, the default) it does nothing,
+    and the notebook shows its own bars.
     """
 
-    def __init__(self, prefix: str, every_s: float = 60.0):
+    def __init__(self, prefix: str, every_s: float = 60.0, on: bool = False):
         self.prefix, self.every_s = prefix, every_s
-        self.on = os.environ.get(PROGRESS_ENV) == "1"
+        self.on = bool(on)
         self._last = -math.inf
         self.t0 = time.time()
 

@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..attacks import correct_mask, fast_path, make_attack, model_mode, parse_spec, restart_runs, with_default_seed
+from ..attacks import AttackSpec, correct_mask, fast_path, model_mode, restart_runs, with_default_seed
 from .batch_cache import BatchCache
 from ..core.run_files import CONFIG_FILE
 from .results import EVAL_FILE
@@ -170,8 +170,8 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
         dataset: a Dataset, a dataset name (its test split) or an ``(x, y)`` tuple of tensors: ``x`` (N, C, H, W)
             floating in [0, 1] (a grayscale batch keeps its channel dimension: (N, 1, H, W)), ``y`` (N,) integer
             labels.
-        attacks: spec strings for :func:`ot_robust.attacks.make_attack` (or attack objects: any
-            ``attack(model, x, y) -> x_adv`` callable with optional ``eps``/``norm``; evaluate asks it only through
+        attacks: spec strings or parsed :class:`~ot_robust.attacks.AttackSpec` (see
+            :func:`~ot_robust.attacks.make_attack`), or attack objects (any ``attack(model, x, y) -> x_adv`` callable with optional ``eps``/``norm``; evaluate asks it only through
             the attack protocol, :mod:`ot_robust.attacks.protocol`: subclass ``AttackProtocol`` to be seeded per
             batch, split into restart runs, or given a fast path).
         seed: every random choice (starts, targets, Square) derives from it: equal seeds give equal numbers.
@@ -185,7 +185,7 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
             outcomes found there: a killed evaluation, called again, goes on where it stopped with the same numbers.
             The caller removes the folder when done (:func:`ot_robust.evaluation.batch_cache.clear`).
         should_stop: with ``cache_dir``, called after each attack batch that ran (e.g.
-            :func:`ot_robust.training.budget.deadline_passed`, the pipeline's ``--budget``); True stops the
+            :func:`ot_robust.study.signals.deadline_passed`, the pipeline's ``--budget``); True stops the
             evaluation with :class:`~ot_robust.training.budget.BudgetReached`, its finished batches kept in the cache,
             so that the next call goes on from them.
         log: called with a progress line after each attack batch (``log(message, force=...)``, e.g. a
@@ -203,8 +203,10 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
     if n_examples < 1 or batch_size < 1:
         raise ValueError(f"n_examples={n_examples} and batch_size={batch_size} must be >= 1")
     check_choice("order", order, ORDERS)
-    objs = [make_attack(a) if isinstance(a, str) else a for a in attacks]
-    specs = [a if isinstance(a, str) else repr(a) for a in attacks]
+    parsed = [AttackSpec.parse(a) if isinstance(a, (str, AttackSpec)) else None for a in attacks]
+    objs = [a if p is None else p.build() for a, p in zip(attacks, parsed)]
+    specs = [repr(a) if p is None else p.text for a, p in zip(attacks, parsed)]
+    names = [type(a).__name__ if p is None else p.name for a, p in zip(objs, parsed)]
     dev = get_device(device)
     if isinstance(dataset, (tuple, list)) and len(dataset) == 2:
         check_image_batch(dataset[0])
@@ -216,19 +218,18 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
     homes = {t.device for t in itertools.chain(model.parameters(), model.buffers())}
     model.to(dev)
     try:
-        names = [parse_spec(sp)[0] if isinstance(a, str) else type(a).__name__ for sp, a in zip(specs, attacks)]
         blackbox_only = all(_kind(n) == "black-box" or n.lower() == "rays" for n in names)
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):  # a random forward draws nothing
             num_classes = check_model(model, x[:2].to(dev), need_grad=not blackbox_only)
         check_labels(y, len(x), num_classes)
-        return _evaluate(model, x, y, data_name, indices, attacks, objs, specs, seed, batch_size, dev, sanity,
+        return _evaluate(model, x, y, data_name, indices, names, objs, specs, seed, batch_size, dev, sanity,
                          progress, eps_for_sanity, sanity_config, norm_for_sanity, order, cache_dir, log, should_stop)
     finally:
         if len(homes) == 1:  # hand the caller's model back where it was
             model.to(homes.pop())
 
 
-def _evaluate(model, x, y, data_name, indices, attacks, objs, specs, seed, batch_size, dev, sanity, progress,
+def _evaluate(model, x, y, data_name, indices, names, objs, specs, seed, batch_size, dev, sanity, progress,
               eps_for_sanity, sanity_config, norm_for_sanity, order, cache_dir, log, should_stop) -> EvalReport:
     """The body of :func:`evaluate` once its inputs are checked and the model is on ``dev``."""
     rows, robust = [], {}
@@ -241,8 +242,7 @@ def _evaluate(model, x, y, data_name, indices, attacks, objs, specs, seed, batch
         cache = None if cache_dir is None else BatchCache(cache_dir, model)
         total = sum(len(_runs(a, seed, i)) for i, a in enumerate(objs)) * len(x)
         with tqdm_class()(total=total, disable=not progress, desc="evaluate", unit="ex") as bar:
-            for i, (spec, atk) in enumerate(zip(specs, objs)):
-                name = parse_spec(spec)[0] if isinstance(attacks[i], str) else type(atk).__name__
+            for i, (spec, atk, name) in enumerate(zip(specs, objs, names)):
                 done = [_robust_mask(model, run, x, y, batch_size, dev, derive_seed(seed, i, j), spec, bar, cache,
                                      log, should_stop)
                         for j, run in enumerate(_runs(atk, seed, i))]
@@ -331,7 +331,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
         raise ValueError(f"--attacks {a.attacks!r} names no attack; give specs separated by ';', "
                          "e.g. 'pgd-linf eps=8/255 steps=20; autoattack eps=8/255'")
     for spec in specs:  # bad specs are refused before a model is loaded
-        make_attack(spec)
+        AttackSpec.parse(spec).build()
     if a.n < 1 or a.batch_size < 1:
         raise ValueError(f"--n {a.n} and --batch-size {a.batch_size} must be >= 1")
     model = load_model(run, device=a.device) if run else load_user_model(a.model, a.checkpoint)

@@ -148,6 +148,23 @@ class Profile:
     slurm: dict[str, dict[str, Any]] = field(default_factory=dict)
     audit: dict[str, dict[str, Any]] = field(default_factory=dict)
     path: str | None = None
+    #: every attack spec of ``eval`` (its columns, ``strong`` columns, ``autoattack``) and of ``audit``
+    #: (``audit.<group>.<column>``; a transfer column: its ``via`` spec), parsed once when the profile is loaded
+    attack_specs: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def attack(self, key: str):
+        """The parsed :class:`~ot_robust.attacks.AttackSpec` of an ``eval`` column (``pgd20``, a ``strong`` column,
+        ``autoattack``) or of an audit column (``audit.<group>.<column>``), parsed once. Raises KeyError for a key the
+        profile does not have, ValueError for a spec that does not parse (a profile loaded without its registry
+        check)."""
+        if key not in self.attack_specs:
+            from ..attacks import AttackSpec
+
+            specs = _spec_strings(self)
+            if key not in specs:
+                raise KeyError(f"profile {self.name!r} has no attack {key!r}; it has {sorted(specs)}")
+            self.attack_specs[key] = AttackSpec.parse(specs[key])
+        return self.attack_specs[key]
 
     def label(self, experiment: str) -> str:
         """Display name of an experiment (its ``label``, else the experiment key)."""
@@ -417,6 +434,16 @@ def _check_table_settings(exp: str, m: dict[str, Any], defaults: dict[str, Any],
                                f"label_smoothing={fs['label_smoothing']}")
 
 
+def _spec_strings(p: Profile) -> dict[str, str]:
+    """Every attack spec string of ``p`` keyed as :meth:`Profile.attack` reads them."""
+    from .audit_schema import attack_specs
+
+    specs = {**p.eval.get("attacks", {}), **(p.eval.get("strong") or {}).get("attacks", {})}
+    if p.eval.get("autoattack"):
+        specs["autoattack"] = p.eval["autoattack"]["spec"]
+    return {**specs, **attack_specs(p.audit)}
+
+
 def _check_registries(p: Profile, src: str) -> None:
     """Check names against the package registries (dataset, model, defenses, TrainConfig fields, attacks); the table
     and figure names are checked by :func:`ot_robust.reports.check_names` (reports sit above profiles)."""
@@ -430,7 +457,7 @@ def _check_registries(p: Profile, src: str) -> None:
     names = getattr(models, "MODELS", None)
     if names is not None and p.model not in names:
         raise ProfileError(f"{src}: model {p.model!r} unknown; allowed: {sorted(names)}")
-    from ..attacks import make_attack
+    from ..attacks import AttackSpec
     from ..defenses import DEFENSES
     from ..training.config import TrainConfig
 
@@ -443,14 +470,9 @@ def _check_registries(p: Profile, src: str) -> None:
         bad = sorted(set(d) - fields)
         if bad:
             raise ProfileError(f"{src}: unknown TrainConfig field(s) {bad} in {where}; allowed: {sorted(fields)}")
-    specs = {**p.eval["attacks"], **(p.eval.get("strong") or {}).get("attacks", {})}
-    if p.eval.get("autoattack"):
-        specs["autoattack"] = p.eval["autoattack"]["spec"]
-    from .audit_schema import attack_specs
-
-    specs.update(attack_specs(p.audit))
-    for key, spec in specs.items():
+    for key, spec in _spec_strings(p).items():
         try:
-            make_attack(spec)
+            p.attack_specs[key] = AttackSpec.parse(spec)
+            p.attack_specs[key].build()
         except ValueError as e:
             raise ProfileError(f"{src}: {key if key.startswith('audit.') else 'eval attack ' + repr(key)}: {e}") from None

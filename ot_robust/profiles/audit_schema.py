@@ -1,4 +1,4 @@
-"""The ``audit:`` mapping of a profile: the masking audit of issue 33 (the attacks that settled the Feature Scattering
+"""The ``audit:`` mapping of a profile: the masking audit (the attacks that settled the Feature Scattering
 debate, run on the study's models after their evaluation). The profile schema owns it (the loader checks it); the
 pipeline turns each group into one ``audit/<group>/<exp>`` step per listed model (notebook ``21_audit``,
 :func:`ot_robust.study.audit.run_audit`), so a group added later adds steps and leaves finished ones alone.

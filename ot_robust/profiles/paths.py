@@ -149,14 +149,13 @@ def profile_eps(profile: str, dataset: str) -> float:
     from ..core.data import default_attack
 
     try:
-        from ..attacks import make_attack
         from . import load_profile
 
         prof = load_profile(profile)
     except (ValueError, FileNotFoundError, ImportError):
         return default_attack(dataset)[0]
-    for spec in prof.eval.get("attacks", {}).values():
-        atk = make_attack(spec)
-        if getattr(atk, "norm", None) == "linf" and getattr(atk, "eps", None):
-            return float(atk.eps)
+    for column in prof.eval.get("attacks", {}):
+        spec = prof.attack(column)
+        if spec.norm == "linf" and spec.value("eps"):
+            return float(spec.value("eps"))
     return default_attack(dataset)[0]

@@ -69,7 +69,7 @@ def fig_fs_supp_fig1(profile: Any, runs_dir: str | Path, fig_dir: str | Path) ->
 
 
 def fig_fs_masking_signature(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> list[Path]:
-    """The masking signature of the audited models (issue 33): lowest accuracy per attack family
+    """The masking signature of the audited models: lowest accuracy per attack family
     (:func:`ot_robust.reports.figures.masking_signature`), PNG, PDF and the numbers as CSV."""
     return draw_masking_signature(profile, runs_dir, fig_dir, "fs_masking_signature")
 

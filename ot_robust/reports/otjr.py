@@ -129,7 +129,6 @@ def table12_input_gradients(runs_dir: str | Path, profile: Any = None, eps: floa
     """OTJR Tables 5 and 12: mean pixel-level ``|grad_x CE|`` (x 1e-4, the paper's unit) on clean inputs and after
     1/5/10/15/20 PGD iterations, for every trained model of the profile (rows: the profile's ``otjr_table12`` entry
     or the experiment name). ``eps`` defaults to the profile's ``pgd20`` budget (else 8/255), step to eps/4."""
-    from ..attacks import make_attack
     from ..core.data import as_tensors, get_dataset
     from ..models.loading import load_model
     from ..analysis.input_gradients import TABLE12_STEPS, input_gradient_l1
@@ -139,7 +138,7 @@ def table12_input_gradients(runs_dir: str | Path, profile: Any = None, eps: floa
     cols = list(pt["columns"])
     rows = [{"row": r, "source": "paper", **dict(zip(cols, v))} for r, v in pt["rows"].items()]
     if profile is not None and eps is None and "pgd20" in (profile.eval.get("attacks") or {}):
-        eps = float(make_attack(profile.eval["attacks"]["pgd20"]).eps)
+        eps = float(profile.attack("pgd20").value("eps"))
     if eps is None:
         from ..core.data import default_attack
 

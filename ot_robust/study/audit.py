@@ -1,4 +1,4 @@
-"""The ``21_audit`` step: the masking audit of one trained model (issue 33), the attacks that settled the Feature
+"""The ``21_audit`` step: the masking audit of one trained model, the attacks that settled the Feature
 Scattering debate run where the study's evaluation stops.
 
 :func:`run_audit` runs one group of the profile's ``audit`` mapping on one model (step ``audit/<group>/<exp>``,
@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..attacks import AttackSpec
 from ..core.utils import ProgressLog, provenance
 
 #: the per-example worst case over restarts (an image counts robust only if every restart failed) is a column's
@@ -26,16 +27,18 @@ RESTART_NOTE = ("accuracy: per-example worst case over the restarts (robust only
                 "the lowest accuracy of a single restart run (FS supplement Table 1); max_min: the spread of the runs")
 
 
-def _spec(attack: str | dict[str, str]) -> str:
-    """A group's attack entry as a spec string (a transfer entry ``{source: run_dir, via: spec}`` -> ``transfer``)."""
-    return attack if isinstance(attack, str) else f"transfer source={attack['source']} via={attack['via']}"
+def _spec(attack: str | dict[str, str]) -> AttackSpec:
+    """A group's attack entry parsed (a transfer entry ``{source: run_dir, via: spec}`` -> ``transfer``)."""
+    return AttackSpec.parse(attack if isinstance(attack, str)
+                            else f"transfer source={attack['source']} via={attack['via']}")
 
 
-def _columns(report: Any, cols: dict[str, str]) -> dict[str, dict[str, Any]]:
+def _columns(report: Any, cols: dict[str, AttackSpec]) -> dict[str, dict[str, Any]]:
     """Per column of one group's EvalReport: accuracy, n, ci, runs, min_run, max_min, time_s (restart runs folded)."""
     rows = report.table.to_dict("records")
     out = {}
-    for col, spec in cols.items():
+    for col, parsed in cols.items():
+        spec = str(parsed)
         main = next(r for r in rows if r["spec"] == spec and "(min over" not in r["attack"])
         worst = next((r for r in rows if r["spec"] == spec and "(min over" in r["attack"]), main)
         out[col] = {"spec": spec, "accuracy": main["accuracy"], "n": main["n"], "ci": [main["ci_low"], main["ci_high"]],
@@ -50,7 +53,8 @@ def _sweep(model, test, sweep: dict[str, Any], seed: int, batch_size: int, parti
     from ..core.utils import parse_number
     from ..evaluation.curves import accuracy_vs_epsilon
     from ..evaluation.suite import _load_data
-    from ..training.budget import BudgetReached, deadline_passed
+    from ..training.budget import BudgetReached
+    from .signals import deadline_passed
 
     x, y, _, _ = _load_data(test, int(sweep["n_examples"]), "balanced")
     epsilons = [parse_number(e) for e in sweep["epsilons"]]
@@ -91,9 +95,9 @@ def _against_evaluation(eval_dir: Path, indices: list[int], masks: dict[str, Any
     if len(idx) < len(indices) or not np.array_equal(idx[:len(indices)], np.asarray(indices)):
         raise ValueError(f"{eval_dir} ran on other images than this audit: rerun the evaluation first")
     ev = read_eval(eval_dir)
-    specs = {**ev.get("attacks", {}), **ev.get("strong_attacks", {})}
+    specs = {k: AttackSpec.parse(s) for k, s in {**ev.get("attacks", {}), **ev.get("strong_attacks", {})}.items()}
     n = max(c["n"] for c in columns.values())
-    pgd = [k for k, s in specs.items() if s.startswith("pgd-linf") and k in ev_masks and len(ev_masks[k]) >= n]
+    pgd = [k for k, s in specs.items() if s.name == "pgd-linf" and k in ev_masks and len(ev_masks[k]) >= n]
     if not pgd:
         return []
     col = min(pgd, key=lambda k: int((ev_masks[k][:n] & ev_masks["clean"][:n]).sum()))
@@ -119,13 +123,12 @@ def run_audit(*, profile: str, experiment: str, label: str, method: str, group: 
         BudgetReached: the pipeline's ``--budget`` passed between attack batches or sweep points (kept: rerun).
         ValueError: a bad attack spec, an unknown dataset, an evaluation on other images.
     """
-    from ..attacks import attack_family, attack_norm
     from ..core.data import get_dataset
     from ..evaluation.batch_cache import clear as clear_cache
     from ..evaluation.results import write_evaluation
     from ..evaluation.suite import _load_data, evaluate
     from ..models.loading import load_model
-    from ..training.budget import deadline_passed
+    from .signals import deadline_passed, progress_requested
     from .tasks import PARTIAL_DIR, _masks_by_key, _obj
 
     attacks, eps_sweep = _obj(attacks) or {}, _obj(eps_sweep)
@@ -133,7 +136,7 @@ def run_audit(*, profile: str, experiment: str, label: str, method: str, group: 
     partial = out_dir / PARTIAL_DIR
     model = load_model(run_dir)
     test = get_dataset(dataset, "test", root=data_root)
-    log = ProgressLog(f"[audit/{group}/{experiment}]")
+    log = ProgressLog(f"[audit/{group}/{experiment}]", on=progress_requested())
     cols = {c: _spec(a) for c, a in attacks.items()}
     columns: dict[str, dict[str, Any]] = {}
     masks: dict[str, Any] = {}
@@ -141,7 +144,7 @@ def run_audit(*, profile: str, experiment: str, label: str, method: str, group: 
         rep = evaluate(model, test, list(cols.values()), n_examples=int(n_examples), sanity=False, seed=seed,
                        batch_size=batch_size, progress=False, order="balanced", cache_dir=partial, log=log,
                        should_stop=deadline_passed)
-        columns = {c: {**info, "family": attack_family(cols[c]), "norm": attack_norm(cols[c])}
+        columns = {c: {**info, "family": cols[c].family, "norm": cols[c].norm}
                    for c, info in _columns(rep, cols).items()}
         masks, indices = _masks_by_key(rep, cols), rep.meta["indices"]
     sweeps = {}

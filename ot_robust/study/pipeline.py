@@ -43,12 +43,13 @@ from typing import Any, Callable
 
 from .. import __version__
 from ..core.run_files import CONFIG_FILE, MODEL_FILE
-from ..core.utils import PROGRESS_ENV, REPO_ROOT, atomic_write_bytes, atomic_write_json, git_commit
+from ..core.utils import REPO_ROOT, atomic_write_bytes, atomic_write_json, git_commit
 from ..evaluation.results import CURVES_FILE, EVAL_FILE, LOSS_CURVES_FILE, MASKS_FILE
 from ..profiles import FIGURE_NOTEBOOKS, TABLE_NOTEBOOKS, Profile, load_profile, metas_with_claims
 from ..profiles.paths import DONE_FILE, RunLayout
 from ..reports import check_names
-from ..training.budget import DEADLINE_ENV, BudgetReached, deadline_passed  # noqa: F401 - public names
+from ..training.budget import BudgetReached  # noqa: F401 - public name
+from .signals import DEADLINE_ENV, PROGRESS_ENV, deadline_passed  # noqa: F401 - public names
 from .eta import StepClock, format_minutes
 
 #: written beside a step's outputs by its task when the step stopped at the ``--budget`` (or a cluster's pre-emption)
@@ -553,7 +554,7 @@ def run_plan(plan: Plan, force: bool = False, only: str | list[str] | None = Non
     prev_deadline, prev_progress = os.environ.get(DEADLINE_ENV), os.environ.get(PROGRESS_ENV)
     if deadline is not None:
         os.environ[DEADLINE_ENV] = repr(deadline)  # read by the steps' kernels (Trainer: stop at an epoch end)
-    os.environ[PROGRESS_ENV] = "1"  # long steps stream progress lines to this console (utils.ProgressLog)
+    os.environ[PROGRESS_ENV] = "1"  # long steps stream progress lines to this console (study.signals)
     try:
         _run_todo(plan, todo, status, sel_names, jobs, kernel, log, deadline)
     finally:

@@ -46,7 +46,7 @@ from typing import Any, Callable
 from ..core.utils import atomic_write_json
 from .pipeline import DONE_FILE, PipelineError, Plan, Step, execute_step, is_committed, is_done, select_steps
 from ..profiles.slurm_schema import check_resources, parse_time
-from ..training.budget import DEADLINE_ENV
+from .signals import DEADLINE_ENV, PROGRESS_ENV
 
 #: per-notebook defaults, sized for the GPU profiles (WRN-28-10 / ResNet-18 on CIFAR): one GPU for training,
 #: evaluation and the analysis figures; CPU only for the plan, the solver checks and the table/figure notebooks.
@@ -236,7 +236,7 @@ class StepJob:
             return "skipped"
         os.environ.update(self.env)
         os.environ["IPYTHONDIR"] = _kernel_ipython_dir()
-        os.environ.setdefault("OT_ROBUST_PROGRESS", "1")
+        os.environ.setdefault(PROGRESS_ENV, "1")
         os.environ.pop(DEADLINE_ENV, None)
         print(f"[slurm] {self.step.name} -> {self.step.output} (job {os.environ.get('SLURM_JOB_ID')}, "
               f"restart {os.environ.get('SLURM_RESTART_COUNT', '0')})", flush=True)

@@ -125,17 +125,18 @@ def run_train(*, profile: str, experiment: str, method: str, method_params: Any,
               run_dir: str | Path) -> dict[str, Any]:
     """Train one model into ``run_dir`` and write ``train_summary.json`` (last metrics, provenance); returns it."""
     from ..training.api import train
-    from ..training.budget import deadline_passed
     from ..training.trainer import ConfigMismatch
+    from .signals import deadline_passed, progress_requested
 
     cfg = train_config(method=method, method_params=method_params, dataset=dataset, data_root=data_root, model=model,
                        model_params=model_params, seed=seed, max_batches=max_batches, train_params=train_params)
     run_dir = Path(run_dir)
     try:
-        train(cfg, run_dir, should_stop=deadline_passed)  # resumes an interrupted run with the same configuration
+        train(cfg, run_dir, should_stop=deadline_passed,  # resumes an interrupted run with the same configuration
+              progress_lines=progress_requested())
     except ConfigMismatch as e:
         print(f"{run_dir} holds a run with other settings ({e}); starting afresh")
-        train(cfg, run_dir, resume=False, should_stop=deadline_passed)
+        train(cfg, run_dir, resume=False, should_stop=deadline_passed, progress_lines=progress_requested())
     metrics = read_metrics(run_dir)
     summary = {"profile": profile, "experiment": experiment, "method": method, "run_dir": str(run_dir),
                "config": dataclasses.asdict(cfg),
@@ -178,34 +179,36 @@ def _accuracy_by_spec(report: Any, specs: list[str]) -> dict[str, float]:
     return out
 
 
-def _masks_by_key(report: Any, specs: dict[str, str]) -> dict[str, list[bool]]:
-    """``{column key: per-example mask}`` (and ``clean``) of an EvalReport, for the ``{key: spec}`` it ran."""
+def _masks_by_key(report: Any, specs: dict[str, Any]) -> dict[str, list[bool]]:
+    """``{column key: per-example mask}`` (and ``clean``) of an EvalReport, for the ``{key: spec}`` it ran (spec
+    strings or :class:`~ot_robust.attacks.AttackSpec`)."""
     label_of: dict[str, str] = {}
     for _, r in report.table.iterrows():
         if r["attack"] != "clean" and str(r["spec"]) not in label_of:
             label_of[str(r["spec"])] = str(r["attack"])
     out = {"clean": report.robust["clean"]}
-    out.update({key: report.robust[label_of[spec]] for key, spec in specs.items()})
+    out.update({key: report.robust[label_of[str(spec)]] for key, spec in specs.items()})
     return out
 
 
-def worst_by_threat_model(masks: dict[str, Any], specs: dict[str, str]) -> dict[str, dict[str, Any]]:
+def worst_by_threat_model(masks: dict[str, Any], specs: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per-example worst case per threat model (never mix Linf with L2).
 
     ``masks``: {column: (n_col,) bool}, every column on a prefix of the same image order; ``specs``: {column: attack
-    spec} (``clean`` excluded). For each norm (``linf``, ``l2``) the result has ``<norm>`` (the columns that cover
+    spec string or :class:`~ot_robust.attacks.AttackSpec`} (``clean`` excluded). For each norm (``linf``, ``l2``) the result has ``<norm>`` (the columns that cover
     the most images) and, when some columns cover fewer (strong attacks, AutoAttack), ``<norm>_all`` (every column
     of that norm, on their common prefix). Each entry: accuracy, n, ci_low, ci_high (%, Wilson) and the columns.
     """
     import numpy as np
 
-    from ..attacks import attack_norm
+    from ..attacks import AttackSpec
     from ..core.stats import accuracy_summary
 
     out: dict[str, dict[str, Any]] = {}
     clean = np.asarray(masks["clean"], dtype=bool)
-    for norm in sorted({attack_norm(s) for s in specs.values()}):
-        cols = [k for k, s in specs.items() if attack_norm(s) == norm]
+    norms = {k: AttackSpec.parse(s).norm for k, s in specs.items()}
+    for norm in sorted(set(norms.values())):
+        cols = [k for k in specs if norms[k] == norm]
         full = [k for k in cols if len(masks[k]) == len(clean)]
         if full:
             m = clean & np.logical_and.reduce([np.asarray(masks[k], dtype=bool) for k in full])
@@ -251,15 +254,17 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
     "report": EvalReport.to_dict(), "n_examples", "profile", "experiment", "label", "method", "attacks",
     "provenance"}``; masks.npz: see :mod:`ot_robust.evaluation.results`.
     """
+    from ..attacks import AttackSpec
     from ..evaluation.batch_cache import clear as clear_cache
     from ..core.data import get_dataset
     from ..evaluation.suite import evaluate
     from ..evaluation.results import write_evaluation
     from ..core.stats import wilson_interval
     from ..models.loading import load_model
-    from ..training.budget import deadline_passed
+    from .signals import deadline_passed, progress_requested
 
     specs = default_attacks(dataset) if attacks == "default" else dict(_obj(attacks))
+    parsed = {k: AttackSpec.parse(s) for k, s in specs.items()}  # every spec parsed once, here
     aa, curves, loss_curves, transfer_from = (_obj(autoattack), _obj(curves), _obj(loss_curves),
                                               _obj(transfer_from) or {})
     strong = _obj(strong) or {}
@@ -268,22 +273,23 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
     test = get_dataset(dataset, "test", root=data_root)
     partial = out_dir / PARTIAL_DIR  # finished attack batches: a killed evaluation resumes from them
     kw = dict(seed=seed, batch_size=batch_size, progress=False, order="balanced", cache_dir=partial,
-              log=ProgressLog(f"[evaluate/{experiment}]"), should_stop=deadline_passed)  # --budget: stop, resume
-    report = evaluate(model, test, list(specs.values()), n_examples=n_examples, sanity=sanity, **kw)
+              log=ProgressLog(f"[evaluate/{experiment}]", on=progress_requested()), should_stop=deadline_passed)  # --budget: stop, resume
+    report = evaluate(model, test, list(parsed.values()), n_examples=n_examples, sanity=sanity, **kw)
     masks = _masks_by_key(report, specs)
     indices = report.meta["indices"]
-    all_specs = dict(specs)
+    all_specs = dict(parsed)
     extra_reports = {}
     if strong.get("attacks"):
-        sspecs = dict(strong["attacks"])
+        sspecs = {k: AttackSpec.parse(s) for k, s in strong["attacks"].items()}
         rep = evaluate(model, test, list(sspecs.values()), n_examples=int(strong["n_examples"]), sanity=False, **kw)
-        masks.update({k: v for k, v in _masks_by_key(rep, sspecs).items() if k != "clean"})
+        masks.update({k: v for k, v in _masks_by_key(rep, strong["attacks"]).items() if k != "clean"})
         all_specs.update(sspecs)
         extra_reports["strong_report"] = rep.to_dict()
     if aa:
-        rep = evaluate(model, test, [aa["spec"]], n_examples=aa.get("n_examples", n_examples), sanity=False, **kw)
+        aspec = AttackSpec.parse(aa["spec"])
+        rep = evaluate(model, test, [aspec], n_examples=aa.get("n_examples", n_examples), sanity=False, **kw)
         masks["autoattack"] = _masks_by_key(rep, {"autoattack": aa["spec"]})["autoattack"]
-        all_specs["autoattack"] = aa["spec"]
+        all_specs["autoattack"] = aspec
         extra_reports["autoattack_report"] = rep.to_dict()
     n = {k: len(m) for k, m in masks.items()}
     accuracy = {k: 100.0 * sum(m) / len(m) for k, m in masks.items()}
@@ -302,13 +308,13 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
         result["autoattack_n_examples"] = n["autoattack"]
         from ..evaluation.sanity import check_pgd_autoattack_gap
 
-        pgd_cols = [k for k, sp in all_specs.items() if sp.startswith("pgd-linf") and len(masks[k]) >= n["autoattack"]]
+        pgd_cols = [k for k, sp in all_specs.items() if sp.name == "pgd-linf" and len(masks[k]) >= n["autoattack"]]
         if pgd_cols:
             na = n["autoattack"]
             col = min(pgd_cols, key=lambda k: sum(masks[k][:na]))  # the strongest PGD on those images
             result["sanity"].append(check_pgd_autoattack_gap(masks, col))
     for row, src in transfer_from.items():
-        tspecs = {k: f"transfer source={src} via={s}" for k, s in specs.items() if not s.startswith("fgsm")}
+        tspecs = {k: f"transfer source={src} via={s}" for k, s in specs.items() if parsed[k].name != "fgsm"}
         rep = evaluate(model, test, list(tspecs.values()), n_examples=n_examples, sanity=False, **kw)
         acc = _accuracy_by_spec(rep, list(tspecs.values()))
         result["transfer"][row] = {k: acc.get(s) for k, s in tspecs.items()}

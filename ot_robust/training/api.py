@@ -20,13 +20,14 @@ __all__ = ["TrainConfig", "Trainer", "train", "load_model", "cli", "backward", "
 
 
 def train(config: TrainConfig | dict, run_dir: str | Path, resume: bool = True,
-          should_stop: Callable[[], bool] | None = None) -> Path:
+          should_stop: Callable[[], bool] | None = None, progress_lines: bool = False) -> Path:
     """Train per ``config`` (a :class:`TrainConfig` or a dict for :meth:`TrainConfig.from_dict`) into ``run_dir``.
 
     With ``resume`` an existing run continues from its newest intact checkpoint (a finished run returns at once).
     ``should_stop``: asked at each epoch end before the last (the checkpoint saved); True raises
     :class:`~ot_robust.training.budget.BudgetReached`, and the same call made again continues (the pipeline's
-    ``--budget`` passes :func:`~ot_robust.training.budget.deadline_passed`).
+    ``--budget`` passes :func:`~ot_robust.study.signals.deadline_passed`). ``progress_lines``: write a progress line
+    every two minutes and one per finished epoch to the real stderr (the pipeline's console; :class:`ProgressLog`).
     Under ``torchrun`` (WORLD_SIZE > 1) every process calls this; rank 0 writes the files.
     Returns the path of ``model.pt``. Raises ValueError for a bad configuration, or a ``run_dir`` that is (or lies
     under) an existing file, before any training.
@@ -35,7 +36,7 @@ def train(config: TrainConfig | dict, run_dir: str | Path, resume: bool = True,
     cfg = TrainConfig.from_dict(config) if isinstance(config, dict) else config
     trainer = Trainer(cfg, run_dir)
     try:
-        return trainer.fit(resume=resume, should_stop=should_stop)
+        return trainer.fit(resume=resume, should_stop=should_stop, progress_lines=progress_lines)
     finally:
         trainer.dist.close()
 

@@ -221,8 +221,8 @@ class Trainer:
         bar = tqdm(self.loader, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", leave=False,
                    disable=not (self.cfg.progress and self.dist.is_main))
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        log = ProgressLog(f"[train/{self.run_dir.name}] epoch {epoch + 1}/{self.cfg.epochs}:", every_s=120.0)
-        log.on = log.on and self.dist.is_main
+        log = ProgressLog(f"[train/{self.run_dir.name}] epoch {epoch + 1}/{self.cfg.epochs}:", every_s=120.0,
+                          on=self._progress_lines and self.dist.is_main)
         for i, (x, y) in enumerate(bar):
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             if x.dim() == 4:
@@ -266,9 +266,11 @@ class Trainer:
         return {"eval_clean_acc": 100 * clean / n, f"eval_pgd{steps}_acc": 100 * robust / n, "eval_n": n,
                 "eval_eps": eps}
 
-    def fit(self, resume: bool = True, should_stop=None) -> Path:
+    def fit(self, resume: bool = True, should_stop=None, progress_lines: bool = False) -> Path:
         """Run the remaining epochs; returns ``run_dir/model.pt``. ``should_stop()`` True at an epoch end (before
-        the last; the checkpoint saved) raises :class:`~ot_robust.training.budget.BudgetReached`."""
+        the last; the checkpoint saved) raises :class:`~ot_robust.training.budget.BudgetReached`;
+        ``progress_lines`` writes progress lines for the pipeline's console (:class:`ProgressLog`)."""
+        self._progress_lines = progress_lines
         self.run_dir.mkdir(parents=True, exist_ok=True)
         latest = load_latest(self.run_dir) if resume else None   # read once: recorded parameters, then resume
         self._record_parameters(latest[0] if latest else None)
@@ -295,7 +297,7 @@ class Trainer:
             if self.dist.is_main:
                 held = ", ".join(f"{k[5:-4]} {v:.1f}" for k, v in rec.items()
                                  if k.startswith("eval_") and k.endswith("_acc"))
-                ProgressLog(f"[train/{self.run_dir.name}]")(
+                ProgressLog(f"[train/{self.run_dir.name}]", on=self._progress_lines)(
                     f"epoch {epoch + 1}/{self.cfg.epochs} done in {rec['time_s'] / 60:.1f} min: train loss "
                     f"{rec['train_loss']:.4f}, held-out {held}", force=True)
                 with open(self.run_dir / METRICS_FILE, "a") as f:
