@@ -206,3 +206,40 @@ def test_got_fig2_names_models_as_got_table1_does(tmp_path, monkeypatch):
     monkeypatch.setattr(got, "save_figure", lambda fig, name, d: [name])
     assert got.fig_got_fig2(prof, tmp_path, tmp_path / "fig") == ["got_fig2_accuracy_vs_eps_steps"]
     assert list(seen) == ["PGD-AT", "GOT-PGD-LM"]
+
+
+def _committed_tables():
+    from pathlib import Path
+
+    from ot_robust.profiles import list_profiles, load_meta_profile
+
+    figures = Path(__file__).resolve().parents[1] / "figures"
+    for name in list_profiles():
+        if load_meta_profile(name) is None and (figures / name / "tables").is_dir():
+            yield from ((name, f) for f in sorted((figures / name / "tables").glob("*.csv")))
+
+
+def test_every_committed_table_prints_only_rows_its_profile_trains_for_them():
+    checked, wrong = 0, []
+    profiles = {}
+    for name, path in _committed_tables():
+        prof = profiles.setdefault(name, load_profile(name))
+        allowed = tables.expected_rows(path.stem, prof)
+        if allowed is None:
+            continue
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        ours = set(df.loc[df["source"].str.startswith("ours"), "row"])
+        checked += 1
+        if ours - allowed:
+            wrong.append(f"figures/{name}/tables/{path.name}: rows {sorted(ours - allowed)}, profile trains "
+                         f"{sorted(allowed)}")
+    assert checked >= 20 and not wrong, wrong
+
+
+def test_the_committed_table_check_catches_a_mislabelled_row():
+    prof = load_profile("quick")
+    allowed = tables.expected_rows("fs_table3a", prof)
+    assert "FeaScatter" in allowed and "Supervised" not in allowed  # quick trains no supervised-perturbation FS
+    assert tables.expected_rows("got_table1", prof) is None  # rows from the method, not from the profile's tables
+    assert set(tables.expected_rows("fs_blackbox", prof)) == set(
+        row for m in prof.methods.values() if "fs_blackbox" in m.tables for row in m.transfer_from)
