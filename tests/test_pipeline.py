@@ -276,7 +276,8 @@ def test_hash_skip_force_only_and_failure(tmp_path):
 
 def test_steps_stream_progress_lines_to_the_pipeline_console(tmp_path, capfd, monkeypatch):
     monkeypatch.delenv("OT_ROBUST_PROGRESS", raising=False)
-    body = ("from ot_robust.core.utils import ProgressLog\nlog = ProgressLog('[step a]')\nlog('batch 1', force=True)\n"
+    body = ("from ot_robust.core.utils import ProgressLog\nfrom ot_robust.study.signals import progress_requested\n"
+            "log = ProgressLog('[step a]', on=progress_requested())\nlog('batch 1', force=True)\n"
             "log('batch 2')\nopen(out, 'w').write(str(x))")  # the second line is throttled (< 60 s later)
     (tmp_path / "nb").mkdir()
     _fake_notebook(tmp_path / "nb" / "a.ipynb", body)
