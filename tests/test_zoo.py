@@ -47,7 +47,7 @@ def test_every_committed_model_is_listed(models):
 
 def test_numbers_come_from_a_current_evaluation_only(models):
     """An ``ok`` row carries its eval.json's numbers; any other status (stale, not evaluated) carries none."""
-    from ot_robust.evaluation.results import read_eval
+    from ot_robust.evaluation.results import has_eval, read_eval
     from ot_robust.profiles import load_profile
     from ot_robust.reports.claims import stale_reason
 
@@ -56,7 +56,9 @@ def test_numbers_come_from_a_current_evaluation_only(models):
     for _, r in models.iterrows():
         prof = profiles.setdefault(r["profile"], load_profile(r["profile"]))
         stale = stale_reason(zoo.RESULTS_DIR, prof, r["experiment"])
-        assert (r["status"] == zoo.STATUS_OK) == (stale is None), r["name"]
+        evaluated = has_eval(zoo.RESULTS_DIR / r["profile"] / "eval" / r["experiment"])
+        assert (r["status"] == zoo.STATUS_OK) == (evaluated and stale is None), r["name"]
+        assert evaluated or r["status"] == "not evaluated", r["name"]
         if r["status"] != zoo.STATUS_OK:
             assert r[num].isna().all() and r["sanity"] == "", r["name"]
             continue
@@ -171,7 +173,11 @@ def test_cli_exit_codes(tmp_path, capsys):
 
     assert main(["zoo", "--dataset", "mnist", "--sort", "aa"]) == 0
     out = capsys.readouterr().out
-    assert "| 1 | mnist/" in out and "fashion-mnist/" not in out and "stale: " in out
+    assert "| 1 | mnist/" in out and "fashion-mnist/" not in out
+    board = zoo.leaderboard(dataset="mnist")  # every model's line says why it has no numbers when it has none
+    assert all(f"| {n} |" in out for n in board["name"])
+    assert all(re.search(rf"\| {re.escape(n)} \|.*\| {re.escape(s)} \|$", out, re.M)
+               for n, s in zip(board["name"], board["status"]))
     for argv, msg in ((["zoo", "--sort", "nope"], "unknown sort column 'nope'; allowed: rank, name"),
                       (["zoo", "--dataset", "cifar10"], "no zoo model for dataset 'cifar10'; allowed: fashion-mnist")):
         assert main(argv) == 2
