@@ -176,29 +176,34 @@ class AttackSpec:
         """The threat model, ``linf`` or ``l2``; a transfer spec gives its ``via`` attack's without loading the
         source model. Raises ValueError as :meth:`build`."""
         if self.name == "transfer":
-            return "l2" if self.params.get("via", "").endswith("l2") else "linf"
+            return "l2" if self._via().endswith("l2") else "linf"
         return getattr(self.build(), "norm", "linf")
 
     def value(self, key: str, default: Any = None) -> Any:
         """The typed value of ``key`` (``eps`` -> float on the [0, 1] scale, ``steps`` -> int, ...), ``default``
         when the spec does not set it. Raises ValueError for a key the attack does not take."""
-        name = ALIASES.get(self.params.get("via", "pgd-linf"), self.params.get("via", "pgd-linf")) \
-            if self.name == "transfer" else self.name
+        name = self._via() if self.name == "transfer" else self.name
         keys = ATTACKS[name].keys
         if key not in keys:
             raise ValueError(f"attack {name!r} takes no key {key!r}; allowed keys: {sorted(keys)}")
         v = self.params.get(key)
         return default if v is None else keys[key][1](v)
 
+    def _via(self) -> str:
+        """A transfer spec's inner attack name (``via``, aliases resolved). Raises ValueError outside
+        ``TRANSFER_INNER``."""
+        via = self.params.get("via", "pgd-linf")
+        via = ALIASES.get(via, via)
+        if via not in TRANSFER_INNER:
+            raise ValueError(f"via={via!r} in spec {self.text!r}; allowed: {TRANSFER_INNER}")
+        return via
+
     def build(self, source=None):
         """The attack object (see :func:`make_attack`, which this is). Raises ValueError as it."""
         if self.name != "transfer":
             return _build(self.name, self.params, self.text)
-        raw = self.params
-        via = raw.pop("via", "pgd-linf")
-        via = ALIASES.get(via, via)
-        if via not in TRANSFER_INNER:
-            raise ValueError(f"via={via!r} in spec {self.text!r}; allowed: {TRANSFER_INNER}")
+        via, raw = self._via(), self.params
+        raw.pop("via", None)
         path = raw.pop("source", None)
         if source is None:
             if path is None:
