@@ -45,6 +45,20 @@ mkdir -p "$DIR/state" "$DIR/spool" "$DIR/munge" /run/munge /var/log/munge /etc/m
 chmod 700 "$DIR/munge"
 [ -s /etc/munge/munge.key ] || { dd if=/dev/urandom of=/etc/munge/munge.key bs=1 count=1024 2>/dev/null; chmod 400 /etc/munge/munge.key; }
 HOST=$(hostname -s)
+# SlurmctldPort=PORT, SlurmdPort=PORT+1: $SLURM_LOCAL_PORT, else the first free pair from 16817 up (a daemon left
+# running by another instance would otherwise hold the port and the node would stay down).
+PORT=${SLURM_LOCAL_PORT:-$(python3 - <<'PY'
+import socket
+def free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("", port))
+            return True
+        except OSError:
+            return False
+print(next(p for p in range(16817, 18817, 2) if free(p) and free(p + 1)))
+PY
+)}
 CPUS=$(nproc)
 MEM_MB=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
 cat > "$CONF" <<CONF
@@ -55,8 +69,8 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-SlurmctldPort=${SLURM_LOCAL_PORT:-16817}
-SlurmdPort=$(( ${SLURM_LOCAL_PORT:-16817} + 1 ))
+SlurmctldPort=$PORT
+SlurmdPort=$(( PORT + 1 ))
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool
 SlurmctldPidFile=$DIR/slurmctld.pid
