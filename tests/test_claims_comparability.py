@@ -120,3 +120,17 @@ def test_runs_not_matching_the_profile_or_evaluated_before_retraining_are_left_o
     assert stale_reason(tmp_path, prof, "s") is None
     run("t", "trades", {"eps": 0.3}, "2026-12-01T00:00", "2026-12-02T00:00")           # clipped, as stated
     assert stale_reason(tmp_path, prof, "t") is None
+
+
+def test_a_wrappers_inner_adversary_is_compared_key_by_key():
+    claim = CLAIM["otjr-awp-trades"]                            # factor: the loss inside AWP
+    adv = {"eps": 0.1, "step_size": 0.025, "steps": 5}
+
+    def awp(method, gamma=0.005, **inner):
+        return {**_cfg(method), "method_params": {"inner_params": {**adv, **inner}, "gamma": gamma}}
+
+    a, b = awp("awp_otjr", n_slices=32, lambda_j=0.002), awp("awp_trades", beta=6.0)
+    assert comparability(claim, a, b, EV, EV) == []
+    assert comparability(claim, a, awp("awp_trades", beta=6.0, steps=3), EV, EV) == ["inner_params.steps: 5 vs 3"]
+    assert comparability(claim, a, awp("awp_trades", gamma=0.01, beta=6.0), EV, EV) == ["gamma: 0.005 vs 0.01"]
+    assert budget_text(b) == "6 ep, adv 5x0.025@0.1"
