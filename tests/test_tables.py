@@ -98,14 +98,14 @@ def test_unknown_names_raise():
 def test_got_table2_aliases_and_awp_columns():
     """GOT Table 2 names our columns differently (nat = clean, pgd = PGD-20, aa = AutoAttack) and is filled per
     dataset by its profile; OTJR Table 3's awp_* columns read the AWP-trained model's own clean / AutoAttack."""
-    prof = load_profile("got-cifar10-cpu")
+    prof = load_profile("study-cifar10")
     evals = {"got_trades_lm": _eval({"clean": 50.0, "pgd20": 30.0, "fgsm": 35.0}, aa=25.0)}
     df = tables.build_table("got_table2", evals, prof).frame
-    ours = df.loc[("GOT-TRADES-LM", "ours (got-cifar10-cpu, cifar10-jpeg)")]
+    ours = df.loc[("GOT-TRADES-LM", "ours (study-cifar10, cifar10-jpeg)")]
     assert list(df.columns) == ["nat", "pgd", "AA", "worst", "sanity"]
     assert (ours["nat"], ours["pgd"], ours["AA"], ours["worst"]) == (50.0, 30.0, 25.0, 30.0)
     assert df.loc[("GOT-TRADES-LM", "paper (svhn)")].notna().any()
-    assert ("PGD-AT", "ours (got-cifar10-cpu, cifar10-jpeg)") not in list(df.index)  # not evaluated: no row
+    assert ("PGD-AT", "ours (study-cifar10, cifar10-jpeg)") not in list(df.index)  # not evaluated: no row
     from ot_robust.reports import otjr as otjr_tables  # its tables are registered with the others
 
     abl = load_profile("ablations")
@@ -131,7 +131,7 @@ def test_got_mnist_tables_use_the_one_renderer_and_only_mnist_profiles_get_them(
     md, tex = t1.render("md"), t1.render("tex")
     assert md.startswith("**GOT Table 1: MNIST") and "profile `quick` (mnist-sample" in md and "| 85.2 |" in md
     assert r"\label{tab:got_table1}" in tex
-    cifar = load_profile("got-cifar10-cpu")
+    cifar = load_profile("study-cifar10")
     assert got.build_mnist_table("got_table1", evals, cifar) is None
     (tmp_path / "eval/pgd_at").mkdir(parents=True)
     (tmp_path / "eval/pgd_at/eval.json").write_text(json.dumps(evals["pgd_at"]))

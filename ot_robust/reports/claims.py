@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +178,34 @@ CLAIMS: list[Claim] = [
     _c("otjr-optimal-random-jr", "otjr", "optimal JR beats random JR under PGD-20 (Table 7)", F, "optimal_jr",
        "random_jr", "pgd20", "table7_random_vs_optimal_jr_cifar10", ("Optimal JR", "Random JR"), "pgd20"),
 ]
+
+
+#: study-cifar10 (the papers' own dataset and eps, at CPU scale): the claims that the papers make on CIFAR-10, again
+#: on that block; the paper's effect is the same table's CIFAR-10 column (GOT Table 2 for GOT's rows).
+C10 = "study-cifar10"
+_C10_SAME = ("fs-madry-pgd20", "fs-madry-cw20", "fs-madry-aa", "fs-madry-rays", "fs-madry-featureattack", "otjr-sw",
+             "otjr-sat", "otjr-trades", "otjr-pgd-at")
+_C10_GOT = (("got-pgd-lm", "got_pgd_lm", "pgd_at", "pgd20", "GOT-PGD-LM", "PGD-AT", "cifar10_pgd", ()),
+            ("got-pgd-lm-aa", "got_pgd_lm", "pgd_at", "autoattack", "GOT-PGD-LM", "PGD-AT", "cifar10_aa", ()),
+            ("got-trades-lm", "got_trades_lm", "trades", "pgd20", "GOT-TRADES-LM", "TRADES", "cifar10_pgd",
+             ("beta",)),
+            ("got-trades-lm-aa", "got_trades_lm", "trades", "autoattack", "GOT-TRADES-LM", "TRADES", "cifar10_aa",
+             ("beta",)))
+
+
+def _cifar10_claims() -> list[Claim]:
+    """The CIFAR-10 rows: ``<id>-c10`` for each claim of :data:`_C10_SAME` (same models and columns) and GOT Table 2's
+    LM-versus-baseline rows (PGD-20 and AutoAttack)."""
+    by_id = {c.id: c for c in CLAIMS}
+    out = [replace(by_id[i], id=f"{i}-c10", text=by_id[i].text + " (CIFAR-10)", profile=C10) for i in _C10_SAME]
+    for cid, a, b, col, ra, rb, pcol, differs in _C10_GOT:
+        text = f"{ra} beats {rb} under {'AutoAttack' if col == 'autoattack' else 'PGD-20'} (CIFAR-10)"
+        out.append(_c(f"{cid}-c10", "got", text, C10, a, b, col, "table2_resnet18", (ra, rb), pcol,
+                      _GOT_BETA if differs else "", differs=differs))
+    return out
+
+
+CLAIMS += _cifar10_claims()
 
 
 def paper_effect(claim: Claim, paper_tables: dict[str, Any]) -> float:
