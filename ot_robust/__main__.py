@@ -1,4 +1,4 @@
-"""Command line: ``python -m ot_robust reproduce|train|evaluate|robustbench|zoo|profiles|presets ...``.
+"""Command line: ``python -m ot_robust reproduce|train|evaluate|robustbench|zoo|compare|profiles|presets ...``.
 
 * ``reproduce --profile NAME [--force] [--only PATTERN] [--jobs N] [--dry-run | --status] [--runs-dir DIR]
   [--fig-dir DIR] [--max-batches N] [--kernel NAME] [--executor local|slurm --partition P --account A --qos Q
@@ -6,7 +6,8 @@
   :mod:`ot_robust.study.pipeline`; ``--executor slurm``: :mod:`ot_robust.study.slurm`); default profile ``quick``.
 * ``train ...`` -> :func:`ot_robust.training.api.cli`; ``evaluate ...`` -> :func:`ot_robust.evaluation.suite.cli`;
   ``robustbench ...`` -> :func:`ot_robust.evaluation.robustbench.cli`; ``zoo ...`` (the model zoo's leaderboard)
-  -> :func:`ot_robust.zoo.cli.cli`.
+  -> :func:`ot_robust.zoo.cli.cli`; ``compare ...`` (two evaluated runs paired on the same images) ->
+  :func:`ot_robust.reports.paired.cli`.
 * ``profiles``: list the shipped profiles with their descriptions.
 * ``presets``: list the named paper configurations (``--preset`` of ``train``, ``preset:`` in a profile).
 
@@ -77,13 +78,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    if argv and argv[0] in ("train", "evaluate", "robustbench", "zoo"):  # delegate everything after the sub-command
+    if argv and argv[0] in ("train", "evaluate", "robustbench", "zoo", "compare"):  # delegate what follows
         if argv[0] == "train":
             from .training.api import cli
         elif argv[0] == "evaluate":
             from .evaluation.suite import cli
         elif argv[0] == "zoo":
             from .zoo.cli import cli
+        elif argv[0] == "compare":
+            from .reports.paired import cli
         else:
             from .evaluation.robustbench import cli
         return int(cli(argv[1:]) or 0)
@@ -96,6 +99,8 @@ def _main(argv: list[str]) -> int:
                                        "--help`)")
     sub.add_parser("zoo", help="the model zoo's leaderboard of the committed models (see `python -m ot_robust zoo "
                                "--help`)")
+    sub.add_parser("compare", help="two evaluated runs of a profile, paired on the same images (see `python -m "
+                                   "ot_robust compare --help`)")
     sub.add_parser("profiles", help="list the shipped profiles")
     sub.add_parser("presets", help="list the named paper configurations (TrainConfig presets)")
     args = parser.parse_args(argv)
