@@ -90,7 +90,7 @@ def test_seeds_of_one_side_must_be_the_same_run_but_for_the_seed():
     b = {**_cfg("pgd_at"), "method_params": {"eps": 0.3}}
     assert seed_mismatches(claim, {0: (s0, b), 1: ({**s0, "seed": 1}, {**b, "seed": 1})}) == []
     assert seed_mismatches(claim, {0: (s0, b), 1: (s1, b)}) == [
-        "got_pgd_s seed 0 vs seed 1: potential_solver 'sinkhorn' vs 'adam'"]
+        "got_pgd_s seed 0 vs seed 1: potential_solver: 'sinkhorn' vs 'adam'"]
 
 
 def test_runs_not_matching_the_profile_or_evaluated_before_retraining_are_left_out(tmp_path):

@@ -45,7 +45,7 @@ def test_bad_columns_other_images_and_missing_runs_are_one_line_errors(tmp_path,
     m = {"clean": np.ones(4, bool), "pgd20": np.zeros(4, bool)}
     _run(tmp_path, "a", m, {})
     _run(tmp_path, "b", m, {}, idx=np.array([3, 2, 1, 0]))
-    with pytest.raises(ValueError, match="evaluated on other images"):
+    with pytest.raises(ValueError, match="evaluated on different images"):
         paired_table(tmp_path, "study-fashion", "a", "b")
     with pytest.raises(ValueError, match=r"columns \['cw20'\] are not in both evaluations"):
         paired_table(tmp_path, "study-fashion", "a", "b", ["cw20"])

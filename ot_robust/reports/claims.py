@@ -27,12 +27,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
-from ..core.run_files import read_config
 from ..core.stats import mcnemar, t_interval, verdict, wilson_interval
-from ..evaluation.results import CURVES_FILE, has_eval, read_evaluation
+from ..evaluation.results import CURVES_FILE, has_eval
 from ..profiles.paths import DONE_FILE, RunLayout
+from .runs import SAME_TRAINING, config_differences, load_run, paired_robust, train_config
 
 
 @dataclass(frozen=True)
@@ -61,12 +60,6 @@ def _c(id, paper, text, profile, a, b, column, table, rows, paper_column, note="
        differs=()):
     return Claim(id, paper, text, profile, a, b, column, table, tuple(rows), paper_column, note, margin, equal,
                  tuple(differs))
-
-
-#: TrainConfig fields that every compared pair must share (the method and its parameters are compared separately)
-SAME_TRAINING = ("dataset", "model", "model_params", "epochs", "batch_size", "optimizer", "lr", "momentum",
-                 "weight_decay", "nesterov", "schedule", "milestones", "gamma", "num_train", "subset", "augment",
-                 "amp", "eval_eps", "eval_steps", "eval_step_size", "eval_n")
 
 
 F, M = "study-fashion", "study-mnist"
@@ -222,31 +215,15 @@ def paper_effect(claim: Claim, paper_tables: dict[str, Any]) -> float:
     return float(t["rows"][claim.rows[0]][j]) - float(t["rows"][claim.rows[1]][j])
 
 
-def _train_config(runs_dir: Path, profile: str, exp: str) -> dict | None:
-    rec = read_config(RunLayout(str(runs_dir), profile).train(exp))
-    return None if rec is None else rec["config"]
-
-
 def comparability(claim: Claim, cfg_a: dict | None, cfg_b: dict | None, ev_a: dict, ev_b: dict) -> list[str]:
     """The differences that make a pair of runs (A, B of one seed) unfit for ``claim``: ``["epochs: 4 vs 6", ...]``
     (empty: like with like). Compared: the :data:`SAME_TRAINING` fields, every method parameter both runs have
     (a key missing from an older config.json takes the value runs had before it existed,
     :attr:`ot_robust.defenses.base.Defense.recorded`) except those the claim names in
     ``differs``, the evaluation's image count and order and the attack spec of the claim's column."""
-    out = []
     if cfg_a is None or cfg_b is None:
         return [f"training config.json missing for {claim.a if cfg_a is None else claim.b}"]
-    full_a, full_b = {**_defaults(), **cfg_a}, {**_defaults(), **cfg_b}
-    for key in SAME_TRAINING:
-        if full_a.get(key) != full_b.get(key) and key not in claim.differs:
-            out.append(f"{key}: {full_a.get(key)!r} vs {full_b.get(key)!r}")
-    from ..defenses.base import resolve_recorded
-
-    pa, pb = (_flat(resolve_recorded(c["method"], c.get("method_params", {}), c.get("method_params", {})))
-              for c in (cfg_a, cfg_b))
-    for key in sorted(set(pa) & set(pb)):
-        if pa[key] != pb[key] and key not in claim.differs:
-            out.append(f"{key}: {pa[key]!r} vs {pb[key]!r}")
+    out = config_differences(cfg_a, cfg_b, fields=SAME_TRAINING, params="shared", ignore=claim.differs)
     for key in ("n_examples", "order", "dataset"):
         if ev_a.get(key) != ev_b.get(key):
             out.append(f"evaluation {key}: {ev_a.get(key)!r} vs {ev_b.get(key)!r}")
@@ -257,49 +234,17 @@ def comparability(claim: Claim, cfg_a: dict | None, cfg_b: dict | None, ev_a: di
     return out
 
 
-def _flat(params: dict, prefix: str = "") -> dict:
-    """``{"inner_params": {"eps": 0.1}}`` -> ``{"inner_params.eps": 0.1}``: a wrapper's inner adversary (AWP's) is
-    compared key by key, like a plain method's."""
-    out = {}
-    for k, v in params.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _defaults() -> dict:
-    """TrainConfig's defaults: a field newer than a run's config.json ran at its default (as on resume)."""
-    from ..training.config import TrainConfig
-
-    return TrainConfig().to_dict()
-
-
 def seed_mismatches(claim: Claim, configs: dict[int, tuple[dict | None, dict | None]]) -> list[str]:
     """Differences between the seeds of one side (``{seed: (cfg_a, cfg_b)}``): every seed of A (and of B) must be
     the same run but for its seed (e.g. not two seeds trained with one potential update and one with another)."""
-    from ..defenses.base import resolve_recorded
-
     out = []
     for side, name in ((0, claim.a), (1, claim.b)):
         cfgs = {s: c[side] for s, c in configs.items() if c[side] is not None}
         if len(cfgs) < 2:
             continue
-        norm = {s: {**_defaults(), **c, "seed": None, "method_params": resolve_recorded(c["method"], c.get("method_params", {}),
-                                                                         c.get("method_params", {}))}
-                for s, c in cfgs.items()}
-        first = min(norm)
-        for s in sorted(norm):
-            keys = sorted(k for k in set(norm[s]) | set(norm[first]) if norm[s].get(k) != norm[first].get(k)
-                          and k not in ("progress", "device", "data_root", "num_workers"))
-            for k in keys:
-                if k == "method_params":
-                    mp, mq = norm[first][k], norm[s][k]
-                    out += [f"{name} seed {first} vs seed {s}: {p} {mp.get(p)!r} vs {mq.get(p)!r}"
-                            for p in sorted(set(mp) | set(mq)) if mp.get(p) != mq.get(p)]
-                else:
-                    out.append(f"{name} seed {first} vs seed {s}: {k} {norm[first].get(k)!r} vs {norm[s].get(k)!r}")
+        first = min(cfgs)
+        out += [f"{name} seed {first} vs seed {s}: {d}" for s in sorted(cfgs)
+                for d in config_differences(cfgs[first], cfgs[s])]
     return out
 
 
@@ -324,7 +269,7 @@ def stale_reason(runs_dir: Path, prof: Any, exp: str) -> str | None:
     from ..defenses.base import resolve_recorded
     from ..core.utils import parse_number
 
-    cfg = _train_config(runs_dir, prof.name, exp)
+    cfg = train_config(runs_dir, prof.name, exp)
     if cfg is None:
         return "no training config.json"
     norm = lambda p: {k: parse_number(v) if isinstance(v, str) and "/" in v else v for k, v in p.items()}  # noqa: E731
@@ -344,15 +289,6 @@ def stale_reason(runs_dir: Path, prof: Any, exp: str) -> str | None:
     if times[0] and times[1] and times[1] < times[0]:
         return "evaluated before its last training (not yet re-evaluated)"
     return None
-
-
-def _load(runs_dir: Path, profile: str, exp: str) -> tuple[dict, dict] | None:
-    """The evaluation of ``exp`` merged with its masking audit (audit columns such as ``rays`` are claim columns
-    too), or None when it has not been evaluated."""
-    if not has_eval(RunLayout(str(runs_dir), profile).eval(exp), masks=True):
-        return None
-    ev, masks, idx = read_evaluation(runs_dir / profile, exp)
-    return ev, {"masks": masks, "indices": idx}
 
 
 def _curve_drop(ev: dict, runs_dir: Path, profile: str, exp: str, lo: float, hi: float, protocol: str = ""):
@@ -393,7 +329,7 @@ def evaluate_claim(claim: Claim, runs_dir: str | Path, paper_tables: dict[str, A
         parts = claim.column.split(":")
         protocol = parts[1] if parts[0] == "sweep" else ""
         lo, hi = (float(v) for v in parts[-1].split("-"))
-        loaded = None if claim.a in stale else _load(runs_dir, claim.profile, claim.a)
+        loaded = None if claim.a in stale else load_run(runs_dir, claim.profile, claim.a)
         drop = None if loaded is None else _curve_drop(loaded[0], runs_dir, claim.profile, claim.a, lo, hi, protocol)
         if drop is None:
             return row
@@ -403,13 +339,13 @@ def evaluate_claim(claim: Claim, runs_dir: str | Path, paper_tables: dict[str, A
         return row
     ga = [(s, e) for s, e in prof.seeds_of(claim.a) if e not in stale]
     gb = [(s, e) for s, e in prof.seeds_of(claim.b) if e not in stale]
-    loaded_a = {s: _load(runs_dir, claim.profile, e) for s, e in ga}
-    loaded_b = {s: _load(runs_dir, claim.profile, e) for s, e in gb}
+    loaded_a = {s: load_run(runs_dir, claim.profile, e) for s, e in ga}
+    loaded_b = {s: load_run(runs_dir, claim.profile, e) for s, e in gb}
     seeds = [s for s in loaded_a if loaded_a[s] and s in loaded_b and loaded_b[s]
              and claim.column in loaded_a[s][1]["masks"] and claim.column in loaded_b[s][1]["masks"]]
     if not seeds:
         return row
-    configs = {s: (_train_config(runs_dir, claim.profile, dict(ga)[s]), _train_config(runs_dir, claim.profile,
+    configs = {s: (train_config(runs_dir, claim.profile, dict(ga)[s]), train_config(runs_dir, claim.profile,
                                                                                       dict(gb)[s])) for s in seeds}
     a_text, b_text = budget_text(configs[seeds[0]][0]), budget_text(configs[seeds[0]][1])
     row["budget"] = a_text if a_text == b_text else f"A: {a_text}; B: {b_text}"
@@ -419,15 +355,8 @@ def evaluate_claim(claim: Claim, runs_dir: str | Path, paper_tables: dict[str, A
         row.update(verdict="not comparable", seeds=len(seeds),
                    note=(f"Not like with like: {'; '.join(bad)}. " + claim.note).strip())
         return row
-    pairs = []
-    for s in seeds:
-        (ma, ia), (mb, ib) = ((x[1]["masks"][claim.column], x[1]["indices"]) for x in (loaded_a[s], loaded_b[s]))
-        n = min(len(ma), len(mb))
-        if not np.array_equal(ia[:n], ib[:n]):
-            raise ValueError(f"claim {claim.id}: {claim.a} and {claim.b} (seed {s}) were evaluated on different "
-                             "images; rerun their evaluations with the same profile")
-        clean_a, clean_b = loaded_a[s][1]["masks"]["clean"][:n], loaded_b[s][1]["masks"]["clean"][:n]
-        pairs.append((s, ma[:n] & clean_a, mb[:n] & clean_b))
+    pairs = [(s, *paired_robust(loaded_a[s], loaded_b[s], claim.column,
+                                f"claim {claim.id}: {claim.a} and {claim.b} (seed {s})")) for s in seeds]
     if len(pairs) >= 2:
         diffs = [100.0 * (a.mean() - b.mean()) for _, a, b in pairs]
         t = t_interval(diffs)

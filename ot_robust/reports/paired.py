@@ -4,7 +4,7 @@
 for every attack column both have, gives accuracy A and B and the paired difference A - B in points with its 95%
 Wald interval and the exact McNemar p-value (:func:`ot_robust.core.stats.mcnemar`); a column counts an image as
 robust only if it is also classified correctly clean (as the verdict table does). The training configurations
-are compared too (:func:`ot_robust.reports.claims.comparability`): ``differences`` names every key in which the
+are compared too (:func:`ot_robust.reports.runs.config_differences`, as the verdict table compares them): ``differences`` names every key in which the
 two runs differ, so a reader sees what the comparison measures (e.g. ``clip_start: False vs True``).
 
 Used for the measurements that are not paper claims: FS with the official random start against the study's FS,
@@ -16,29 +16,25 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ..core.stats import mcnemar
-from ..evaluation.results import has_eval, read_evaluation
-from ..profiles.paths import RunLayout
+from .runs import SAME_TRAINING, config_differences, load_run, paired_robust, train_config
 
 
 def differences(runs_dir: str | Path, profile: str, a: str, b: str) -> list[str]:
-    """The training keys in which runs ``a`` and ``b`` of ``profile`` differ: the method, every method parameter
-    either run states (one the other leaves out reads ``default``), the seed and the fields every verdict compares
-    (:data:`ot_robust.reports.claims.SAME_TRAINING`), e.g. ``["clip_start: False vs True"]``."""
-    from .claims import SAME_TRAINING, _defaults, _flat, _train_config
+    """The training keys in which runs ``a`` and ``b`` of ``profile`` differ: the method, the seed, the fields every
+    verdict compares (:data:`ot_robust.reports.runs.SAME_TRAINING`) and every method parameter either run states
+    (one the other leaves out reads ``default``), e.g. ``["clip_start: False vs True"]``.
 
-    cfgs = [{**_defaults(), **(_train_config(Path(runs_dir), profile, e) or {})} for e in (a, b)]
-    out = [f"{k}: {cfgs[0].get(k)!r} vs {cfgs[1].get(k)!r}" for k in ("method", "seed", *SAME_TRAINING)
-           if cfgs[0].get(k) != cfgs[1].get(k)]
-    from ..defenses.base import resolve_recorded
-
-    pa, pb = (_flat(resolve_recorded(c["method"], c.get("method_params") or {}, c.get("method_params") or {}))
-              for c in cfgs)
-    return out + [f"{k}: {pa.get(k, 'default')!r} vs {pb.get(k, 'default')!r}" for k in sorted(set(pa) | set(pb))
-                  if pa.get(k, "default") != pb.get(k, "default")]
+    Raises:
+        FileNotFoundError: ``a`` or ``b`` has no training config.json under ``runs_dir/profile``.
+    """
+    cfgs = [train_config(runs_dir, profile, e) for e in (a, b)]
+    for exp, cfg in zip((a, b), cfgs):
+        if cfg is None:
+            raise FileNotFoundError(f"{exp!r} of profile {profile!r} has no training config.json under {runs_dir}")
+    return config_differences(*cfgs, fields=("method", "seed", *SAME_TRAINING), params="union")
 
 
 def paired_table(runs_dir: str | Path, profile: str, a: str, b: str,
@@ -52,25 +48,20 @@ def paired_table(runs_dir: str | Path, profile: str, a: str, b: str,
         FileNotFoundError: ``a`` or ``b`` has no evaluation with masks under ``runs_dir/profile``.
         ValueError: a requested column is missing from either run, or the runs were evaluated on other images.
     """
-    runs_dir = Path(runs_dir)
     loaded = []
     for exp in (a, b):
-        if not has_eval(RunLayout(str(runs_dir), profile).eval(exp), masks=True):
+        run = load_run(runs_dir, profile, exp)
+        if run is None:
             raise FileNotFoundError(f"{exp!r} of profile {profile!r} has no evaluation with masks under {runs_dir}")
-        _, masks, idx = read_evaluation(runs_dir / profile, exp)
-        loaded.append((masks, idx))
-    (ma, ia), (mb, ib) = loaded
-    shared = [c for c in ma if c in mb]
+        loaded.append(run)
+    shared = [c for c in loaded[0][1]["masks"] if c in loaded[1][1]["masks"]]
     cols = columns or shared
     missing = [c for c in cols if c not in shared]
     if missing:
         raise ValueError(f"columns {missing} are not in both evaluations; allowed: {shared}")
     rows = []
     for c in cols:
-        n = min(len(ma[c]), len(mb[c]))
-        if not np.array_equal(ia[:n], ib[:n]):
-            raise ValueError(f"{a!r} and {b!r} were evaluated on other images (column {c!r})")
-        ra, rb = ma[c][:n] & ma["clean"][:n], mb[c][:n] & mb["clean"][:n]
+        ra, rb = paired_robust(*loaded, c, f"{a!r} and {b!r}")
         mc = mcnemar(ra, rb)
         rows.append({"column": c, "acc_a": 100.0 * ra.mean(), "acc_b": 100.0 * rb.mean(), "diff": mc["diff"],
                      "ci_low": mc["ci_low"], "ci_high": mc["ci_high"], "p_value": mc["p_value"], "n": mc["n"],
