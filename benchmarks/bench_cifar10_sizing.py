@@ -13,8 +13,8 @@ seeds; Standard, GOT-PGD-LM, SW, SAT, OTJR with 1) trains on 50,000 images with 
 (clean, FGSM, PGD-20, CW-20 on 10,000, PGD-100 and AutoAttack on 1,000) is added per model: AutoAttack standard
 costs about 4,500 passes on an image that survives it (APGD-CE 100, APGD-T 9 x 100, FAB-T 9 x 100 at about two
 passes each, Square's 5,000 forwards at about a third) and a few dozen on one APGD-CE breaks at once; at the 30%
-robust accuracy the block aims for, about 1,500 on average. Printed: images/s per core, the core-hours of one epoch of the
-block, and the epochs that fit in the budget. Measured on a shared machine, the numbers move with its load: the
+robust accuracy the block aims for, about 1,500 on average. Printed: images/s per core, the core-hours of one epoch of
+the block, and the epochs that fit in the budget. Measured on a shared machine, the numbers move with its load: the
 ratios between models are what the choice rests on.
 """
 from __future__ import annotations

@@ -4,8 +4,8 @@ Target: <= 1.25x. Both ways of differentiating the Jacobian penalty are timed: t
 default, as the reference code) and ``jr_gradient="finite_difference"`` (the frozen-linear-piece difference, see
 ``ot_robust.defenses.jacobian.jacobian_frobenius_fd``; its gradient error is printed by
 ``scripts/jr_finite_difference.py``). One training step = attack + loss + backward + optimizer step. The methods
-are timed in alternation (interleaved rounds, after warm-up) so machine load affects both alike; the ratio of medians is printed
-for wall-clock and for process CPU time (the latter is robust to other processes on a shared machine).
+are timed in alternation (interleaved rounds, after warm-up) so machine load affects both alike; the ratio of medians is
+printed for wall-clock and for process CPU time (the latter is robust to other processes on a shared machine).
 
     python benchmarks/bench_otjr.py                       # small_cnn, MNIST sample, batch 128
     python benchmarks/bench_otjr.py --model wrn --depth 16 --width 4 --dataset cifar10 --batch 64

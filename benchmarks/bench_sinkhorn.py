@@ -5,8 +5,9 @@ exactly 100 iterations (no early stop), float32, on the device of ``ot_robust.co
 Peers, measured in the same run on the same tensors:
   * POT ``ot.sinkhorn(..., method="sinkhorn_log")`` looped over the batch (torch backend),
   * POT ``ot.batch.solve_batch(M, reg, method="log_sinkhorn")`` if the installed POT has ``ot.batch``.
-Prints the best wall time (ms) over repeats (min: robust on a shared machine), speed-up ratios (peer time / our time; > 1 means we are faster) and the
-max absolute plan difference (accuracy check). Usage: ``python benchmarks/bench_sinkhorn.py [--quick]``.
+Prints the best wall time (ms) over repeats (min: robust on a shared machine), speed-up ratios (peer time / our
+time; > 1 means we are faster) and the max absolute plan difference (accuracy check). Usage:
+``python benchmarks/bench_sinkhorn.py [--quick]``.
 """
 from __future__ import annotations
 

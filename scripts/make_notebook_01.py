@@ -14,7 +14,8 @@ cells = [
        "Feature Scattering solver preset, and sliced-Wasserstein movement directions (OTJR Eq. 7-11, Fig. 5). "
        "Figures are shown inline and written (PNG + PDF) to `fig_dir` (the pipeline: `figures/<profile>/`; by hand: "
        "`runs/<profile>/figures/` unless you set it), numbers to `runs/<profile>/ot_solvers/results.json`."),
-    code('profile = "quick"   # "smoke" (CI, seconds) or "quick"\nfig_dir = None      # None -> runs/<profile>/figures/ (the pipeline passes figures/<profile>)\n'
+    code('profile = "quick"   # "smoke" (CI, seconds) or "quick"\n'
+         'fig_dir = None      # None -> runs/<profile>/figures/ (the pipeline passes figures/<profile>)\n'
          'seed = 0', ["parameters"]),
     code("""import json
 from pathlib import Path
@@ -96,7 +97,8 @@ for t in range(trials):
     gen = torch.Generator().manual_seed(1000 + t)
     logits = 3 * torch.randn(60, 10, generator=gen)
     for kind, pert in (("slight (sigma=0.1)", 0.1), ("medium (sigma=1)", 1.0), ("unrelated", None)):
-        other = 3 * torch.randn(60, 10, generator=gen) if pert is None else logits + pert * torch.randn(60, 10, generator=gen)
+        other = 3 * torch.randn(60, 10, generator=gen) if pert is None else \
+logits + pert * torch.randn(60, 10, generator=gen)
         Cf = cosine_cost(logits, other).double()
         fs = sinkhorn(Cf, **FS_SINKHORN)
         conv = sinkhorn(Cf, reg=0.01, max_iter=conv_iter, tol=1e-6, check_every=50)

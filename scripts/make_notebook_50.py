@@ -12,12 +12,14 @@ cells = [
        "`paper_tables.yaml`), ours at CPU scale with its 95% interval (Student t over seeds, or the paired McNemar "
        "test on the same images for one seed), and a verdict (reproduced / contradicted / inconclusive) by the rule "
        "in the README (`ot_robust.core.stats.verdict`). Claims whose models have not been evaluated yet read "
-       "*not run yet*. Writes `claims.md`, `claims.csv`, `claims.tex` and the figure `claims.png` / `.pdf` to `out_dir`."),
+       "*not run yet*. Writes `claims.md`, `claims.csv`, `claims.tex` and the figure `claims.png` / `.pdf` to "
+       "`out_dir`."),
     code('profiles = \'["study-fashion", "study-mnist"]\'   # JSON list of the study profiles\n'
          'runs_dir = "results"          # where their eval/<experiment>/eval.json + masks.npz are\n'
          'out_dir = "runs/study/claims"  # the pipeline passes figures/study', ["parameters"]),
     code("import json, os\nfrom pathlib import Path\nif Path.cwd().name == \"notebooks\":  # opened in JupyterLab: run "
-         "from the project root like papermill does\n    os.chdir(\"..\")\n\nimport matplotlib.pyplot as plt\nfrom IPython.display import Image, Markdown, display\n\n"
+         "from the project root like papermill does\n    os.chdir(\"..\")\n\nimport matplotlib.pyplot as plt\n"
+         "from IPython.display import Image, Markdown, display\n\n"
          "from ot_robust.reports.claims import claims_table, plot_claims, render_claims"),
     code("df = claims_table(runs_dir, profiles=json.loads(profiles))\n"
          "paths = render_claims(df, out_dir)\ndisplay(Markdown(paths[0].read_text()))", ["nbval-check-output"]),
@@ -29,7 +31,8 @@ cells = [
     code("Image(filename=str(fig_paths[0]))"),
     md("## Has training levelled off?\n\nHeld-out clean and PGD-10 accuracy after every epoch of every study run "
        "(`metrics.jsonl`, n = 500 held-out images), its last-epoch change judged against binomial noise and its best "
-       "epoch (`ot_robust.reports.convergence`, rule in its docstring). A run whose best epoch is its last is still gaining: "
+       "epoch (`ot_robust.reports.convergence`, rule in its docstring). A run whose best epoch is its last is still "
+       "gaining: "
        "the study compares methods at an equal, written-down number of epochs (README, The study). Writes "
        "`training_curves_<profile>.png` / `.pdf` to `out_dir`."),
     code("from ot_robust.reports.convergence import convergence_markdown, plot_training_curves, training_curves\n"

@@ -49,10 +49,14 @@ runs) executes these numbered notebooks with papermill, in dependency order:
 |---|---|---|
 | `01_ot_solvers` | OT solver checks and illustrations | `figures/<profile>/` |
 | `10_train` | one trained model per profile method | `runs/<profile>/train/<method>/` |
-| `20_evaluate` | white-box suite, AutoAttack, sanity checks, FS Fig. 3 curves, FS supp. Fig. 1 loss curves | `runs/<profile>/eval/<method>/eval.json` |
-| `21_audit` | masking audit: RayS, FeatureAttack, the authors' checks, transfer, GOT's eps-sweep protocol | `runs/<profile>/audit/<method>/eval.json` |
-| `30_tables_fs` | FS Tables 1-4, Sec. 5.3 black-box, supplement Tables 1-4, rebuttal tables | `figures/<profile>/tables/` |
-| `40_figures_fs` | FS Fig. 3 (accuracy vs eps / iterations), supplement Fig. 1 (PGD loss, 20 starts) | `figures/<profile>/` |
+| `20_evaluate` | white-box suite, AutoAttack, sanity checks, FS Fig. 3 curves, FS supp. Fig. 1 loss curves \
+| `runs/<profile>/eval/<method>/eval.json` |
+| `21_audit` | masking audit: RayS, FeatureAttack, the authors' checks, transfer, GOT's eps-sweep protocol \
+| `runs/<profile>/audit/<method>/eval.json` |
+| `30_tables_fs` | FS Tables 1-4, Sec. 5.3 black-box, supplement Tables 1-4, rebuttal tables \
+| `figures/<profile>/tables/` |
+| `40_figures_fs` | FS Fig. 3 (accuracy vs eps / iterations), supplement Fig. 1 (PGD loss, 20 starts) \
+| `figures/<profile>/` |
 
 A step is skipped when its `.done.json` records the same content hash (the notebook's code cells without comments,
 parameters, upstream steps, package version: rewording Markdown reruns nothing); `--force`, `--only 'train/*'`,
@@ -67,7 +71,8 @@ parameters, upstream steps, package version: rewording Markdown reruns nothing);
          code("tasks.write_json(Path(runs_dir) / 'overview' / 'plan.json', plan.to_dict(orient='records'))")])
 
 
-STEP_PARAMS = """profile_file = "ot_robust/profiles/quick.yaml"  # the profile (YAML); every setting of the step comes from it
+STEP_PARAMS = """profile_file = "ot_robust/profiles/quick.yaml"  # the profile (YAML); every setting of the step \
+comes from it
 profile_sha256 = ""         # its sha256 when the plan was built (empty: do not check that it is unchanged)
 step = "{step}"  # the step of the profile's plan this notebook runs
 runs_dir = None             # parent of <profile>/ run outputs (None: the profile's runs_dir, else runs)

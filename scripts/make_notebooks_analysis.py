@@ -1,10 +1,10 @@
 """Generate the analysis notebooks 43-47 (t-SNE, loss landscapes, activations/gradients, decision cells, toys).
 
 Run ``python scripts/make_notebooks_analysis.py`` after changing this file (``--check`` exits 1 if a committed
-notebook differs). Every notebook: a title cell, a cell tagged ``parameters`` (papermill), a setup cell, one call (it loads
-the profile's trained models from ``<runs_dir>/<profile>/train/<experiment>/``, by default the study's committed models,
-skipping missing ones with a printed note), to :mod:`ot_robust.study.analysis_steps` (which runs :mod:`ot_robust.analysis` and saves the figures), and a
-caption cell per figure naming the paper figure it regenerates
+notebook differs). Every notebook: a title cell, a cell tagged ``parameters`` (papermill), a setup cell, one call (it
+loads the profile's trained models from ``<runs_dir>/<profile>/train/<experiment>/``, by default the study's committed
+models, skipping missing ones with a printed note), to :mod:`ot_robust.study.analysis_steps` (which runs
+:mod:`ot_robust.analysis` and saves the figures), and a caption cell per figure naming the paper figure it regenerates
 and how our setting differs. Figures go to ``figures/<profile>/`` as PNG + PDF.
 """
 
@@ -42,7 +42,8 @@ def call(step: str, extra: str = "") -> str:
 
 
 SETTING = ("Our setting: the profile's dataset and CPU model (study-fashion: Fashion-MNIST, small_cnn trained for "
-           "6 epochs; quick: the bundled 2k-image MNIST test sample, the CW CNN trained for 1-2 epochs) instead of the papers' CIFAR-10 WRN-28-10/WRN-34-10 trained for 100-200 "
+           "6 epochs; quick: the bundled 2k-image MNIST test sample, the CW CNN trained for 1-2 epochs) instead of the "
+           "papers' CIFAR-10 WRN-28-10/WRN-34-10 trained for 100-200 "
            "epochs; compare qualitative trends, not the pictures' exact shapes.")
 
 
@@ -105,7 +106,8 @@ def activations():
              "channel (the global-average-pooled last feature map, i.e. `model(x, return_features=True)`) over "
              "the test images, clean (blue) and PGD-20 adversarial (red, Linf eps), channels sorted by the clean "
              "magnitude. Expected: adversarial training suppresses the magnitudes and brings adversarial ones "
-             "close to clean ones. " + SETTING + " (the CW CNN has 200 penultimate units; WRN-34-10 has 640 channels.)"),
+             "close to clean ones. " + SETTING
+             + " (the CW CNN has 200 penultimate units; WRN-34-10 has 640 channels.)"),
          markdown("## Input-gradient magnitude across PGD iterations (OTJR Fig. 3, Table 12)"),
          markdown(
              "**Figure (OTJR Fig. 3, Table 12).** Mean over test images and pixels of `|grad_x CE|` on clean "

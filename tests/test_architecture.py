@@ -152,7 +152,8 @@ def _file_name_literals(source: str) -> list[tuple[int, str]]:
 def test_each_file_name_is_written_in_one_module():
     """A run folder's and an evaluation folder's file names are spelled only by their owner; every other module asks
     it (its constants, :class:`ot_robust.profiles.paths.RunLayout`, its readers)."""
-    found = [(name, m, line) for m, f in sorted(_modules().items()) for line, name in _file_name_literals(f.read_text())]
+    found = [(name, m, line) for m, f in sorted(_modules().items())
+             for line, name in _file_name_literals(f.read_text())]
     assert [f"{m}:{line} spells {name!r} (ask {FILE_OWNERS[name]})" for name, m, line in found
             if m != FILE_OWNERS[name]] == []
     assert sorted(name for name, _, _ in found) == sorted(FILE_OWNERS), "each owner defines each of its names once"
@@ -179,3 +180,16 @@ def test_docstrings_describe_behaviour_not_issue_history():
         cited += [f"{path.relative_to(PKG)}: comment {m.group(0)}" for line in path.read_text().splitlines()
                   if line.lstrip().startswith("#") for m in pattern.finditer(line)]
     assert not cited, f"issue numbers are history (docs/study.md), not behaviour: {cited}"
+
+
+def test_no_source_line_is_longer_than_120_characters():
+    """Every line of every Python file git tracks (package, tests, scripts, benchmarks) is at most 120 characters."""
+    import subprocess
+
+    repo = PKG.parent
+    files = [p for p in subprocess.run(["git", "-C", str(repo), "ls-files", "-z", "--", "*.py"], capture_output=True,
+                                       text=True, check=True).stdout.split("\0") if p and (repo / p).is_file()]
+    assert "tests/test_architecture.py" in files, files
+    long = [f"{path}:{n} ({len(line)})" for path in sorted(files)
+            for n, line in enumerate((repo / path).read_text(encoding="utf-8").split("\n"), 1) if len(line) > 120]
+    assert not long, f"lines longer than 120 characters: {long}"

@@ -75,7 +75,8 @@ API = [
      "finite|NaN"),
     ("Wilson k > n", lambda: wilson_interval(5, 3), "k=5"),
     ("McNemar different images", lambda: mcnemar([True, False], [True]), "same length"),
-    ("budget without unit", lambda: __import__("ot_robust.study.pipeline", fromlist=["x"]).parse_budget("5"), "--budget"),
+    ("budget without unit", lambda: __import__("ot_robust.study.pipeline", fromlist=["x"]).parse_budget("5"),
+     "--budget"),
     ("train eps 8", lambda: __import__("ot_robust.training.api", fromlist=["x"]).TrainConfig(
         method="pgd_at", method_params={"eps": 8, "step_size": 0.01, "steps": 2}).validate(), "did you mean 8/255"),
     ("train epochs 0", lambda: __import__("ot_robust.training.api", fromlist=["x"]).TrainConfig(epochs=0).validate(),

@@ -1,5 +1,6 @@
-"""Resumable evaluation (ot_robust.evaluation.batch_cache): a killed evaluate() called again reuses its finished attack batches
-and gives the same numbers as an uninterrupted run; a different model, attack, seed or image set never reuses them."""
+"""Resumable evaluation (ot_robust.evaluation.batch_cache): a killed evaluate() called again reuses its finished attack
+batches and gives the same numbers as an uninterrupted run; a different model, attack, seed or image set never reuses
+them."""
 
 from dataclasses import dataclass
 

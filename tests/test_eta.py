@@ -6,7 +6,8 @@ from ot_robust.study.eta import StepClock, format_minutes, step_kind
 
 
 def _step(name, notebook, method=None, done_dir=None):
-    return SimpleNamespace(name=name, notebook=f"notebooks/{notebook}.ipynb", params={"method": method} if method else {},
+    return SimpleNamespace(name=name, notebook=f"notebooks/{notebook}.ipynb",
+                           params={"method": method} if method else {},
                            done_dir=done_dir or f"d/{name}")
 
 

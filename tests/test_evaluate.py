@@ -148,7 +148,8 @@ def test_evaluate_your_own_model_from_the_command_line(tmp_path, monkeypatch, ca
                "mnist-sample", "--attacks", "fgsm eps=0.1", "--n", "20", "--no-sanity", "--no-progress",
                "--out", str(out)])
     assert rc == 0 and json.loads(out.read_text())["table"][0]["n"] == 20
-    assert main(["evaluate", "--model", "my_models:nope", "--dataset", "mnist-sample", "--attacks", "fgsm eps=0.1"]) == 2
+    assert main(["evaluate", "--model", "my_models:nope", "--dataset", "mnist-sample", "--attacks",
+                 "fgsm eps=0.1"]) == 2
     assert "my_models:nope" in capsys.readouterr().err
     assert main(["evaluate", "--model", "my_models:tiny", "--attacks", "fgsm eps=0.1"]) == 2  # no --dataset
 

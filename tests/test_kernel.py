@@ -1,5 +1,5 @@
-"""The kept kernel (ot_robust.study.jupyter_kernel): papermill steps share one kernel per process, each step starts from a clean
-namespace, and a failed step or a changed environment gets a fresh kernel."""
+"""The kept kernel (ot_robust.study.jupyter_kernel): papermill steps share one kernel per process, each step starts from
+a clean namespace, and a failed step or a changed environment gets a fresh kernel."""
 
 import json
 import os

@@ -26,7 +26,8 @@ def test_cosine_range_and_definition():
     assert C.shape == (2, 6, 5) and C.min() >= 0 and C.max() <= 2
     manual = 1 - torch.nn.functional.cosine_similarity(x[:, :, None], y[:, None], dim=-1)
     torch.testing.assert_close(C, manual)
-    assert torch.allclose(cosine_cost(x, x).diagonal(dim1=-2, dim2=-1), torch.zeros(2, 6, dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(cosine_cost(x, x).diagonal(dim1=-2, dim2=-1), torch.zeros(2, 6, dtype=torch.float64),
+                          atol=1e-12)
     assert torch.allclose(cosine_cost(x, -x).diagonal(dim1=-2, dim2=-1), 2 * torch.ones(2, 6, dtype=torch.float64))
 
 
@@ -36,7 +37,8 @@ def test_kl_cost_on_simplex_and_batching():
     C = cost_matrix(p, q, "kl")
     manual = (p[:, :, None] * (p[:, :, None].log() - q[:, None].log())).sum(-1)
     torch.testing.assert_close(C, manual)
-    assert torch.allclose(cost_matrix(p, p, "kl").diagonal(dim1=-2, dim2=-1), torch.zeros(3, 6, dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(cost_matrix(p, p, "kl").diagonal(dim1=-2, dim2=-1), torch.zeros(3, 6, dtype=torch.float64),
+                          atol=1e-12)
     for metric in ("sqeuclidean", "l1", "cosine"):  # batched == per-item
         torch.testing.assert_close(cost_matrix(p, q, metric)[1], cost_matrix(p[1], q[1], metric))
 

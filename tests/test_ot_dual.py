@@ -62,7 +62,8 @@ def test_label_matching_bounds_masked_primal():
         phi = torch.randn(6, generator=torch.Generator().manual_seed(s), dtype=D)
         assert entropic_dual(phi, C, THETA, labels=y, labels_adv=y_adv) <= primal.objective + 1e-12
     # LM differs from the standard dual: it ignores cross-label pairs
-    assert not torch.isclose(entropic_dual(phi_star, C, THETA), entropic_dual(phi_star, C, THETA, labels=y, labels_adv=y_adv))
+    assert not torch.isclose(entropic_dual(phi_star, C, THETA),
+                             entropic_dual(phi_star, C, THETA, labels=y, labels_adv=y_adv))
 
 
 def test_label_matching_drops_unmatched_adversarial_points():

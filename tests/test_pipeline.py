@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 # ----------------------------------------------------------------------------------------------- profiles
 def test_shipped_profiles_are_valid():
-    assert {"smoke", "quick", "ablations", "mnist", "cifar10-paper", "cifar100-paper", "svhn-paper"} <= set(list_profiles())
+    assert {"smoke", "quick", "ablations", "mnist", "cifar10-paper", "cifar100-paper",
+            "svhn-paper"} <= set(list_profiles())
     from ot_robust.profiles import load_meta_profile
 
     for name in list_profiles():
@@ -266,7 +267,8 @@ def test_hash_skip_force_only_and_failure(tmp_path):
     with pytest.raises(PipelineError) as ei:
         run_plan(failing, force=True, only="b", jobs=2, log=lambda s: None)
     msg = str(ei.value)
-    assert "step b failed in cell 2 of the executed notebook" in msg  # index 1 + papermill's injected cell and "RuntimeError: boom in b" in msg
+    assert "step b failed in cell 2 of the executed notebook" in msg  # index 1 + papermill's injected cell
+    assert "RuntimeError: boom in b" in msg
     assert str(tmp_path / "runs/nb/b.ipynb") in msg and "raise RuntimeError('boom in b')" in msg
     assert ei.value.notebook == str(tmp_path / "runs/nb/b.ipynb") and ei.value.cell["ename"] == "RuntimeError"
     assert is_done(failing["a"], tmp_path)
@@ -314,7 +316,8 @@ def test_smoke_profile_end_to_end(tmp_path):
         assert e["sanity"] and {c["status"] for c in e["sanity"]} <= {"pass", "flag"}
     assert not list(runs.glob("eval/*/partial"))  # the resume cache is removed once eval.json is written
     curves = json.loads((runs / "eval/standard/curves.json").read_text())
-    assert curves["vs_epsilon"]["x"][0] == 0.0 and curves["vs_epsilon"]["accuracy"][0] > curves["vs_epsilon"]["accuracy"][-1]
+    assert (curves["vs_epsilon"]["x"][0] == 0.0
+            and curves["vs_epsilon"]["accuracy"][0] > curves["vs_epsilon"]["accuracy"][-1])
     loss = json.loads((runs / "eval/feature_scattering/loss_curves.json").read_text())["loss"]
     assert len(loss) == 5 and all(len(r) >= 10 for r in loss)
     t1 = (tmp_path / "figures/smoke/tables/fs_table1.md").read_text()

@@ -1,6 +1,6 @@
 """Issue 14: no README sentence about the study can contradict its verdict table: the README's claims block is the
-committed figures/study/claims.md (notebook 50_claims), and that table is what ot_robust.reports.claims computes from the
-committed results (results/study-*/eval/*)."""
+committed figures/study/claims.md (notebook 50_claims), and that table is what ot_robust.reports.claims computes from
+the committed results (results/study-*/eval/*)."""
 import importlib.util
 from pathlib import Path
 
@@ -63,5 +63,6 @@ def test_the_main_figure_gives_the_plateau_drops_their_own_panel_and_scale(tmp_p
     fig, _ = plot_claims(df)
     top, bottom = fig.axes[:2]
     assert [t.get_text() for t in top.get_yticklabels()] == ["GOT: a beats b (pgd40, 1 seed)"]
-    assert [t.get_text() for t in bottom.get_yticklabels()] == ["GOT: a keeps its accuracy (sweep:paper:0.3-0.7, 1 seed)"]
+    assert [t.get_text() for t in bottom.get_yticklabels()] == [
+        "GOT: a keeps its accuracy (sweep:paper:0.3-0.7, 1 seed)"]
     assert top.get_xlim()[1] < 10 < 80 < bottom.get_xlim()[1]  # each panel on its own scale

@@ -107,7 +107,8 @@ def test_training_stops_at_an_epoch_end_when_the_budget_is_spent_and_resumes(tmp
 
 def test_study_meta_profile_and_its_parts():
     meta = load_meta_profile("study")
-    assert meta.include == ["study-fashion", "study-mnist", "study-cifar10"] and meta.runs_dir == "results" and meta.claims
+    assert (meta.include == ["study-fashion", "study-mnist", "study-cifar10"] and meta.runs_dir == "results"
+            and meta.claims)
     assert load_meta_profile("quick") is None
     f, m = load_profile("study-fashion"), load_profile("study-mnist")
     assert f.dataset == "fashion-mnist" and m.dataset == "mnist" and f.runs_dir == m.runs_dir == "results"

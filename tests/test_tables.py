@@ -39,7 +39,8 @@ def test_table1_puts_ours_beside_the_paper_with_extra_columns(smoke):
                              sanity=("pass", "flag"))}
     res = tables.build_table("fs_table1", evals, smoke)
     df = res.frame
-    assert list(df.columns[:4]) == ["Clean", "FGSM", "PGD10", "PGD20"] and list(df.columns[-3:]) == ["AA", "worst", "sanity"]
+    assert (list(df.columns[:4]) == ["Clean", "FGSM", "PGD10", "PGD20"]
+            and list(df.columns[-3:]) == ["AA", "worst", "sanity"])
     assert df.loc[("Madry", "paper"), "PGD20"] == 44.9
     ours = df.loc[("Madry", "ours (smoke)")]
     assert ours["PGD10"] == 70.0 and ours["AA"] == 66.5 and ours["sanity"] == "flag: c1"

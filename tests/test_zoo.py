@@ -153,7 +153,8 @@ def test_the_html_page_sorts_and_holds_every_row(tmp_path, models):
 def test_the_committed_leaderboard_lists_every_model(models):
     page = (REPO_ROOT / "figures" / "zoo" / "leaderboard.html").read_text()
     assert "Produced by <code>python -m ot_robust zoo --write figures/zoo</code> at git commit" in page
-    assert all(f"<td>{n}</td>" in page for n in models["name"]), "regenerate: python -m ot_robust zoo --write figures/zoo"
+    assert all(f"<td>{n}</td>" in page
+               for n in models["name"]), "regenerate: python -m ot_robust zoo --write figures/zoo"
 
 
 def test_leaderboard_order_and_sort():

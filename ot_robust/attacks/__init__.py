@@ -18,7 +18,8 @@ from .rays import RayS
 from .square import Square
 from .whitebox import CW, FGSM, MIM, PGD, random_targets
 
-__all__ = ["perturb", "correct_mask", "AttackProtocol", "fast_path", "restart_runs", "with_default_seed", "project_", "random_init", "step_", "model_mode", "ce_loss", "cw_margin_loss",
+__all__ = ["perturb", "correct_mask", "AttackProtocol", "fast_path", "restart_runs", "with_default_seed", "project_",
+           "random_init", "step_", "model_mode", "ce_loss", "cw_margin_loss",
            "margin",
            "PGD", "FGSM", "CW", "MIM", "random_targets", "APGD", "APGDT", "FAB", "Square", "SPSA", "CWL2",
            "DeepFool", "AutoAttack", "Transfer", "SimBA", "LocalSearch", "make_attack", "parse_spec", "ATTACKS",

@@ -60,8 +60,9 @@ class PGD(AttackProtocol):
         restarts: R >= 1 (per-example worst case). loss: ``"ce"`` | ``"cw"`` | callable ``(logits, y) -> (B,)``.
         kappa: CW margin confidence (``loss="cw"``). targeted: ``False`` | ``True`` | ``"random"``.
         momentum: MIM decay (``None`` = plain PGD). keep_best: see :func:`perturb`. seed: random start/targets.
-        stop_fooled: the evaluation fast path of :func:`perturb` (same per-example outcome; :func:`ot_robust.evaluation.suite
-            .evaluate` turns it on, since it reads only whether each example is fooled).
+        stop_fooled: the evaluation fast path of :func:`perturb` (same per-example outcome;
+            :func:`ot_robust.evaluation.suite.evaluate` turns it on, since it reads only whether each example is
+            fooled).
     Raises:
         ValueError: eps < 0, steps < 1, step_size <= 0, a single step larger than the Linf budget, bad
             norm/loss/targeted.
@@ -136,7 +137,8 @@ class PGD(AttackProtocol):
         return [self]
 
     def fast_path(self) -> "PGD":
-        """A copy with ``stop_fooled=True``: the same per-example outcome (see :func:`~ot_robust.attacks.loop.perturb`)."""
+        """A copy with ``stop_fooled=True``: the same per-example outcome (see
+        :func:`~ot_robust.attacks.loop.perturb`)."""
         return self.replace(stop_fooled=True)
 
 

@@ -275,7 +275,8 @@ def load_mnist_sample(split: str = "train", augment: bool = False, verify: bool 
 
 
 def dataset_targets(dataset: Dataset) -> torch.Tensor | None:
-    """The labels of a dataset as a long tensor, from its ``targets`` / ``labels`` attribute (None if it has neither)."""
+    """The labels of a dataset as a long tensor, from its ``targets`` / ``labels`` attribute (None if it has
+    neither)."""
     t = getattr(dataset, "targets", None)
     if t is None:
         t = getattr(dataset, "labels", None)

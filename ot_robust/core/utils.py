@@ -47,20 +47,23 @@ def set_seed(seed: int, deterministic: bool = False) -> None:
 
 
 def git_commit(short: bool = False) -> str | None:
-    """The git commit of the checkout this package lives in (``None`` outside a git checkout); ``+dirty`` if modified."""
+    """The git commit of the checkout this package lives in (``None`` outside a git checkout); ``+dirty`` if
+    modified."""
     try:
         args = ["git", "-C", str(REPO_ROOT), "rev-parse"] + (["--short"] if short else []) + ["HEAD"]
         sha = subprocess.run(args, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
         # outputs the pipeline writes into the checkout (figures/, results/) do not make the code dirty
         dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no", "--",
-                                ".", ":!figures", ":!results"], capture_output=True, text=True, timeout=10).stdout.strip()
+                                ".", ":!figures", ":!results"], capture_output=True, text=True,
+                               timeout=10).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
 
 
 def package_versions() -> dict[str, str]:
-    """Versions of the packages whose behaviour changes numbers: python, torch, torchvision, numpy, pot, torchattacks."""
+    """Versions of the packages whose behaviour changes numbers: python, torch, torchvision, numpy, pot,
+    torchattacks."""
     from importlib import metadata
 
     out = {"python": platform.python_version()}
@@ -161,7 +164,8 @@ def parse_number(text: str | float | int) -> float:
             return float(num) / float(den)
         return float(s)
     except (ValueError, ZeroDivisionError):
-        raise ValueError(f"cannot parse {text!r} as a number (allowed: a float like 0.03 or a fraction like 8/255)") from None
+        raise ValueError(f"cannot parse {text!r} as a number (allowed: a float like 0.03 or a fraction like "
+                         "8/255)") from None
 
 
 def tqdm_class():

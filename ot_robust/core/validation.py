@@ -57,7 +57,8 @@ def check_images(x: torch.Tensor, name: str = "x") -> None:
         raise ValueError(f"{name} holds {int(bad.sum())} NaN/Inf value(s); images must be finite, in [0, 1]")
     lo, hi = float(x.min()), float(x.max())
     if lo < 0 or hi > 1:
-        raise ValueError(f"{name} must lie in [0, 1] (images on the [0, 1] pixel scale); got min {lo:.4g}, max {hi:.4g}")
+        raise ValueError(f"{name} must lie in [0, 1] (images on the [0, 1] pixel scale); "
+                         f"got min {lo:.4g}, max {hi:.4g}")
 
 
 def check_image_batch(x: torch.Tensor, name: str = "x") -> None:

@@ -145,8 +145,8 @@ def resolve_recorded(method: str, params: dict, previous: dict | None = None) ->
 
 def attack_params(eps, step_size, steps, random_start: bool = True) -> tuple[float, float, int]:
     """Checked training-adversary parameters (Linf, the [0, 1] pixel scale): eps by
-    :func:`ot_robust.core.validation.check_eps` (above 1 refused: "did you mean 8/255?"), steps >= 1, and the step size by
-    the same rule as the evaluation attacks (:func:`ot_robust.core.validation.check_step`)."""
+    :func:`ot_robust.core.validation.check_eps` (above 1 refused: "did you mean 8/255?"), steps >= 1, and the step size
+    by the same rule as the evaluation attacks (:func:`ot_robust.core.validation.check_step`)."""
     e = check_eps(check_number("eps", eps))
     n = check_int("steps", steps)
     return e, check_step(e, check_number("step_size", step_size, low_open=True), n, "linf", random_start), n

@@ -133,7 +133,8 @@ class OTJR(Defense):
 
     def objective(self, model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor | None) -> DefenseOutput:
         """Eq. 13 (or Eq. 14) for a batch: the scalar loss to minimize and its terms (unweighted) in ``logs``:
-        ``ce_adv`` or ``ce_clean``, ``sw`` (or ``sinkhorn``), ``jr`` (batch mean of the ||J||_F^2 estimate), ``loss``."""
+        ``ce_adv`` or ``ce_clean``, ``sw`` (or ``sinkhorn``), ``jr`` (batch mean of the ||J||_F^2 estimate),
+        ``loss``."""
         need_clean = self.ce_on == "clean" or self.lambda_j > 0 or self.lambda_sw > 0 or self.uses_optimal_directions
         xc = x.detach().requires_grad_(self.lambda_j > 0)
         fd = self.uses_finite_difference

@@ -1,8 +1,8 @@
 """Resumable evaluation: per-batch attack outcomes kept on disk, so that a killed evaluation goes on where it stopped.
 
-:func:`ot_robust.evaluation.suite.evaluate` with ``cache_dir=...`` writes one small file per finished (attack, run, batch):
-the batch's per-example robust mask and the seconds it took. A later call with the same model weights, attack, seed,
-images and package version reads it back instead of attacking again. The key covers everything the outcome depends
+:func:`ot_robust.evaluation.suite.evaluate` with ``cache_dir=...`` writes one small file per finished (attack, run,
+batch): the batch's per-example robust mask and the seconds it took. A later call with the same model weights, attack,
+seed, images and package version reads it back instead of attacking again. The key covers everything the outcome depends
 on (the attack's full ``repr`` with its per-batch seed, a SHA-256 of the batch's images and labels, of the model's
 parameters and buffers, and the package version), so a changed model or setting can never pick up a stale result.
 Every attack of the suite is deterministic given its seed, so a resumed evaluation equals an uninterrupted one

@@ -6,8 +6,8 @@ the dataset's own order** (no shuffling, no class balancing), and reports clean 
 AutoAttack "standard" (fra31's driver with ``bs = batch_size``, 32 by default). :func:`benchmark` follows that
 protocol with our AutoAttack (fra31's own components and driver order, :class:`ot_robust.attacks.AutoAttack`) and
 adds what RobustBench leaves out: n and a 95% Wilson interval for each accuracy, the per-example masks and the
-gradient-masking sanity checks of :mod:`ot_robust.evaluation.sanity`. :func:`load_checkpoint` reads RobustBench / DataParallel
-checkpoints (``state_dict`` nesting, ``module.`` prefixes) weights-only.
+gradient-masking sanity checks of :mod:`ot_robust.evaluation.sanity`. :func:`load_checkpoint` reads RobustBench /
+DataParallel checkpoints (``state_dict`` nesting, ``module.`` prefixes) weights-only.
 
 No download happens (the model zoo needs internet): build the architecture yourself, load its weights with
 :func:`load_checkpoint`. Our CIFAR-10 is the JPEG copy in ``../shared/data`` (lossy): numbers on it are not

@@ -3,8 +3,8 @@
 ``evaluate(model, data, ["pgd-linf eps=8/255 steps=20 step=2/255 restarts=5", "autoattack eps=8/255"])`` returns an
 :class:`EvalReport`: a table with clean accuracy, accuracy under each attack (per-example worst case over its
 restarts), the FS-rebuttal "min over R runs" row for attacks with restarts, the per-example worst case over all
-attacks, and the gradient-masking sanity checks of :mod:`ot_robust.evaluation.sanity` beside them. Accuracy = correct on the
-clean input *and* on the attack's output, in %. The curves (accuracy vs eps / steps, PGD loss over iterations) are
+attacks, and the gradient-masking sanity checks of :mod:`ot_robust.evaluation.sanity` beside them. Accuracy = correct on
+the clean input *and* on the attack's output, in %. The curves (accuracy vs eps / steps, PGD loss over iterations) are
 in :mod:`ot_robust.evaluation.curves`; loading models (run folders, your own factory, checkpoints) in
 :mod:`ot_robust.models.loading`.
 """
@@ -166,17 +166,19 @@ def evaluate(model: nn.Module, dataset, attacks: Sequence[str], n_examples: int 
     Args:
         model: images (B, C, H, W) in [0, 1] -> logits (B, num_classes); evaluated in eval mode on ``device``, and
             handed back on the device it came on (when all its parameters and buffers are on one) and in its
-            original train/eval modes. A one-batch probe checks it first (:func:`ot_robust.core.validation.check_model`).
+            original train/eval modes. A one-batch probe checks it first
+            (:func:`ot_robust.core.validation.check_model`).
         dataset: a Dataset, a dataset name (its test split) or an ``(x, y)`` tuple of tensors: ``x`` (N, C, H, W)
             floating in [0, 1] (a grayscale batch keeps its channel dimension: (N, 1, H, W)), ``y`` (N,) integer
             labels.
         attacks: spec strings or parsed :class:`~ot_robust.attacks.AttackSpec` (see
-            :func:`~ot_robust.attacks.make_attack`), or attack objects (any ``attack(model, x, y) -> x_adv`` callable with optional ``eps``/``norm``; evaluate asks it only through
-            the attack protocol, :mod:`ot_robust.attacks.protocol`: subclass ``AttackProtocol`` to be seeded per
-            batch, split into restart runs, or given a fast path).
+            :func:`~ot_robust.attacks.make_attack`), or attack objects (any ``attack(model, x, y) -> x_adv`` callable
+            with optional ``eps``/``norm``; evaluate asks it only through the attack protocol,
+            :mod:`ot_robust.attacks.protocol`: subclass ``AttackProtocol`` to be seeded per batch, split into restart
+            runs, or given a fast path).
         seed: every random choice (starts, targets, Square) derives from it: equal seeds give equal numbers.
-        sanity: run :func:`ot_robust.evaluation.sanity.run_sanity` (at ``eps_for_sanity``, default: the first attack's eps)
-            plus :func:`~ot_robust.evaluation.sanity.check_table_consistency` on the table.
+        sanity: run :func:`ot_robust.evaluation.sanity.run_sanity` (at ``eps_for_sanity``, default: the first attack's
+            eps) plus :func:`~ot_robust.evaluation.sanity.check_table_consistency` on the table.
         order: ``"balanced"`` (default: the first ``n_examples`` of the class round-robin, the pipeline's and the
             command line's order, so that evaluations with different ``n_examples`` share their first images) or
             ``"first"`` (the first ``n_examples``; class-sorted datasets interleaved). The per-example masks follow

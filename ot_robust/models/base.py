@@ -16,7 +16,8 @@ FEATURE_LAYERS = ("penultimate", "middle")
 
 
 class Classifier(nn.Module):
-    """Base class: ``stages`` (a list of modules applied in turn), then ``head`` (flatten/pool -> features), then ``fc``.
+    """Base class: ``stages`` (a list of modules applied in turn), then ``head`` (flatten/pool -> features), then
+    ``fc``.
 
     Args:
         mean, std: per-channel normalization constants on the [0, 1] scale (length = input channels).
@@ -40,8 +41,9 @@ class Classifier(nn.Module):
     def forward(self, x: torch.Tensor, return_features: bool | str = False):
         """Logits ``(N, num_classes)`` for images ``x`` ``(N, C, H, W)`` in [0, 1].
 
-        With ``return_features=True`` (or ``"penultimate"``) returns ``(logits, feats)`` with feats ``(N, feature_dim)``;
-        with ``"middle"`` returns ``(logits, middle)``, the flattened output of stage ``len(stages) // 2 - 1``.
+        With ``return_features=True`` (or ``"penultimate"``) returns ``(logits, feats)`` with feats
+        ``(N, feature_dim)``; with ``"middle"`` returns ``(logits, middle)``, the flattened output of stage
+        ``len(stages) // 2 - 1``.
 
         Raises:
             ValueError: for an unknown ``return_features`` value or an input with the wrong number of channels.

@@ -1,6 +1,7 @@
 """Loading trained models: this project's run folders, your own model factory, and plain / RobustBench checkpoints.
 
-* :func:`load_model` - a run of :func:`ot_robust.training.api.train` (``model.pt`` with its model spec and SHA-256 sidecar).
+* :func:`load_model` - a run of :func:`ot_robust.training.api.train` (``model.pt`` with its model spec and SHA-256
+  sidecar).
 * :func:`load_user_model` - ``"pkg.module:factory"`` plus an optional checkpoint (``evaluate --model``).
 * :func:`load_checkpoint` - a ``state_dict`` file in any of the usual nestings into a given model (RobustBench's).
 

@@ -1,7 +1,7 @@
 """The OTJR paper's training settings (Sec. 4.1, Table 7-8, Sec. 4.3) and a CPU-scale MNIST variant.
 
-Each preset is a dict of :class:`~ot_robust.training.api.TrainConfig` fields (``method``, ``method_params``, ``dataset``,
-``model``, optimiser and schedule), named ``<method>-<dataset>-<model>`` (e.g. ``otjr-cifar10-wrn34-10``,
+Each preset is a dict of :class:`~ot_robust.training.api.TrainConfig` fields (``method``, ``method_params``,
+``dataset``, ``model``, optimiser and schedule), named ``<method>-<dataset>-<model>`` (e.g. ``otjr-cifar10-wrn34-10``,
 ``otjr-mnist-small_cnn``); :func:`ot_robust.presets.get_preset` returns a copy.
 
 Paper (Sec. 4.1): WRN-34-10, 100 epochs, SGD momentum 0.9, lr 0.1 divided by 10 at epochs 75 and 90, batch 128,

@@ -39,7 +39,8 @@ A profile is a YAML file in this folder (or any path ending in ``.yaml``). Schem
     audit:                           # optional: the masking audit (RayS, FeatureAttack, the authors' checks, GOT's
       masking: {experiments: [pgd_at], n_examples: 500, attacks: {rays: "rays eps=0.3 queries=2000"}}
                                      # protocol): steps audit/<exp>; schema in ot_robust/profiles/audit_schema.py
-    slurm:                           # optional: SLURM resources of the steps (--executor slurm, ot_robust/study/slurm.py)
+    slurm:                           # optional: SLURM resources of the steps (--executor slurm,
+                                     # ot_robust/study/slurm.py)
       "train/*": {gpus: 1, time: 24h}   # step-name glob or notebook stem -> gpus, cpus, mem, time, partition, ...
                                      # (a method's own `slurm:` mapping sets its training step's resources)
 
@@ -342,7 +343,8 @@ def validate_profile(raw: Any, source: str = "<profile>", check_registries: bool
     _check_keys(ev, EVAL_KEYS, "eval", src, ("attacks", "n_examples"))
     for key in ev["attacks"]:
         if not isinstance(key, str) or not _NAME_RE.match(key) or key == "clean":
-            raise ProfileError(f"{src}: eval.attacks key {key!r} must be a column name like pgd20 ('clean' is implicit)")
+            raise ProfileError(f"{src}: eval.attacks key {key!r} must be a column name like pgd20 "
+                               "('clean' is implicit)")
         if not isinstance(ev["attacks"][key], str):
             raise ProfileError(f"{src}: eval.attacks.{key} must be an attack spec string, got {ev['attacks'][key]!r}")
     if ev.get("autoattack") is not None:
@@ -475,4 +477,5 @@ def _check_registries(p: Profile, src: str) -> None:
             p.attack_specs[key] = AttackSpec.parse(spec)
             p.attack_specs[key].build()
         except ValueError as e:
-            raise ProfileError(f"{src}: {key if key.startswith('audit.') else 'eval attack ' + repr(key)}: {e}") from None
+            raise ProfileError(f"{src}: {key if key.startswith('audit.') else 'eval attack ' + repr(key)}: "
+                               f"{e}") from None

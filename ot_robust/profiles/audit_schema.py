@@ -83,7 +83,8 @@ def check_audit(audit: Any, methods: dict[str, Any], eval_columns: set[str]) -> 
             sw = g["eps_sweep"]
             check_keys(sw, SWEEP_KEYS, f"{where}.eps_sweep", ("epsilons", "n_examples", "protocols"))
             if not sw["protocols"]:
-                raise ValueError(f"{where}.eps_sweep.protocols is empty; name at least one, e.g. {{ours: {{steps: 20}}}}")
+                raise ValueError(f"{where}.eps_sweep.protocols is empty; "
+                                 f"name at least one, e.g. {{ours: {{steps: 20}}}}")
             for name, p in sw["protocols"].items():
                 check_keys(p, PROTOCOL_KEYS, f"{where}.eps_sweep.protocols.{name}", ("steps",))
                 if p.get("labels", "true") not in LABELS:

@@ -132,7 +132,8 @@ CLAIMS: list[Claim] = [
        "A claim of no difference: reproduced if our interval lies within +-1 point.", equal=True, differs=("solver",)),
     _c("fs-label-smoothing", "fs", "label smoothing 0.5 beats none (rebuttal)", F, "feature_scattering", "fs_no_ls",
        "pgd100", "rebuttal_label_smoothing_pgd100", ("Proposed", "Proposed"), "ls0.5-ls0.0",
-       "Paper: the smoothing sweep's 0.5 row (68.4) differs from the main paper's Proposed row (68.6): a separate run.", differs=("label_smoothing",)),
+       "Paper: the smoothing sweep's 0.5 row (68.4) differs from the main paper's Proposed row (68.6): a separate run.",
+       differs=("label_smoothing",)),
     _c("got-pgd-s", "got", "GOT-PGD-S beats PGD-AT under PGD-40", M, "got_pgd_s", "pgd_at", "pgd40", "table1_mnist",
        ("GOT-PGD-S", "PGD-AT"), "pgd"),
     _c("got-pgd-lm", "got", "GOT-PGD-LM beats PGD-AT under PGD-40", M, "got_pgd_lm", "pgd_at", "pgd40",
@@ -385,7 +386,8 @@ def claims_table(runs_dir: str | Path = "results", claims: list[Claim] | None = 
 
 CAPTION = ("One row per headline claim. Paper effect = A - B in points from the paper's own table; ours = the same "
            "difference at CPU scale (study profiles: Fashion-MNIST eps 0.1 / MNIST eps 0.3; the rows marked "
-           "CIFAR-10: the lossy JPEG copy, eps 8/255, small_cnn; never the papers' CIFAR models) with its 95% interval over seeds (t) or on the same images (McNemar, one seed). Verdict rule: "
+           "CIFAR-10: the lossy JPEG copy, eps 8/255, small_cnn; never the papers' CIFAR models) with its 95% interval "
+           "over seeds (t) or on the same images (McNemar, one seed). Verdict rule: "
            "README, 'Claims and verdicts'.")
 
 

@@ -141,7 +141,8 @@ def eps_plateau_check(profile: Any, runs_dir: str | Path, evals: dict[str, dict[
     eps, beside ours) gets ``acc_vs_eps (<protocol>)`` and ``plateau (<protocol>)`` for each protocol."""
     layout = RunLayout.at(runs_dir)
     recs = []
-    plateau = lambda acc: bool(len(acc) >= 3 and max(acc[-3:]) - min(acc[-3:]) <= 1.0 and min(acc[-3:]) > 10.0)  # noqa: E731
+    plateau = lambda acc: bool(len(acc) >= 3 and max(acc[-3:]) - min(acc[-3:]) <= 1.0  # noqa: E731
+                               and min(acc[-3:]) > 10.0)
     for e, m in profile.methods.items():
         if e not in evals:
             recs.append({"experiment": e, "method": m.method, "plateau": NOT_RUN})
@@ -170,7 +171,8 @@ def eps_plateau_check(profile: Any, runs_dir: str | Path, evals: dict[str, dict[
     flags = [e for e, r in got.iterrows() if sanity_flags(str(r.get("sanity", "")))]
     gap = got["PGD - AA"].dropna() if "PGD - AA" in got else pd.Series(dtype=float)
     evaluated = [e for e in got.index if e in evals]
-    verdict = (f"GOT models evaluated: {len(evaluated)} of {len(got)} in the profile. Plateau in accuracy vs eps: {flat or 'none'}. "
+    verdict = (f"GOT models evaluated: {len(evaluated)} of {len(got)} in the profile. "
+               f"Plateau in accuracy vs eps: {flat or 'none'}. "
                f"Sanity flags: {flags or 'none'}. PGD - AutoAttack gap (points): "
                f"{', '.join(f'{e}: {v:.1f}' for e, v in gap.items()) or 'AutoAttack not run in this profile'}.")
     for col in [c for c in check.columns if c.startswith("plateau (")]:

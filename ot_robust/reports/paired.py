@@ -4,8 +4,9 @@
 for every attack column both have, gives accuracy A and B and the paired difference A - B in points with its 95%
 Wald interval and the exact McNemar p-value (:func:`ot_robust.core.stats.mcnemar`); a column counts an image as
 robust only if it is also classified correctly clean (as the verdict table does). The training configurations
-are compared too (:func:`ot_robust.reports.runs.config_differences`, as the verdict table compares them): ``differences`` names every key in which the
-two runs differ, so a reader sees what the comparison measures (e.g. ``clip_start: False vs True``).
+are compared too (:func:`ot_robust.reports.runs.config_differences`, as the verdict table compares them):
+``differences`` names every key in which the two runs differ, so a reader sees what the comparison measures (e.g.
+``clip_start: False vs True``).
 
 Used for the measurements that are not paper claims: FS with the official random start against the study's FS,
 GOT-LM with the exact potential against the Adam update (docs/fs.md, docs/got.md).

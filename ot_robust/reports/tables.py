@@ -270,7 +270,8 @@ def caption(pt: dict[str, Any], profile: Any, evals: dict[str, dict], note: str 
             if profile else "")
     return (f"Paper: {pt['setting']} ({pt['source']}). {ours} "
             f"Accuracy in %; blank = not reported / not measured. AA, worst and sanity are our additions "
-            f"(AutoAttack, worst case over our attacks, gradient-masking checks).{(' ' + note) if note else ''}").strip()
+            f"(AutoAttack, worst case over our attacks, gradient-masking checks)."
+            f"{(' ' + note) if note else ''}").strip()
 
 
 def build_table(name: str, evals: dict[str, dict[str, Any]], profile: Any = None) -> TableResult:

@@ -4,9 +4,9 @@ Scattering debate run where the study's evaluation stops.
 :func:`run_audit` runs one group of the profile's ``audit`` mapping on one model (step ``audit/<group>/<exp>``,
 :mod:`ot_robust.profiles.audit_schema`): the group's attacks on the first ``n_examples`` images of the
 evaluation's class-balanced order (RayS, FeatureAttack, PGD / CW with 500-1,000 steps and 5 restarts, transfer
-attacks from other models, SPSA, local search, Square, ...), and GOT's eps sweep under one or more PGD protocols. Because the
-images are a prefix of those of ``evaluate/<exp>``, every audit column pairs with the evaluation's columns image by
-image; the audit's sanity flag uses that (:func:`ot_robust.evaluation.sanity.check_weaker_family_vs_whitebox`).
+attacks from other models, SPSA, local search, Square, ...), and GOT's eps sweep under one or more PGD protocols.
+Because the images are a prefix of those of ``evaluate/<exp>``, every audit column pairs with the evaluation's columns
+image by image; the audit's sanity flag uses that (:func:`ot_robust.evaluation.sanity.check_weaker_family_vs_whitebox`).
 
 Writes ``<runs>/<profile>/audit/<group>/<exp>/eval.json`` and ``masks.npz``
 (:func:`ot_robust.evaluation.results.write_evaluation`); finished attack batches and sweep points are kept in

@@ -432,8 +432,8 @@ def select_steps(plan: Plan, only: str | list[str] | None) -> list[Step]:
 
 def execute_step(step: Step, root: str | Path, kernel: str | None = None, threads: int | None = None
                  ) -> dict[str, Any]:
-    """Run one step with papermill, in this process's kept kernel (:mod:`ot_robust.study.jupyter_kernel`); on success write
-    ``.done.json``.
+    """Run one step with papermill, in this process's kept kernel (:mod:`ot_robust.study.jupyter_kernel`); on success
+    write ``.done.json``.
 
     ``threads``: if given (and ``OMP_NUM_THREADS`` is not set by the user), the kernel's torch uses that many threads
     (``--jobs N`` gives each of the N parallel kernels ``cores // N``, so they do not oversubscribe the CPU).
@@ -619,7 +619,8 @@ def _run_todo(plan: Plan, todo: list[Step], status: dict[str, str], sel_names: s
         eta = format_minutes(left)
         if eta and deadline is not None and time.time() + left > deadline:
             eta += f" (beyond the budget, {max(0.0, deadline - time.time()) / 60:.0f} min left)"
-        return f"[run]  {s.name} ({done + 1}/{total}, {el / 60:.1f} min elapsed{', ' + eta if eta else ''}) -> {s.output}"
+        return (f"[run]  {s.name} ({done + 1}/{total}, {el / 60:.1f} min elapsed{', ' + eta if eta else ''}) "
+                f"-> {s.output}")
 
     if jobs == 1:
         for s in todo:
@@ -656,7 +657,8 @@ def _run_todo(plan: Plan, todo: list[Step], status: dict[str, str], sel_names: s
             if error is not None:
                 raise error
     counts = {k: sum(v == k for v in status.values()) for k in ("ran", "skipped", "committed", "stopped", "deferred")}
-    log(f"[pipeline] profile {plan.profile.name}: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v or k == "ran")
+    log(f"[pipeline] profile {plan.profile.name}: "
+        + ", ".join(f"{v} {k}" for k, v in counts.items() if v or k == "ran")
         + f", {time.time() - run_t0:.1f} s" + ("; budget reached: run the same command again to continue"
                                                 if counts["stopped"] or counts["deferred"] else ""))
 

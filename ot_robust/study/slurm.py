@@ -104,9 +104,9 @@ class Job:
 
 
 def steps_to_run(plan: Plan, force: bool = False, only: str | list[str] | None = None) -> tuple[list[Step], dict]:
-    """The steps a local :func:`~ot_robust.study.pipeline.run_plan` would run (same skip rules), and ``{name: "skipped" |
-    "committed"}`` for the others. Raises PipelineError (from the pipeline) like a local run for a selected step
-    that needs an unselected step that is not up to date."""
+    """The steps a local :func:`~ot_robust.study.pipeline.run_plan` would run (same skip rules), and
+    ``{name: "skipped" | "committed"}`` for the others. Raises PipelineError (from the pipeline) like a local run for a
+    selected step that needs an unselected step that is not up to date."""
     from .pipeline import PipelineError
 
     selected = select_steps(plan, only)
@@ -146,7 +146,8 @@ def job_graph(plan: Plan, force: bool = False, only: str | list[str] | None = No
 
 # --------------------------------------------------------------------------------------------- inside the job
 
-_KERNEL_STARTUP = f'''# ot_robust.study.slurm: SIGUSR1/SIGTERM (pre-emption, time limit) -> the --budget deadline is now:
+_KERNEL_STARTUP = f'''# ot_robust.study.slurm: SIGUSR1/SIGTERM (pre-emption, time limit) -> the --budget \
+deadline is now:
 # a training step stops at its next epoch end with its checkpoint saved, and the job is requeued. The handler keeps
 # no reference to the user namespace (the pipeline's %reset -f between steps clears it).
 def _ot_robust_install():
@@ -440,7 +441,8 @@ def submit_plan(plan: Plan, force: bool = False, only: str | list[str] | None = 
         log(f"[slurm] {node.step.name}: job {job.job_id} ({r['gpus']} GPU, {r['cpus']} CPU, {r['mem']}, "
             f"{r['time']} min{', after ' + ','.join(deps) if deps else ''}) -> {node.step.output}")
     log(f"[slurm] profile {plan.profile.name}: {len(jobs)} job(s) submitted, {len(in_flight)} already in flight, "
-        f"{len(status) - len(jobs) - len(in_flight)} step(s) up to date; logs in {folder}; progress: python -m ot_robust reproduce --profile {plan.profile.name} --status")
+        f"{len(status) - len(jobs) - len(in_flight)} step(s) up to date; logs in {folder}; "
+        f"progress: python -m ot_robust reproduce --profile {plan.profile.name} --status")
     if wait and jobs:
         _wait(jobs, status, log)
         log(f"[slurm] profile {plan.profile.name}: all {len(jobs)} job(s) finished")

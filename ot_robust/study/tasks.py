@@ -195,9 +195,10 @@ def worst_by_threat_model(masks: dict[str, Any], specs: dict[str, Any]) -> dict[
     """Per-example worst case per threat model (never mix Linf with L2).
 
     ``masks``: {column: (n_col,) bool}, every column on a prefix of the same image order; ``specs``: {column: attack
-    spec string or :class:`~ot_robust.attacks.AttackSpec`} (``clean`` excluded). For each norm (``linf``, ``l2``) the result has ``<norm>`` (the columns that cover
-    the most images) and, when some columns cover fewer (strong attacks, AutoAttack), ``<norm>_all`` (every column
-    of that norm, on their common prefix). Each entry: accuracy, n, ci_low, ci_high (%, Wilson) and the columns.
+    spec string or :class:`~ot_robust.attacks.AttackSpec`} (``clean`` excluded). For each norm (``linf``, ``l2``) the
+    result has ``<norm>`` (the columns that cover the most images) and, when some columns cover fewer (strong attacks,
+    AutoAttack), ``<norm>_all`` (every column of that norm, on their common prefix). Each entry: accuracy, n, ci_low,
+    ci_high (%, Wilson) and the columns.
     """
     import numpy as np
 
@@ -242,11 +243,11 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
     images, so that every column shares its images with the others and with other models (paired tests).
 
     ``attacks``: ``{column: spec}`` (e.g. ``{"pgd20": "pgd-linf eps=0.1 steps=20 step=0.0125"}``) or ``"default"``
-    (:func:`default_attacks`); ``clean`` is always measured. ``strong``: ``{"attacks": {column: spec}, "n_examples"}`` or None (e.g. PGD-100 on 1,000).
-    ``autoattack``: ``{"spec", "n_examples"}`` or None. ``curves``: ``{"epsilons", "steps", "eps", "step_size"?,
-    "n_examples"?}`` (FS Fig. 3) or None. ``loss_curves``: ``{"restarts", "steps", "eps", "step_size",
-    "n_examples"}`` (FS supp. Fig. 1) or None. ``transfer_from``: ``{paper row: source run_dir}`` - every white-box
-    column is re-run as a transfer attack crafted on that source model (FS Sec. 5.3).
+    (:func:`default_attacks`); ``clean`` is always measured. ``strong``: ``{"attacks": {column: spec}, "n_examples"}``
+    or None (e.g. PGD-100 on 1,000). ``autoattack``: ``{"spec", "n_examples"}`` or None. ``curves``: ``{"epsilons",
+    "steps", "eps", "step_size"?, "n_examples"?}`` (FS Fig. 3) or None. ``loss_curves``: ``{"restarts", "steps", "eps",
+    "step_size", "n_examples"}`` (FS supp. Fig. 1) or None. ``transfer_from``: ``{paper row: source run_dir}`` - every
+    white-box column is re-run as a transfer attack crafted on that source model (FS Sec. 5.3).
 
     eval.json: ``{"accuracy": {column: %}, "n": {column: n}, "ci": {column: [low, high]} (95% Wilson),
     "autoattack": % | None, "worst": {threat model: {accuracy, n, ci_low, ci_high, columns}}, "worst_case": % (Linf,
@@ -273,7 +274,8 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
     test = get_dataset(dataset, "test", root=data_root)
     partial = out_dir / PARTIAL_DIR  # finished attack batches: a killed evaluation resumes from them
     kw = dict(seed=seed, batch_size=batch_size, progress=False, order="balanced", cache_dir=partial,
-              log=ProgressLog(f"[evaluate/{experiment}]", on=progress_requested()), should_stop=deadline_passed)  # --budget: stop, resume
+              log=ProgressLog(f"[evaluate/{experiment}]", on=progress_requested()),
+              should_stop=deadline_passed)  # --budget: stop, resume
     report = evaluate(model, test, list(parsed.values()), n_examples=n_examples, sanity=sanity, **kw)
     masks = _masks_by_key(report, specs)
     indices = report.meta["indices"]

@@ -1,4 +1,5 @@
-"""Internals of the Trainer (:mod:`ot_robust.training.api` is the public entry): config, checkpoints, distributed helpers."""
+"""Internals of the Trainer (:mod:`ot_robust.training.api` is the public entry): config, checkpoints, distributed
+helpers."""
 from .checkpoint import load_latest, save_checkpoint
 from .config import TrainConfig, apply_overrides
 from .distributed import DistInfo, init_distributed

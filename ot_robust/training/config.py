@@ -36,7 +36,8 @@ class TrainConfig:
             each class in dataset order, balanced; "random": a seeded random subset; "first": the first n).
         eval_n: size of the fixed held-out batch (first eval_n test images) for the per-epoch clean/PGD accuracy.
         eval_eps, eval_steps, eval_step_size: the per-epoch PGD (None -> the dataset's default,
-            :func:`ot_robust.core.data.default_attack`: MNIST 0.3 / 20 / 0.01, Fashion-MNIST 0.1, colour 8/255 / 20 / 2/255).
+            :func:`ot_robust.core.data.default_attack`: MNIST 0.3 / 20 / 0.01, Fashion-MNIST 0.1, colour 8/255 / 20 /
+            2/255).
         num_workers, data_root, augment (None = the dataset's default training augmentation).
         ddp: None (auto: on when launched by torchrun with WORLD_SIZE > 1), True or False. ddp_backend: None
             (nccl on CUDA, gloo on CPU). progress: tqdm bars. preset: name in ``ot_robust.presets``.
@@ -126,7 +127,8 @@ class TrainConfig:
 
     # ---------------------------------------------------------------- derived values
     def eval_attack(self) -> tuple[float, int, float]:
-        """(eps, steps, step_size) of the per-epoch PGD check (:func:`ot_robust.core.data.default_attack` for unset fields)."""
+        """(eps, steps, step_size) of the per-epoch PGD check (:func:`ot_robust.core.data.default_attack` for unset
+        fields)."""
         from ..core.data import default_attack
 
         d = default_attack(self.dataset)
