@@ -388,7 +388,7 @@ CAPTION = ("One row per headline claim. Paper effect = A - B in points from the 
            "difference at CPU scale (study profiles: Fashion-MNIST eps 0.1 / MNIST eps 0.3; the rows marked "
            "CIFAR-10: the lossy JPEG copy, eps 8/255, small_cnn; never the papers' CIFAR models) with its 95% interval "
            "over seeds (t) or on the same images (McNemar, one seed). Verdict rule: "
-           "README, 'Claims and verdicts'.")
+           "docs/study.md, 'Claims and verdicts'.")
 
 
 def render_claims(df, out_dir: str | Path) -> list[Path]:
