@@ -137,6 +137,25 @@ def test_query_budget_never_exceeded(budget):
     assert counting.calls == counting.rows == int(atk.last_queries[0]) == budget
 
 
+@pytest.mark.parametrize("early_stop", [True, False])
+def test_a_batch_runs_each_image_as_alone_with_one_model_call_per_query(early_stop):
+    """Each image follows the query sequence of RayS run on it alone (its own block counter), and every model call
+    carries all images still searching: at most budget + 1 calls for the whole batch (the clean call included)."""
+    model = trained_model()
+    x, y = mnist_test(200)
+    x, y = x[:10], y[:10]
+    atk = RayS(0.15, queries=120, early_stop=early_stop)
+    counting = Counting(model)
+    x_adv = atk(counting, x, y)
+    batch = (x_adv, atk.last_adbd, atk.last_queries, atk.last_success)
+    assert counting.calls <= 120 + 1 and counting.rows == int(atk.last_queries.sum())
+    for i in range(10):
+        alone = atk(model, x[i:i + 1], y[i:i + 1])
+        assert torch.equal(alone[0], batch[0][i])
+        for got, want in zip((atk.last_adbd, atk.last_queries, atk.last_success), batch[1:]):
+            assert torch.equal(got[0], want[i]), i
+
+
 def test_misclassified_at_start_costs_one_query():
     model, x, y, _ = _linear_problem(4, n=4)
     y = y.clone()

@@ -1,5 +1,7 @@
 """RayS: the hard-label (decision-based) Linf attack of Chen & Gu, "RayS: A Ray Searching Method for Hard-label
-Adversarial Attack", KDD 2020 (Algorithms 1-3), batched over images with per-image query counters.
+Adversarial Attack", KDD 2020 (Algorithms 1-3), batched over images: each image keeps its own query counter and its
+own place in the hierarchical search, and spends one query per model call, so every call carries all the images
+still searching (a batch gives each image exactly the result of RayS run on it alone).
 
 RayS reformulates the minimum-Linf adversarial problem as a search over *ray directions* ``s`` in {-1, +1}^d
 (d = C * H * W): along the ray ``x + r * s`` (clipped to the image box [0, 1]) the decision-boundary radius
@@ -117,58 +119,63 @@ class RayS(AttackProtocol):
         d = x[0].numel()
         tol = self.tol if self.tol is not None else 1e-3 / math.sqrt(d)
         xf = x.reshape(b, d)
-        q = torch.zeros(b, dtype=torch.long, device=x.device)
-
-        def fooled(idx: torch.Tensor, signs: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
-            """One query per row: is ``clip(x[idx] + radius * signs)`` misclassified?"""
-            pts = (xf[idx] + radius[:, None] * signs).clamp_(0, 1)
-            q[idx] += 1
-            return model(pts.view(-1, *x.shape[1:])).argmax(1) != y[idx]
+        q = torch.ones(b, dtype=torch.long, device=x.device)  # the clean query below
+        coord = torch.arange(d, device=x.device)
 
         with torch.no_grad(), model_mode(model):
             logits = model(x)
-            q += 1
             check_labels(y, b, logits.shape[-1])
             wrong = logits.argmax(1) != y  # misclassified at the start: distance 0, nothing to search
             success = wrong.clone()
             adbd = torch.full((b,), math.inf, device=x.device, dtype=x.dtype).masked_fill_(wrong, 0.0)
             r_best = torch.full((b,), math.inf, device=x.device, dtype=x.dtype)  # radius along the ray
             s_best = self._initial_signs(b, d, x.device, x.dtype)
-            level, block = 0, 0
+            # Each image runs its own copy of Alg. 3 (its own block counter) and spends exactly one query per tick,
+            # either on the fast check of its next block flip or on one bisection step of its current candidate:
+            # every model call carries all active images, and each image's sequence of queries is that of RayS run
+            # on it alone.
+            level = torch.zeros(b, dtype=torch.long, device=x.device)
+            block = torch.zeros_like(level)
+            searching = torch.zeros(b, dtype=torch.bool, device=x.device)  # in a binary search (Alg. 1)
+            cand = s_best.clone()
+            lo, hi = torch.zeros_like(r_best), torch.zeros_like(r_best)
             active = ~success & (q < self.queries)
             while bool(active.any()):
-                size = math.ceil(d / 2 ** level)
-                start, end = block * size, min(d, (block + 1) * size)
                 idx = active.nonzero().squeeze(1)
-                cand = s_best[idx].clone()
-                cand[:, start:end].neg_()
-                # fast check (Alg. 2): is the candidate ray adversarial at the current best radius?
-                hi = r_best[idx].clamp(max=1.0)
-                ok = fooled(idx, cand, hi)
-                # binary search (Alg. 1) on [0, hi] for the rays that passed; hi stays adversarial throughout
-                lo = torch.zeros_like(hi)
-                pos = ok.nonzero().squeeze(1)  # positions into idx
-                while pos.numel():
-                    pos = pos[((hi[pos] - lo[pos]) > tol) & (q[idx[pos]] < self.queries)]
-                    if not pos.numel():
-                        break
-                    mid = (lo[pos] + hi[pos]) / 2
-                    adv = fooled(idx[pos], cand[pos], mid)
-                    hi[pos] = torch.where(adv, mid, hi[pos])
-                    lo[pos] = torch.where(adv, lo[pos], mid)
-                better = ok & (hi < r_best[idx])
-                if bool(better.any()):
-                    upd = idx[better]
-                    r_best[upd] = hi[better]
-                    s_best[upd] = cand[better]
-                    pts = (xf[upd] + hi[better][:, None] * cand[better]).clamp_(0, 1)
-                    adbd[upd] = (pts - xf[upd]).abs().amax(1)
+                srch = searching[idx]
+                size = (d + (1 << level[idx]) - 1) >> level[idx]  # ceil(d / 2^level)
+                start = block[idx] * size
+                new = idx[~srch]  # fast check (Alg. 2) of the next block flip, at the best radius so far
+                if new.numel():
+                    flip = (coord >= start[~srch, None]) & (coord < (start + size)[~srch, None])
+                    cand[new] = torch.where(flip, -s_best[new], s_best[new])
+                    hi[new] = r_best[new].clamp(max=1.0)
+                    lo[new] = 0.0
+                radius = torch.where(srch, (lo[idx] + hi[idx]) / 2, hi[idx])
+                pts = (xf[idx] + radius[:, None] * cand[idx]).clamp_(0, 1)
+                q[idx] += 1
+                adv = model(pts.view(-1, *x.shape[1:])).argmax(1) != y[idx]
+                # a bisection step keeps hi adversarial; a failed fast check ends the candidate
+                hi[idx] = torch.where(srch & adv, radius, hi[idx])
+                lo[idx] = torch.where(srch & ~adv, radius, lo[idx])
+                go_on = (srch | adv) & ((hi[idx] - lo[idx]) > tol) & (q[idx] < self.queries)
+                searching[idx] = go_on
+                done = ~go_on
+                fin = idx[done & (srch | adv)]  # candidates whose search ended: keep the flip if it lowers r_best
+                better = fin[hi[fin] < r_best[fin]]
+                if better.numel():
+                    r_best[better] = hi[better]
+                    s_best[better] = cand[better]
+                    pts = (xf[better] + hi[better, None] * cand[better]).clamp_(0, 1)
+                    adbd[better] = (pts - xf[better]).abs().amax(1)
                 # next block; the last stage (single coordinates) is cycled through until the budget is spent
-                block += 1
-                if end >= d or block >= 2 ** level:
-                    block = 0
-                    if size > 1:
-                        level += 1
+                nxt = idx[done]
+                if nxt.numel():
+                    sz = size[done]
+                    blk = block[nxt] + 1
+                    wrap = (blk * sz >= d) | (blk >= (1 << level[nxt]))  # the block just tried ended the stage
+                    block[nxt] = torch.where(wrap, 0, blk)
+                    level[nxt] += (wrap & (sz > 1)).long()
                 success = success | (adbd <= self.eps)
                 active = (q < self.queries) & ~(success if self.early_stop else wrong)
 
