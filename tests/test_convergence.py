@@ -54,8 +54,16 @@ def test_training_curves_table_and_figure_from_metrics(tmp_path):
     md = convergence_markdown(curves, "study-mnist")
     assert "n = 500, eps = 0.3" in md and md.count("| Madry |") == 2
     fig = plot_training_curves(curves, "study-mnist")
-    panels = [ax for ax in fig.axes if ax.get_visible()]
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
     assert sorted(ax.get_title() for ax in panels) == ["GOT-TRADES-S", "Madry"]
+    # one key for the whole figure: the marker of each seed (the same in every panel) and the two line styles
+    legends = [leg for ax in fig.axes for leg in [ax.get_legend()] if leg] + list(fig.legends)
+    assert len(legends) == 1
+    assert [t.get_text() for t in legends[0].get_texts()] == ["seed 0", "seed 1", "held-out PGD-10",
+                                                              "held-out clean"]
+    got_ax = next(ax for ax in panels if ax.get_title() == "GOT-TRADES-S")
+    seed0 = {ax.get_title(): ax.lines[0].get_marker() for ax in panels}
+    assert seed0["Madry"] == seed0["GOT-TRADES-S"] == "o" and got_ax.lines[0].get_marker() == "o"
     madry_ax = next(ax for ax in panels if ax.get_title() == "Madry")
     assert len(madry_ax.lines) == 4  # PGD-10 and clean, for each of the two seeds
     assert list(madry_ax.lines[0].get_ydata()) == [80.8, 85.4, 89.4, 92.8, 92.8]

@@ -20,6 +20,8 @@ import math
 from pathlib import Path
 from typing import Sequence
 
+from matplotlib.lines import Line2D
+
 from ..profiles.paths import RunLayout
 from ..core.run_files import METRICS_FILE, read_config, read_metrics
 from ..core.style import figure, integer_ticks, method_color
@@ -116,7 +118,8 @@ def convergence_markdown(curves, profile: str) -> str:
 
 def plot_training_curves(curves, title: str = ""):
     """One panel per method (``label``): held-out PGD-10 accuracy (solid) and clean accuracy (dashed) by epoch, one
-    line per seed, in the method's colour; n and eps in the title. Returns the Figure.
+    line per seed, in the method's colour, the seed told by its marker (the same marker for a seed in every panel,
+    explained by one legend in a spare panel, else below the panels); n and eps in the title. Returns the Figure.
 
     Raises:
         ValueError: if ``curves`` is empty.
@@ -127,28 +130,38 @@ def plot_training_curves(curves, title: str = ""):
     ncols = min(4, len(labels))
     nrows = math.ceil(len(labels) / ncols)
     fig, axes = figure(ncols=ncols, nrows=nrows, width=2.6, height=2.1)
-    markers = "os^vD"
+    seeds = sorted(curves["seed"].unique())
+    marker = {seed: "os^vDP"[i % 6] for i, seed in enumerate(seeds)}
     for ax, label in zip(axes.flat, labels):
         g = curves[curves["label"] == label]
         c = method_color(label)
-        for i, (seed, s) in enumerate(g.groupby("seed")):
+        for seed, s in g.groupby("seed"):
             s = s.sort_values("epoch")
-            ax.plot(s["epoch"], s["pgd10"], marker=markers[i % len(markers)], markersize=3.5, color=c,
-                    label=f"seed {seed}")
+            ax.plot(s["epoch"], s["pgd10"], marker=marker[seed], markersize=3.5, color=c)
             ax.plot(s["epoch"], s["clean"], linestyle="--", color=c, alpha=0.5, linewidth=0.9,
-                    marker=markers[i % len(markers)], markersize=2, markerfacecolor="none")
+                    marker=marker[seed], markersize=2, markerfacecolor="none")
         low = min(g["pgd10"].min(), g["clean"].min())
         ax.set_ylim(max(0.0, 10.0 * math.floor(low / 10.0) - 5.0), 100)  # each panel zoomed on its own range
-        ax.set_title(label)
+        ax.set_title(label, fontsize="small" if len(label) > 22 else None)
         integer_ticks(ax.xaxis)
         ax.set_xlabel("epoch")
     for ax in axes.flat[len(labels):]:
         ax.set_visible(False)
     for row in axes:
         row[0].set_ylabel("held-out accuracy (%)")
-    axes.flat[0].legend(loc="lower right", fontsize="x-small")
+    key = [Line2D([], [], color="0.35", marker=marker[s], markersize=4, linestyle="none", label=f"seed {s}")
+           for s in seeds]
+    key += [Line2D([], [], color="0.35", label="held-out PGD-10"),
+            Line2D([], [], color="0.35", linestyle="--", alpha=0.5, label="held-out clean")]
+    spare = axes.flat[len(labels):]
+    if len(spare):
+        spare[0].set_visible(True)
+        spare[0].axis("off")
+        spare[0].legend(handles=key, loc="center", fontsize="small", frameon=False, title="one line per run")
+    else:
+        fig.legend(handles=key, loc="lower center", ncol=len(key), fontsize="x-small", frameon=False)
     n, eps = curves["n"].iloc[0], curves["eps"].iloc[0]
     text = f"held-out PGD-10 (solid) and clean (dashed) accuracy after each epoch (n = {n}, eps = {eps:g})"
     fig.suptitle(f"{title}: {text}" if title else text, fontsize="small")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0 if len(spare) else 0.05, 1, 1))
     return fig
