@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -209,15 +210,20 @@ def test_got_fig2_names_models_as_got_table1_does(tmp_path, monkeypatch):
     assert list(seen) == ["PGD-AT", "GOT-PGD-LM"]
 
 
-def _committed_tables():
-    from pathlib import Path
+FIGURES = Path(__file__).resolve().parents[1] / "figures"
 
+
+def _profiles_with_committed_tables():
     from ot_robust.profiles import list_profiles, load_meta_profile
 
-    figures = Path(__file__).resolve().parents[1] / "figures"
     for name in list_profiles():
-        if load_meta_profile(name) is None and (figures / name / "tables").is_dir():
-            yield from ((name, f) for f in sorted((figures / name / "tables").glob("*.csv")))
+        if load_meta_profile(name) is None and (FIGURES / name / "tables").is_dir():
+            yield name, load_profile(name)
+
+
+def _committed_tables():
+    for name, _ in _profiles_with_committed_tables():
+        yield from ((name, f) for f in sorted((FIGURES / name / "tables").glob("*.csv")))
 
 
 def test_every_committed_table_prints_only_rows_its_profile_trains_for_them():
@@ -235,6 +241,17 @@ def test_every_committed_table_prints_only_rows_its_profile_trains_for_them():
             wrong.append(f"figures/{name}/tables/{path.name}: rows {sorted(ours - allowed)}, profile trains "
                          f"{sorted(allowed)}")
     assert checked >= 20 and not wrong, wrong
+
+
+def test_every_committed_table_file_is_one_its_profile_writes():
+    """No orphans: a table a profile no longer builds (or an old format of one) is removed, not left to look
+    current. The OTJR table step also writes its paper-flags summary."""
+    orphans = []
+    for name, prof in _profiles_with_committed_tables():
+        names = set(prof.tables) | ({"otjr_paper_flags"} if any(t.startswith("otjr_") for t in prof.tables) else set())
+        orphans += [f"figures/{name}/tables/{f.name}" for f in sorted((FIGURES / name / "tables").iterdir())
+                    if f.stem not in names or f.suffix not in (".md", ".csv", ".tex")]
+    assert not orphans, orphans
 
 
 def test_the_committed_table_check_catches_a_mislabelled_row():

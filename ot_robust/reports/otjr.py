@@ -35,10 +35,12 @@ TABLES = [
                 "OTJR Table 7 (CIFAR-100 block): random vs optimal JR"),
     T.TableSpec("otjr_table8", "otjr", "table8_hyperparameters", "OTJR Table 8: lambda_J, lambda_SW, K sensitivity"),
     T.TableSpec("otjr_table9", "otjr", "table9_wrn28_cifar10", "OTJR Table 9: smaller backbone (WRN-28)"),
-    T.TableSpec("otjr_table10", "otjr", "table10a_sanity_pgd_steps", "OTJR Table 10: sanity tests (PGD steps)"),
-    T.TableSpec("otjr_table11", "otjr", "table11_training_time", "OTJR Table 11: training time per epoch"),
+    T.TableSpec("otjr_table10", "otjr", "table10a_sanity_pgd_steps", "OTJR Table 10: sanity tests (PGD steps)",
+                kind="measured"),
+    T.TableSpec("otjr_table11", "otjr", "table11_training_time", "OTJR Table 11: training time per epoch",
+                kind="measured"),
     T.TableSpec("otjr_table12", "otjr", "table12_input_gradient_vs_pgd_steps",
-                "OTJR Tables 5/12: mean |grad_x CE| after PGD iterations"),
+                "OTJR Tables 5/12: mean |grad_x CE| after PGD iterations", kind="measured"),
 ]
 
 #: table -> builder for the tables that are not plain accuracy rows

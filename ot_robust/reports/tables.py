@@ -16,6 +16,9 @@ Table kinds:
 * ``sweep``: columns are settings (batch size, label smoothing) and every cell is one metric (PGD100): each of our
   models names its row and column (``{row: Proposed, column: bs60}``).
 * ``transfer``: rows are black-box source models (FS Sec. 5.3); ours come from ``eval.json["transfer"]``.
+* ``measured``: built by its paper module from what every trained run measured (OTJR Tables 10-12: sanity runs,
+  training time, input gradients), one row of ours per run, named by its ``methods.<exp>.tables`` entry or else
+  its experiment name.
 """
 
 from __future__ import annotations
