@@ -16,11 +16,24 @@ def _sync():
     return mod
 
 
-def test_readme_claims_block_equals_the_committed_verdict_table():
+def test_readme_claims_block_equals_the_committed_verdict_table():  # less its not-run rows, named below it
     s = _sync()
     text = (ROOT / "README.md").read_text()
     inner = text[text.index(s.BEGIN) + len(s.BEGIN):text.index(s.END)].strip()
     assert inner == s.block()
+
+
+def test_readme_block_keeps_the_rows_with_a_result_and_names_the_others():
+    s = _sync()
+    table = pd.read_csv(ROOT / "figures" / "study" / "claims.csv")
+    block = s.block()
+    rows = [line for line in block.splitlines() if line.startswith("| ") and not line.startswith("| paper")]
+    assert len(rows) == int((table["verdict"] != s.NOT_RUN).sum())
+    assert all(s._cells(r)[-1] != s.NOT_RUN for r in rows)
+    waiting = table[table["verdict"] == s.NOT_RUN]
+    if len(waiting):
+        assert f"({len(waiting)} rows," in block
+        assert all(f"{p}: {c}" in block for p, c in zip(waiting["paper"], waiting["claim"]))
 
 
 def test_committed_verdict_table_matches_the_committed_results():
