@@ -13,9 +13,9 @@ same dataset, both are named ``<dataset>/<profile>/<experiment>`` instead.
   (``python -m ot_robust zoo``, :mod:`ot_robust.zoo.cli`).
 """
 
-from .catalog import COLUMNS, RESULTS_DIR, STATUS_OK, list_models, model_names, resolve
+from .catalog import COLUMNS, IN_TRAINING, RESULTS_DIR, STATUS_OK, list_models, model_names, resolve
 from .leaderboard import leaderboard, write_leaderboard
 from .loading import load
 
-__all__ = ["COLUMNS", "RESULTS_DIR", "STATUS_OK", "leaderboard", "list_models", "load", "model_names", "resolve",
-           "write_leaderboard"]
+__all__ = ["COLUMNS", "IN_TRAINING", "RESULTS_DIR", "STATUS_OK", "leaderboard", "list_models", "load", "model_names",
+           "resolve", "write_leaderboard"]

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..core.run_files import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, TRAIN_DIR, read_config
+from ..core.run_files import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, TRAIN_DIR, read_config, read_metrics
 from ..core.stats import wilson_interval
 from ..core.utils import REPO_ROOT
 from ..evaluation.results import has_eval, read_eval
@@ -114,14 +114,22 @@ def weights_missing(run_dir: str | Path) -> str | None:
     return None
 
 
+#: status of a run stopped between epochs (a checkpoint, no final ``model.pt`` yet): the next chunk resumes it
+IN_TRAINING = "in training"
+
+
 def _status(root: Path, prof: Any, run: Run) -> str:
-    """``ok`` when the evaluation stands for the model and its profile, else why not."""
+    """``ok`` when the evaluation stands for the model and its profile, else why not (``in training (epoch k of
+    N)`` for a run stopped between epochs)."""
     from ..reports.claims import stale_reason
 
     if prof is None:
         return f"unknown profile {run.profile!r}"
     if run.experiment not in prof.methods:
         return f"not a method of profile {run.profile!r}"
+    if not (run.run_dir / MODEL_FILE).exists() and (run.run_dir / CHECKPOINT_FILE).is_file():
+        done = sum(1 for m in read_metrics(run.run_dir) if "epoch" in m)
+        return f"{IN_TRAINING} (epoch {done} of {run.config.get('epochs', '?')})"
     why = stale_reason(root, prof, run.experiment)
     if why:
         return f"stale: {why}"
@@ -165,7 +173,8 @@ def list_models(results_dir: str | Path | None = None) -> pd.DataFrame:
     ``epochs``; for clean, PGD-20 and AutoAttack: the accuracy in %, its 95% Wilson interval (``_lo``, ``_hi``, in %)
     and the number of test images (``_n``); ``sanity`` (``pass``, ``flag: <checks>`` or blank when none ran),
     ``status`` (``ok``, or why no current evaluation stands for the model: ``stale: ...`` from
-    :func:`ot_robust.reports.claims.stale_reason`, ``not evaluated``, ...), ``weights`` (whether ``model.pt`` is in
+    :func:`ot_robust.reports.claims.stale_reason`, ``not evaluated``, ``in training (epoch k of N)``, ...),
+    ``weights`` (whether ``model.pt`` is in
     this checkout), ``profile``, ``experiment`` and ``run_dir`` (relative to the repository when inside it).
     A row whose status is not ``ok`` has blank accuracies and sanity: numbers of an older model are never shown.
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..core.utils import atomic_write_bytes, git_commit
 from ..reports.tables import render_frame
-from .catalog import COLUMNS, METRICS, STATUS_OK, list_models
+from .catalog import COLUMNS, IN_TRAINING, METRICS, STATUS_OK, list_models
 from .page import render_html
 
 #: leaderboard columns sorted best (highest) first by ``--sort``; every other column sorts ascending
@@ -95,7 +95,8 @@ def display_frame(board: pd.DataFrame) -> pd.DataFrame:
         return "" if pd.isna(r[f"{m}_lo"]) else f"[{r[f'{m}_lo']:.1f}, {r[f'{m}_hi']:.1f}]"
 
     def status(r):
-        return r["status"] + ("" if r["weights"] else "; weights not in this checkout")
+        trained = r["weights"] or str(r["status"]).startswith(IN_TRAINING)
+        return r["status"] + ("" if trained else "; weights not in this checkout")
 
     rows = [{"#": _int(r["rank"]), "name": r["name"], "method": str(r["method"] or ""),
              "architecture": str(r["architecture"] or ""), "seed": _int(r["seed"]), "epochs": _int(r["epochs"]),
