@@ -6,9 +6,10 @@ equal). The README keeps the rows that have a result; the rows whose models are 
 import sys
 from pathlib import Path
 
+from ot_robust.reports.claims import NOT_RUN
+
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- claims:begin (scripts/sync_readme_claims.py) -->", "<!-- claims:end -->"
-NOT_RUN = "not run yet"
 
 
 def _cells(line: str) -> list[str]:

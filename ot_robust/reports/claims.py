@@ -63,6 +63,9 @@ def _c(id, paper, text, profile, a, b, column, table, rows, paper_column, note="
 
 
 F, M = "study-fashion", "study-mnist"
+#: the verdict of a claim whose models are not evaluated yet
+NOT_RUN = "not run yet"
+
 _FS_ADV = "The training adversaries differ by design: FS one feature-scattering step of eps, Madry PGD (FS Sec. 4)."
 _PLATEAU_BOUND = "Bounded claim: our drop is at most the paper's drop + 10 points."
 #: GOT Table 6's plateau, per protocol: (id suffix, text after "from eps 0.3 to 0.7", column, note or per-model notes)
@@ -318,7 +321,7 @@ def evaluate_claim(claim: Claim, runs_dir: str | Path, paper_tables: dict[str, A
     prof = load_profile(claim.profile, check_registries=False)
     row = {"paper": claim.paper.upper(), "claim": claim.text, "id": claim.id, "column": claim.column,
            "paper_effect": paper_effect(claim, paper_tables), "ours": math.nan, "ci_low": math.nan,
-           "ci_high": math.nan, "n": 0, "seeds": 0, "test": "", "p_value": math.nan, "verdict": "not run yet",
+           "ci_high": math.nan, "n": 0, "seeds": 0, "test": "", "p_value": math.nan, "verdict": NOT_RUN,
            "budget": "", "note": claim.note}
     stale = {e: r for e in {e for x in (claim.a, claim.b) for _, e in prof.seeds_of(x)}
              if has_eval(RunLayout(str(runs_dir), claim.profile).eval(e))
