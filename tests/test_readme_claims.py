@@ -30,10 +30,16 @@ def test_readme_block_keeps_the_rows_with_a_result_and_names_the_others():
     rows = [line for line in block.splitlines() if line.startswith("| ") and not line.startswith("| paper")]
     assert len(rows) == int((table["verdict"] != s.NOT_RUN).sum())
     assert all(s._cells(r)[-1] != s.NOT_RUN for r in rows)
+    header = next(s._cells(line) for line in block.splitlines() if line.startswith("| paper"))
+    assert not set(s.DROPPED) & set(header) and {"claim", "ours (95% CI)", "n", "budget", "verdict"} <= set(header)
+    assert all(len(s._cells(r)) == len(header) for r in rows)
     waiting = table[table["verdict"] == s.NOT_RUN]
     if len(waiting):
         assert f"({len(waiting)} rows," in block
-        assert all(f"{p}: {c}" in block for p, c in zip(waiting["paper"], waiting["claim"]))
+        cifar = waiting["claim"].str.endswith(s.CIFAR)
+        assert all(f"{p}: {c}" in block for p, c in zip(waiting["paper"][~cifar], waiting["claim"][~cifar]))
+        if cifar.any():
+            assert f"the CIFAR-10 block's {int(cifar.sum())} rows" in block
 
 
 def test_committed_verdict_table_matches_the_committed_results():
