@@ -2,8 +2,8 @@
 its claims markers, so that the README's findings come from the table (tests/test_readme_claims.py checks they are
 equal). The README keeps the rows that have a result, with the columns a reader needs (the attack's column key, the
 test's name and the McNemar p stay in the whole table, linked); the rows whose models are not yet trained or
-evaluated (verdict *not run yet*) are counted and named in one line below it, the CIFAR-10 block's as one group. Run after
-`make study`: ``.venv/bin/python scripts/sync_readme_claims.py``."""
+evaluated (verdict *not run yet*) are counted and named in one line below it, the CIFAR-10 block's as one group.
+Run after `make study`: ``.venv/bin/python scripts/sync_readme_claims.py``."""
 import sys
 from pathlib import Path
 
