@@ -59,8 +59,9 @@ notebooks: $(STAMP)
 notebook-outputs: $(STAMP)
 	$(PY) scripts/execute_notebooks.py
 
+# --durations: CI prints its slowest tests, to keep the suite within its 30 minutes on 2 cores
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 lab: $(STAMP)
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ot-robust)"
