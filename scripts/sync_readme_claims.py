@@ -7,13 +7,12 @@ Run after `make study`: ``.venv/bin/python scripts/sync_readme_claims.py``."""
 import sys
 from pathlib import Path
 
-from ot_robust.reports.claims import NOT_RUN
+from ot_robust.reports.claims import CIFAR10_SUFFIX as CIFAR, NOT_RUN
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- claims:begin (scripts/sync_readme_claims.py) -->", "<!-- claims:end -->"
 #: claims.md's columns that the README leaves out (kept in the whole table)
 DROPPED = ("column", "test", "p")
-CIFAR = " (CIFAR-10)"
 
 
 def _cells(line: str) -> list[str]:
@@ -40,7 +39,10 @@ def block() -> str:
         cells = _cells(line)
         if cells[-1] == NOT_RUN:
             paper, claim = cells[:2]
-            (cifar.append(paper) if claim.endswith(CIFAR) else waiting.append(f"{paper}: {claim}"))
+            if claim.endswith(CIFAR):
+                cifar.append(paper)
+            else:
+                waiting.append(f"{paper}: {claim}")
         else:
             kept.append(_row([cells[i] for i in keep]))
     if waiting or cifar:

@@ -65,6 +65,8 @@ def _c(id, paper, text, profile, a, b, column, table, rows, paper_column, note="
 F, M = "study-fashion", "study-mnist"
 #: the verdict of a claim whose models are not evaluated yet
 NOT_RUN = "not run yet"
+#: the end of a CIFAR-10 row's claim text (the study-cifar10 block)
+CIFAR10_SUFFIX = " (CIFAR-10)"
 
 _FS_ADV = "The training adversaries differ by design: FS one feature-scattering step of eps, Madry PGD (FS Sec. 4)."
 _PLATEAU_BOUND = "Bounded claim: our drop is at most the paper's drop + 10 points."
@@ -196,9 +198,9 @@ def _cifar10_claims() -> list[Claim]:
     """The CIFAR-10 rows: ``<id>-c10`` for each claim of :data:`_C10_SAME` (same models and columns) and GOT Table 2's
     LM-versus-baseline rows (PGD-20 and AutoAttack)."""
     by_id = {c.id: c for c in CLAIMS}
-    out = [replace(by_id[i], id=f"{i}-c10", text=by_id[i].text + " (CIFAR-10)", profile=C10) for i in _C10_SAME]
+    out = [replace(by_id[i], id=f"{i}-c10", text=by_id[i].text + CIFAR10_SUFFIX, profile=C10) for i in _C10_SAME]
     for cid, a, b, col, ra, rb, pcol, differs in _C10_GOT:
-        text = f"{ra} beats {rb} under {'AutoAttack' if col == 'autoattack' else 'PGD-20'} (CIFAR-10)"
+        text = f"{ra} beats {rb} under {'AutoAttack' if col == 'autoattack' else 'PGD-20'}{CIFAR10_SUFFIX}"
         out.append(_c(f"{cid}-c10", "got", text, C10, a, b, col, "table2_resnet18", (ra, rb), pcol,
                       _GOT_BETA if differs else "", differs=differs))
     return out

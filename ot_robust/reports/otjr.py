@@ -230,6 +230,12 @@ def _result(name: str, frame: pd.DataFrame, profile: Any, note: str) -> T.TableR
                          T.caption(T.paper_table("otjr", key), profile, {}, note))
 
 
+#: Table 10's two halves, each a file of its own, and the sweep each shows
+TABLE10_HALVES = {"otjr_table10a": "steps", "otjr_table10b": "eps"}
+#: the file stem of the paper-consistency summary that :func:`write_tables` always writes
+PAPER_FLAGS = "otjr_paper_flags"
+
+
 def special_tables(runs_dir: str | Path, profile: Any, wanted: list[str], n_examples: int = 100
                    ) -> dict[str, T.TableResult]:
     """OTJR Tables 10 (split into its steps and budget halves), 11 and 12 as :class:`~.tables.TableResult` (the
@@ -237,7 +243,7 @@ def special_tables(runs_dir: str | Path, profile: Any, wanted: list[str], n_exam
     out: dict[str, T.TableResult] = {}
     if "otjr_table10" in wanted:
         t10 = table10_sanity(runs_dir)
-        for half, sweep in (("otjr_table10a", "steps"), ("otjr_table10b", "eps")):
+        for half, sweep in TABLE10_HALVES.items():
             frame = t10.xs(sweep, level="sweep") if len(t10) else t10
             out[half] = _result(half, frame, profile, "Ours: every model with accuracy-vs-steps / eps curves "
                                 "(curves.json, PGD-20 for the budget sweep).")
@@ -260,8 +266,8 @@ def output_names(names: list[str]) -> set[str]:
     """The file stems :func:`write_tables` writes for the OTJR tables ``names``: each name, Table 10 as its two
     halves ``otjr_table10a`` / ``b``, and ``otjr_paper_flags`` whenever any OTJR table is written."""
     ours = [n for n in names if n.startswith("otjr_")]
-    split = {"otjr_table10": ("otjr_table10a", "otjr_table10b")}
-    return {s for n in ours for s in split.get(n, (n,))} | ({"otjr_paper_flags"} if ours else set())
+    split = {"otjr_table10": tuple(TABLE10_HALVES)}
+    return {s for n in ours for s in split.get(n, (n,))} | ({PAPER_FLAGS} if ours else set())
 
 
 def write_tables(profile: Any, runs_dir: str | Path, out_dir: str | Path, names: list[str] | None = None
@@ -281,13 +287,13 @@ def write_tables(profile: Any, runs_dir: str | Path, out_dir: str | Path, names:
     from ..core.utils import atomic_write_bytes
 
     flags = pd.concat([paper_consistency(n) for n in CHECKED], ignore_index=True)
-    written["otjr_paper_flags"] = []
+    written[PAPER_FLAGS] = []
     for fmt in T.FORMATS:  # the whole check list (the notebook shows the rows that do not pass)
-        path = Path(out_dir) / f"otjr_paper_flags.{fmt}"
+        path = Path(out_dir) / f"{PAPER_FLAGS}.{fmt}"
         atomic_write_bytes(path, T.render_frame(flags, fmt, "OTJR: the paper's own consistency",
                                                 "Checks of the paper's numbers (ot_robust.evaluation.sanity).",
-                                                "otjr_paper_flags", n_text=1).encode())
-        written["otjr_paper_flags"].append(path)
+                                                PAPER_FLAGS, n_text=1).encode())
+        written[PAPER_FLAGS].append(path)
     return written
 
 
