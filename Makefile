@@ -1,13 +1,15 @@
 # ot-robust: the README's two commands.
 #   make reproduce   the main job: build .venv if needed, then run the reproduction pipeline (default profile: quick;
 #                    PROFILE=..., JOBS=..., EXECUTOR=slurm submits every step as a SLURM job: docs/cluster.md)
-#   make test        build .venv if needed, then run the whole test suite (what CI runs)
+#   make test        build .venv if needed, then run the whole test suite (what CI runs) in TEST_WORKERS=2 pytest-xdist
+#                    workers
 # Both create or reuse .venv; it is rebuilt when pyproject.toml changes.
 
 PYTHON   ?= $(shell command -v python3.11 || command -v python3)
 VENV     ?= .venv
 PROFILE  ?= quick
 JOBS     ?= 2
+TEST_WORKERS ?= 2
 EXECUTOR ?= local
 PY        = $(VENV)/bin/python
 STAMP     = $(VENV)/.installed
@@ -61,7 +63,7 @@ notebook-outputs: $(STAMP)
 
 # --durations: CI prints its slowest tests, to keep the suite within its 30 minutes on 2 cores
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 lab: $(STAMP)
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ot-robust)"
