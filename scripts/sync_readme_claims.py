@@ -1,9 +1,11 @@
 """Copy the committed verdict table (figures/study/claims.md, written by notebook 50_claims) into the README between
 its claims markers, so that the README's findings come from the table (tests/test_readme_claims.py checks they are
 equal). The README keeps the rows that have a result, with the columns a reader needs (the attack's column key, the
-test's name and the McNemar p stay in the whole table, linked); the rows whose models are not yet trained or
+test's name and the McNemar p stay in the whole table, linked; of each side's training budget the README shows the
+epochs, the whole table also the training adversary); the rows whose models are not yet trained or
 evaluated (verdict *not run yet*) are counted and named in one line below it, the CIFAR-10 block's as one group.
 Run after `make study`: ``.venv/bin/python scripts/sync_readme_claims.py``."""
+import re
 import sys
 from pathlib import Path
 
@@ -13,6 +15,17 @@ ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- claims:begin (scripts/sync_readme_claims.py) -->", "<!-- claims:end -->"
 #: claims.md's columns that the README leaves out (kept in the whole table)
 DROPPED = ("column", "test", "p")
+#: claims.md's budget column, shown in the README as the epochs of the two sides
+BUDGET, EPOCHS = "budget", "epochs"
+
+
+def epochs(budget: str) -> str:
+    """A budget cell (``"A: 6 ep, adv 1x0.1@0.1; B: 6 ep, adv 5x0.025@0.1"`` or one side's ``"5 ep, ..."``) as its
+    epochs: ``"6"`` when both sides trained as long, ``"A 6 / B 4"`` when not, ``""`` for a row without a budget."""
+    found = re.findall(r"(\d+) ep\b", budget)
+    if len(set(found)) <= 1:
+        return found[0] if found else ""
+    return " / ".join(f"{side} {n}" for side, n in zip("AB", found))
 
 
 def _cells(line: str) -> list[str]:
@@ -31,12 +44,17 @@ def block() -> str:
     lines = (ROOT / "figures" / "study" / "claims.md").read_text().strip().splitlines()
     header = next(_cells(line) for line in lines if line.startswith("| paper"))
     keep = [i for i, name in enumerate(header) if name not in DROPPED]
+    budget = header.index(BUDGET)
     kept, waiting, cifar = [], [], []
     for line in lines:
         if not line.startswith("|"):
             kept.append(line)
             continue
         cells = _cells(line)
+        if cells[0] == "paper":
+            cells[budget] = EPOCHS
+        elif not set(cells[budget]) <= set("-:"):
+            cells[budget] = epochs(cells[budget])
         if cells[-1] == NOT_RUN:
             paper, claim = cells[:2]
             if claim.endswith(CIFAR):

@@ -31,8 +31,11 @@ def test_readme_block_keeps_the_rows_with_a_result_and_names_the_others():
     assert len(rows) == int((table["verdict"] != s.NOT_RUN).sum())
     assert all(s._cells(r)[-1] != s.NOT_RUN for r in rows)
     header = next(s._cells(line) for line in block.splitlines() if line.startswith("| paper"))
-    assert not set(s.DROPPED) & set(header) and {"claim", "ours (95% CI)", "n", "budget", "verdict"} <= set(header)
+    assert not set(s.DROPPED) & set(header) and {"claim", "ours (95% CI)", "n", "epochs", "verdict"} <= set(header)
     assert all(len(s._cells(r)) == len(header) for r in rows)
+    shown = [s._cells(r)[header.index("epochs")] for r in rows]  # the budget column as epochs, from the whole table
+    assert shown == [s.epochs(b if isinstance(b, str) else "") for b in table["budget"][table["verdict"] != s.NOT_RUN]]
+    assert all(e == "" or e.isdigit() or e.startswith("A ") for e in shown)
     waiting = table[table["verdict"] == s.NOT_RUN]
     if len(waiting):
         assert f"({len(waiting)} rows," in block
@@ -40,6 +43,13 @@ def test_readme_block_keeps_the_rows_with_a_result_and_names_the_others():
         assert all(f"{p}: {c}" in block for p, c in zip(waiting["paper"][~cifar], waiting["claim"][~cifar]))
         if cifar.any():
             assert f"the CIFAR-10 block's {int(cifar.sum())} rows" in block
+
+
+def test_readme_epochs_name_both_sides_only_when_they_differ():
+    s = _sync()
+    assert s.epochs("A: 6 ep, adv 1x0.1@0.1; B: 6 ep, adv 5x0.025@0.1") == "6"
+    assert s.epochs("A: 6 ep, adv 1x0.1@0.1; B: 4 ep, no adversary") == "A 6 / B 4"
+    assert s.epochs("5 ep, adv 5x0.1@0.3") == "5" and s.epochs("") == ""
 
 
 def test_committed_verdict_table_matches_the_committed_results():
