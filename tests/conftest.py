@@ -37,13 +37,24 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: -weight[item.nodeid.split("::")[0]])
 
 
+def _seed() -> None:
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _seeded_module():
+    """A test file's module-scoped fixtures (its trained models) start from the same random state, whichever worker
+    runs the file and whatever file ran before it there."""
+    _seed()
+
+
 @pytest.fixture(autouse=True)
 def _seeded():
     """Every test starts from the same random state, whichever worker runs it and whatever ran before it there (an
     unseeded draw once made a Sinkhorn tolerance test depend on the order the tests happened to run in)."""
-    random.seed(0)
-    np.random.seed(0)
-    torch.manual_seed(0)
+    _seed()
 
 
 @pytest.fixture(scope="session")
