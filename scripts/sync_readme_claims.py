@@ -5,27 +5,17 @@ test's name and the McNemar p stay in the whole table, linked; of each side's tr
 epochs, the whole table also the training adversary); the rows whose models are not yet trained or
 evaluated (verdict *not run yet*) are counted and named in one line below it, the CIFAR-10 block's as one group.
 Run after `make study`: ``.venv/bin/python scripts/sync_readme_claims.py``."""
-import re
 import sys
 from pathlib import Path
 
-from ot_robust.reports.claims import CIFAR10_SUFFIX as CIFAR, NOT_RUN
+from ot_robust.reports.claims import CIFAR10_SUFFIX as CIFAR, NOT_RUN, budget_epochs as epochs
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- claims:begin (scripts/sync_readme_claims.py) -->", "<!-- claims:end -->"
 #: claims.md's columns that the README leaves out (kept in the whole table)
 DROPPED = ("column", "test", "p")
-#: claims.md's budget column, shown in the README as the epochs of the two sides
+#: claims.md's budget column, shown in the README as the epochs of the two sides (reports.claims.budget_epochs)
 BUDGET, EPOCHS = "budget", "epochs"
-
-
-def epochs(budget: str) -> str:
-    """A budget cell (``"A: 6 ep, adv 1x0.1@0.1; B: 6 ep, adv 5x0.025@0.1"`` or one side's ``"5 ep, ..."``) as its
-    epochs: ``"6"`` when both sides trained as long, ``"A 6 / B 4"`` when not, ``""`` for a row without a budget."""
-    found = re.findall(r"(\d+) ep\b", budget)
-    if len(set(found)) <= 1:
-        return found[0] if found else ""
-    return " / ".join(f"{side} {n}" for side, n in zip("AB", found))
 
 
 def _cells(line: str) -> list[str]:

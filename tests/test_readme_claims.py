@@ -50,6 +50,9 @@ def test_readme_epochs_name_both_sides_only_when_they_differ():
     assert s.epochs("A: 6 ep, adv 1x0.1@0.1; B: 6 ep, adv 5x0.025@0.1") == "6"
     assert s.epochs("A: 6 ep, adv 1x0.1@0.1; B: 4 ep, no adversary") == "A 6 / B 4"
     assert s.epochs("5 ep, adv 5x0.1@0.3") == "5" and s.epochs("") == ""
+    from ot_robust.reports.claims import budget_text  # the format it reads is the one claims.md is written in
+
+    assert s.epochs(budget_text({"epochs": 12, "method_params": {"eps": 0.1, "steps": 5, "step_size": 0.025}})) == "12"
 
 
 def test_committed_verdict_table_matches_the_committed_results():

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -267,6 +268,15 @@ def budget_text(cfg: dict | None) -> str:
         return f"{cfg['epochs']} ep, no adversary"
     steps, step = mp.get("steps", 1), mp.get("step_size", mp.get("eps"))
     return f"{cfg['epochs']} ep, adv {steps}x{step:g}@{mp['eps']:g}"
+
+
+def budget_epochs(budget: str) -> str:
+    """A row's budget cell (:func:`budget_text` of one side, or ``"A: ...; B: ..."``) as its epochs: ``"6"`` when both
+    sides trained as long, ``"A 6 / B 4"`` when not, ``""`` for a row without a budget."""
+    found = re.findall(r"(\d+) ep\b", budget)
+    if len(set(found)) <= 1:
+        return found[0] if found else ""
+    return " / ".join(f"{side} {n}" for side, n in zip("AB", found))
 
 
 def stale_reason(runs_dir: Path, prof: Any, exp: str) -> str | None:
