@@ -182,3 +182,33 @@ def test_one_colour_per_method_in_every_figure():
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_accuracy_curves_draw_the_papers_protocol_in_a_third_panel():
+    """Issue 33: GOT Fig. 2 shows the paper's protocol (App. A.3, 40 x 0.01) beside ours, solid with the random start
+    and dashed without, each method in its colour; mixed step budgets in one panel are refused."""
+    import matplotlib.pyplot as plt
+
+    from ot_robust.core.style import method_color
+    from ot_robust.reports.figures import plot_accuracy_curves
+
+    c = {"vs_epsilon": {"x": [0.1, 0.3], "accuracy": [95, 90], "steps": 20},
+         "vs_steps": {"x": [1, 40], "accuracy": [95, 90], "eps": 0.3}}
+    sweep = {"epsilons": [0.3, 0.5, 0.7], "n_examples": 10, "protocols": {
+        "paper": {"steps": 40, "step_size": 0.01, "random_start": True, "accuracy": [90, 5, 0]},
+        "paper_no_start": {"steps": 40, "step_size": 0.01, "random_start": False, "accuracy": [90, 85, 85]}}}
+    fig = plot_accuracy_curves({"PGD-AT": c, "MART": c}, sweeps={"PGD-AT": sweep})
+    assert len(fig.axes) == 3
+    panel = fig.axes[2]
+    assert "40 x 0.01" in panel.get_title()
+    assert [(ln.get_color(), ln.get_linestyle()) for ln in panel.lines] == [(method_color("PGD-AT"), "-"),
+                                                                          (method_color("PGD-AT"), "--")]
+    assert list(panel.lines[1].get_ydata()) == [90, 85, 85]
+    assert [t.get_text() for t in panel.get_legend().get_texts()] == ["PGD-AT", "MART", "(c) random start",
+                                                                       "(c) no random start"]  # beside the panel
+    plt.close(fig)
+    bad = {"epsilons": [0.3], "protocols": {"a": {"steps": 40, "step_size": 0.01, "accuracy": [1]},
+                                            "b": {"steps": 20, "step_size": 0.01, "accuracy": [1]}}}
+    with pytest.raises(ValueError, match="share steps and step size"):
+        plot_accuracy_curves({"PGD-AT": c}, sweeps={"PGD-AT": bad})
+    plt.close("all")

@@ -204,10 +204,28 @@ def test_got_fig2_names_models_as_got_table1_does(tmp_path, monkeypatch):
         (tmp_path / "eval" / e).mkdir(parents=True)
         (tmp_path / "eval" / e / "curves.json").write_text(json.dumps(c))
     seen = {}
-    monkeypatch.setattr(got, "plot_accuracy_curves", lambda curves, suffix: seen.update(curves) or object())
+    monkeypatch.setattr(got, "plot_accuracy_curves", lambda curves, suffix, sweeps: seen.update(curves) or object())
     monkeypatch.setattr(got, "save_figure", lambda fig, name, d: [name])
     assert got.fig_got_fig2(prof, tmp_path, tmp_path / "fig") == ["got_fig2_accuracy_vs_eps_steps"]
     assert list(seen) == ["PGD-AT", "GOT-PGD-LM"]
+
+
+def test_got_fig2_from_the_committed_study_shows_the_papers_protocol(tmp_path, monkeypatch):
+    """Issue 33: the committed study-mnist runs give GOT Fig. 2 its third panel, the paper's protocol, for the six
+    models of the plateau audit, with and without the random start."""
+    from ot_robust.reports import got
+
+    seen = {}
+    monkeypatch.setattr(got, "save_figure", lambda fig, name, d: seen.update(fig=fig) or [name])
+    got.fig_got_fig2(load_profile("study-mnist"), Path(__file__).resolve().parents[1] / "results" / "study-mnist",
+                     tmp_path)
+    fig = seen["fig"]
+    assert len(fig.axes) == 3
+    styles = [ln.get_linestyle() for ln in fig.axes[2].lines]
+    assert len(styles) == 12 and styles.count("--") == 6
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
 
 
 FIGURES = Path(__file__).resolve().parents[1] / "figures"

@@ -19,23 +19,29 @@ class FigureNotDrawn(ValueError):
     """A figure a profile cannot draw (the models it needs were not run); the message says why."""
 
 
-def plot_accuracy_curves(curves: dict[str, dict], title_suffix: str = ""):
+def plot_accuracy_curves(curves: dict[str, dict], title_suffix: str = "", sweeps: dict[str, dict] | None = None):
     """FS Fig. 3 / GOT Figs. 2-5: accuracy (%) vs epsilon (a) and vs PGD iterations (b), one line per method in its
     colour and marker (:func:`ot_robust.core.style.method_style`), the legend beside the panels, the attack in the
     panel titles and n and ``title_suffix`` in the figure's title (panel titles stay short enough not to overlap).
+    With ``sweeps``, a third panel (c): accuracy vs epsilon under another attack protocol (GOT's own, App. A.3: a
+    fixed number of fixed steps, so the total move is capped whatever epsilon), solid with PGD's random start and
+    dashed without, the method's colour and marker kept.
 
     Args:
         curves: ``{label: {"vs_epsilon": {"x": eps list, "accuracy": % list, "steps"?}, "vs_steps": {"x": steps,
             "accuracy", "eps"?}, "n_examples"?}}`` (``curves.json``); a label missing one of the two curves is left
             out of that panel. ``label``: the paper's name of the method (a profile's ``label``).
+        sweeps: ``{label: {"epsilons": [...], "n_examples", "protocols": {name: {"steps", "step_size", "labels",
+            "random_start", "accuracy": % list}}}}`` (an audit's ``eps_sweep`` group, ``ot_robust.study.audit``);
+            every protocol must share one ``steps`` and ``step_size`` (they are printed in the panel title).
     Returns:
-        the matplotlib Figure (two panels).
+        the matplotlib Figure (two panels, three with ``sweeps``).
     Raises:
-        ValueError: if ``curves`` is empty.
+        ValueError: if ``curves`` is empty, or the sweeps' protocols differ in steps or step size.
     """
     if not curves:
         raise ValueError("plot_accuracy_curves needs at least one model's curves")
-    fig, axes = figure(ncols=2)
+    fig, axes = figure(ncols=3 if sweeps else 2)
     any_c = next(iter(curves.values()))
     n = any_c.get("n_examples")
     steps = (any_c.get("vs_epsilon") or {}).get("steps", 20)
@@ -52,10 +58,35 @@ def plot_accuracy_curves(curves: dict[str, dict], title_suffix: str = ""):
         ax.set_ylim(0, 100)
         ax.set_title(titles[key])
     integer_ticks(axes[0, 1].xaxis)
-    legend_outside(axes[0, 1])
+    handles, labels = axes[0, 1].get_legend_handles_labels()  # every method, also those without a sweep
+    if sweeps:
+        handles += _plot_sweeps(axes[0, 2], sweeps)
+        labels += [h.get_label() for h in handles[len(labels):]]
+    legend_outside(axes[0, -1], handles=handles, labels=labels)
     fig.suptitle("Accuracy under PGD" + (f", n = {n} test images" if n else "") + title_suffix)
     fig.tight_layout()
     return fig
+
+
+def _plot_sweeps(ax, sweeps: dict[str, dict]) -> list:
+    """Panel (c) of :func:`plot_accuracy_curves`: each method's accuracy vs eps per protocol of its sweep; returns
+    the legend handles of the two line styles."""
+    from matplotlib.lines import Line2D
+
+    budgets = {(p["steps"], p.get("step_size")) for s in sweeps.values() for p in s["protocols"].values()}
+    if len(budgets) != 1:
+        raise ValueError(f"the sweeps' protocols must share steps and step size to share a panel; got {sorted(budgets)}")
+    (steps, step), = budgets
+    for label, s in sweeps.items():
+        for p in s["protocols"].values():
+            style = {**method_style(label), "linestyle": "-" if p.get("random_start", True) else "--"}
+            ax.plot(s["epsilons"], p["accuracy"], **style)
+    ax.set_xlabel("attack budget $\\epsilon$ ([0,1] pixel scale)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"(c) paper's protocol, {steps} x {step:g}" if step is not None else f"(c) {steps} steps")
+    return [Line2D([], [], color="0.3", linestyle="-", label="(c) random start"),
+            Line2D([], [], color="0.3", linestyle="--", label="(c) no random start")]
 
 
 def plot_loss_curves(loss: Sequence[Sequence[float]], label: str = "", loss_name: str = "cross-entropy"):

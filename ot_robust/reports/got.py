@@ -221,16 +221,20 @@ def write_tables(profile: Any, runs_dir: str | Path, out_dir: str | Path, names:
 def fig_got_fig2(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> list[Path]:
     """GOT Figs. 2-5: accuracy under PGD vs eps and vs steps for the GOT paper's methods of ``profile`` (PGD-AT,
     TRADES, MART, the GOT variants: :data:`ROW`) that have ``eval/<exp>/curves.json``; other methods of the profile
-    (OTJR, FS, ...) are left out; a model is named by its GOT Table 1 row where it has one. Raises ValueError when
-    none has curves."""
+    (OTJR, FS, ...) are left out; a model is named by its GOT Table 1 row where it has one. Models with a masking
+    audit's eps sweep (the paper's protocol, App. A.3: 40 steps of 0.01 on predicted labels, with and without the
+    random start) get a third panel with it, beside our sweep (issue 33). Raises ValueError when none has curves."""
     rd = Path(runs_dir)
     layout = RunLayout.at(rd)
-    curves = {profile.table_row(e, "got_table1") or profile.label(e): json.loads(p.read_text())
-              for e, m in profile.methods.items()
+    name = lambda e: profile.table_row(e, "got_table1") or profile.label(e)  # noqa: E731
+    curves = {name(e): json.loads(p.read_text()) for e, m in profile.methods.items()
               if m.method in ROW and (p := Path(layout.eval(e)) / CURVES_FILE).is_file()}
     if not curves:
         raise ValueError(f"no GOT-paper method of profile {profile.name} has eval/<exp>/curves.json under {rd}")
-    return save_figure(plot_accuracy_curves(curves, f" ({profile.name}, {profile.dataset})"),
+    evals = read_evals(rd)
+    sweeps = {name(e): s for e, m in profile.methods.items() if m.method in ROW and name(e) in curves
+              for s in list(evals.get(e, {}).get("eps_sweep", {}).values())[:1]}
+    return save_figure(plot_accuracy_curves(curves, f" ({profile.name}, {profile.dataset})", sweeps or None),
                        "got_fig2_accuracy_vs_eps_steps", fig_dir)
 
 
