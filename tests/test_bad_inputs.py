@@ -1,6 +1,7 @@
 """Issue 16: bad input through the API and the command line gets a clear error naming the value and what is
 allowed; the CLI answers in one line `error: ...` with exit 2 and no traceback."""
 import math
+import shutil
 import subprocess
 import sys
 
@@ -122,6 +123,20 @@ def test_cli_bad_input_one_line_exit_2(argv, message, run_dir, tmp_path, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
     assert "Traceback" not in err[0]
+
+
+def test_evaluate_run_never_replaces_an_earlier_evaluation_silently(run_dir, tmp_path, capsys):
+    """Issue 36: `evaluate --run RUN` without --out refuses to replace RUN/eval.json (a zoo run's committed
+    evaluation, say), before any model is loaded; the file is left as it was."""
+    from ot_robust.__main__ import main
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    (run / "eval.json").write_text("{}")
+    assert main(["evaluate", "--run", str(run), "--attacks", "fgsm eps=0.1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already exists" in err[0] and "--overwrite" in err[0], err
+    assert (run / "eval.json").read_text() == "{}"
 
 
 def test_cli_bad_input_in_a_real_process_has_no_traceback_unless_debug(run_dir):

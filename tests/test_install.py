@@ -215,6 +215,17 @@ def test_plain_install_in_a_fresh_venv_runs_the_readme_examples(tmp_path_factory
         assert (work / "eval.json").is_file()
         print(r.stdout[-3000:])
 
+        # the README's first example (a zoo model) in the same plain install: the installed package has no results/
+        # beside it and reads the clone's through OT_ROBUST_RESULTS (from inside the clone, ./results)
+        quick = (REPO / "README.md").read_text().split("<!-- quickstart -->", 1)[1]
+        quick = quick.split("```python\n", 1)[1].split("```", 1)[0]
+        (work / "quickstart.py").write_text(quick + "\nimport ot_robust as _o; print('QUICKSTART', _o.__file__)\n")
+        r = subprocess.run([str(py), "quickstart.py"], capture_output=True, text=True, timeout=600, cwd=work,
+                           env={**env, "OT_ROBUST_RESULTS": str(REPO / "results")})
+        assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+        assert Path(r.stdout.split("QUICKSTART ", 1)[1].strip()).resolve().is_relative_to(venv.resolve())
+        print(r.stdout[-1500:])
+
         full = _packages(sys.executable)
         if importlib.util.find_spec("jupyterlab") is not None:  # the tests run in the full install (`make`)
             full_size = _tree_size(Path(sys.prefix))

@@ -141,6 +141,24 @@ def test_unknown_names_and_missing_weights(tmp_path):
     assert not zoo.list_models(results).iloc[0]["weights"]
 
 
+def test_an_installed_package_finds_the_clones_results(tmp_path, monkeypatch):
+    """Issue 36: after a plain (non-editable) ``pip install .`` the package has no results/ beside it; the zoo then
+    reads $OT_ROBUST_RESULTS, else ./results of the clone it is used from, and says where it looked when empty."""
+    from ot_robust.zoo import catalog
+
+    monkeypatch.setattr(catalog, "RESULTS_DIR", tmp_path / "site-packages" / "results")  # as installed: absent
+    monkeypatch.delenv(catalog.RESULTS_ENV, raising=False)
+    monkeypatch.chdir(REPO_ROOT)
+    assert catalog.results_root() == REPO_ROOT / "results"
+    assert SMALL in zoo.model_names()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=rf"no trained run under {re.escape(str(tmp_path / 'results'))} .*"
+                                         "OT_ROBUST_RESULTS"):
+        zoo.load(SMALL)
+    monkeypatch.setenv(catalog.RESULTS_ENV, str(_copy_run(tmp_path)))
+    assert zoo.model_names() == [SMALL]
+
+
 def test_the_html_page_sorts_and_holds_every_row(tmp_path, models):
     board = zoo.leaderboard()
     paths = zoo.write_leaderboard(tmp_path, board, "python -m ot_robust zoo --write X")

@@ -286,11 +286,13 @@ def cli(argv: Sequence[str] | None = None) -> int:
     --n 500 [--order balanced|first] [--out eval.json]``: load ``RUN_DIR`` with ``ot_robust.training.api.load_model``,
     evaluate (:func:`evaluate`, the same default image order), print the table and the sanity checks, write the JSON
     and print where. ``--model pkg.module:factory [--checkpoint weights.pt] --dataset NAME`` evaluates your own model
-    instead (:func:`load_user_model`); its JSON goes to ``--out`` (default ``./eval.json``, which an existing file
-    there is never silently replaced by: pass ``--out PATH`` or ``--overwrite``).
+    instead (:func:`load_user_model`). The JSON goes to ``--out``, by default ``RUN_DIR/eval.json`` with ``--run`` and
+    ``./eval.json`` with ``--model``; an existing file at the default path is never silently replaced (pass ``--out
+    PATH`` or ``--overwrite``).
 
     Raises ValueError (``python -m ot_robust`` prints it as one line ``error: ...``, exit status 2) for bad
-    arguments, an existing ``./eval.json`` without ``--overwrite``, and everything :func:`evaluate` refuses."""
+    arguments, a ``--run`` that is not a directory, an existing default output without ``--overwrite``, and
+    everything :func:`evaluate` refuses."""
     p = argparse.ArgumentParser(prog="python -m ot_robust evaluate", description=cli.__doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", help="run directory of this project (config.json, model.pt)")
@@ -309,7 +311,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="JSON output (default: RUN_DIR/eval.json with --run, ./eval.json "
                                                "with --model)")
     p.add_argument("--overwrite", action="store_true",
-                   help="with --model and no --out: replace an existing ./eval.json")
+                   help="without --out: replace an existing RUN_DIR/eval.json or ./eval.json")
     p.add_argument("--no-sanity", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
@@ -317,12 +319,16 @@ def cli(argv: Sequence[str] | None = None) -> int:
     dataset = a.dataset
     if run is None and dataset is None:
         raise ValueError("--model needs --dataset (e.g. --dataset cifar10 or imagefolder:<path>)")
+    if run is not None and not run.is_dir():
+        raise ValueError(f"--run {a.run!r} is not a directory; give a run directory holding config.json and model.pt "
+                         "(what `python -m ot_robust train --run-dir DIR` writes)")
     out = Path(a.out) if a.out else (run / EVAL_FILE if run else Path(EVAL_FILE))
     if out.is_dir():
         raise ValueError(f"--out {str(out)!r} is a directory; give a file path, e.g. {str(out / EVAL_FILE)!r}")
-    if run is None and a.out is None and out.exists() and not a.overwrite:
-        raise ValueError(f"{str(out.resolve())!r} already exists and --model writes ./eval.json by default; pass "
-                         "--out PATH to write elsewhere or --overwrite to replace it")
+    if a.out is None and out.exists() and not a.overwrite:
+        default = "RUN_DIR/eval.json with --run" if run else "./eval.json with --model"
+        raise ValueError(f"{str(out.resolve())!r} already exists (the default output is {default}); pass --out PATH "
+                         "to write elsewhere or --overwrite to replace it")
     if dataset is None:
         cfg = json.loads((run / CONFIG_FILE).read_text())   # no config.json: FileNotFoundError
         dataset = cfg.get("config", cfg).get("dataset")  # the trainer nests the TrainConfig fields under "config"

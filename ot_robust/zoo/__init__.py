@@ -13,9 +13,10 @@ same dataset, both are named ``<dataset>/<profile>/<experiment>`` instead.
   (``python -m ot_robust zoo``, :mod:`ot_robust.zoo.cli`).
 """
 
-from .catalog import COLUMNS, IN_TRAINING, RESULTS_DIR, STATUS_OK, list_models, model_names, resolve
+from .catalog import (COLUMNS, IN_TRAINING, RESULTS_DIR, RESULTS_ENV, STATUS_OK, list_models, model_names, resolve,
+                      results_root)
 from .leaderboard import leaderboard, write_leaderboard
 from .loading import load
 
-__all__ = ["COLUMNS", "IN_TRAINING", "RESULTS_DIR", "STATUS_OK", "leaderboard", "list_models", "load", "model_names",
-           "resolve", "write_leaderboard"]
+__all__ = ["COLUMNS", "IN_TRAINING", "RESULTS_DIR", "RESULTS_ENV", "STATUS_OK", "leaderboard", "list_models", "load",
+           "model_names", "resolve", "results_root", "write_leaderboard"]

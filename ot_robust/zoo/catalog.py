@@ -22,8 +22,24 @@ from ..core.utils import REPO_ROOT
 from ..evaluation.results import has_eval, read_eval
 from ..profiles.paths import RunLayout
 
-#: the committed results of the study (``<profile>/train/<experiment>/``, ``<profile>/eval/<experiment>/``)
+#: the committed results of the study (``<profile>/train/<experiment>/``, ``<profile>/eval/<experiment>/``) of the
+#: checkout this package was imported from; see :func:`results_root` for where the zoo looks
 RESULTS_DIR = REPO_ROOT / "results"
+#: environment variable naming the results folder of the zoo (a clone's ``results/``)
+RESULTS_ENV = "OT_ROBUST_RESULTS"
+
+
+def results_root(results_dir: str | Path | None = None) -> Path:
+    """Where the zoo's runs are: ``results_dir`` if given, else ``$OT_ROBUST_RESULTS``, else :data:`RESULTS_DIR`
+    when the package runs from a checkout (or an editable install), else ``./results`` (a plain ``pip install .``
+    used from inside the clone)."""
+    import os
+
+    if results_dir is not None:
+        return Path(results_dir)
+    if os.environ.get(RESULTS_ENV):
+        return Path(os.environ[RESULTS_ENV])
+    return RESULTS_DIR if RESULTS_DIR.is_dir() else Path.cwd() / "results"
 #: the status of a model whose evaluation is current (every other status withholds the numbers)
 STATUS_OK = "ok"
 #: the accuracy columns of the zoo: clean, PGD-20 and AutoAttack (each with ``_n``, ``_lo``, ``_hi``)
@@ -59,11 +75,11 @@ def _config(run_dir: Path) -> dict[str, Any]:
 
 
 def runs(results_dir: str | Path | None = None) -> list[Run]:
-    """Every run under ``results_dir`` (default :data:`RESULTS_DIR`), sorted by profile and experiment, named by the
+    """Every run under ``results_dir`` (default :func:`results_root`), sorted by profile and experiment, named by the
     scheme of :mod:`ot_robust.zoo`. Raises ValueError for a ``config.json`` that is not JSON."""
     from ..profiles.paths import profile_dataset
 
-    root = Path(results_dir) if results_dir is not None else RESULTS_DIR
+    root = results_root(results_dir)
     found = []
     for d in sorted(root.glob(f"*/{TRAIN_DIR}/*")):
         if d.is_dir() and ((d / CONFIG_FILE).is_file() or (d / MODEL_FILE).exists()):
@@ -96,6 +112,9 @@ def resolve(name: str, results_dir: str | Path | None = None) -> Run:
         by_tail.setdefault(n.rsplit("/", 1)[-1], []).append(n)
     close = [n for t in difflib.get_close_matches(tail, list(by_tail), n=3, cutoff=0.7) for n in by_tail[t]]
     close += [n for n in difflib.get_close_matches(text, sorted(found), n=5, cutoff=0.6) if n not in close]
+    if not found:
+        raise ValueError(f"unknown zoo model {name!r}: no trained run under {results_root(results_dir)} (the zoo "
+                         f"reads a clone's results/: run from the clone or set {RESULTS_ENV})")
     hint = f"close matches: {', '.join(close[:6])}" if close else "no close match"
     raise ValueError(f"unknown zoo model {name!r}; {hint} (names are <dataset>/<experiment>; "
                      f"`python -m ot_robust zoo` lists all {len(found)})")
@@ -166,7 +185,7 @@ def _shown_path(p: Path) -> str:
 
 
 def list_models(results_dir: str | Path | None = None) -> pd.DataFrame:
-    """Every model under ``results_dir`` (default :data:`RESULTS_DIR`), one row each, in :data:`COLUMNS` order.
+    """Every model under ``results_dir`` (default :func:`results_root`), one row each, in :data:`COLUMNS` order.
 
     Columns: ``name`` (the zoo name), ``dataset``, ``eps`` (the Linf budget of the profile's attacks),
     ``architecture`` (the model registry name), ``method`` (the paper's name, the profile's ``label``), ``seed``,
@@ -185,7 +204,7 @@ def list_models(results_dir: str | Path | None = None) -> pd.DataFrame:
     from ..profiles.paths import profile_eps
     from ..reports.tables import sanity_text
 
-    root = Path(results_dir) if results_dir is not None else RESULTS_DIR
+    root = results_root(results_dir)
     profiles: dict[str, Any] = {}
     eps: dict[tuple[str, str], float] = {}
     rows = []
