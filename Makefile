@@ -67,10 +67,11 @@ test: $(STAMP)
 
 lab: $(STAMP)
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ot-robust)"
-	# JupyterLab default for this venv: no autosave, so Run All never rewrites a committed notebook (save by hand)
+	# JupyterLab default for this venv: no autosave; the server refuses to save over a committed notebook (Save As
+	# works): running a notebook in Lab leaves every tracked file unchanged (scripts/jupyter_server_config.py)
 	mkdir -p $(VENV)/share/jupyter/lab/settings
 	cp scripts/lab_overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
-	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(ARGS)
+	$(VENV)/bin/jupyter lab notebooks/ --config scripts/jupyter_server_config.py $(if $(filter 0,$(shell id -u)),--allow-root) $(ARGS)
 
 # one-command GPU run (issue 34; scripts/gpu_run.py, docs/gpu.md): FS and PGD-AT on PreAct ResNet-18, JPEG CIFAR-10,
 # trained and evaluated within --budget-min (default 8 min), continuing from results/gpu/. ARGS go to the script,

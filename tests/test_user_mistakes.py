@@ -337,3 +337,50 @@ def test_make_lab_runs_as_root_and_passes_arguments_on():
     assert cp[2].endswith("share/jupyter/lab/settings/overrides.json")
     settings = json.loads((Path(__file__).resolve().parents[1] / cp[1]).read_text())
     assert settings["@jupyterlab/docmanager-extension:plugin"]["autosave"] is False
+
+
+def test_saving_a_run_committed_notebook_the_way_lab_does_leaves_git_status_clean(tmp_path):
+    """Issue 36: ``make lab``'s server (scripts/jupyter_server_config.py) refuses, with a one-line 403, to save a
+    notebook over a committed one, through the contents manager Lab saves with, after Run All filled its outputs;
+    Save As under a new name works; ``git status`` of notebooks/ stays clean."""
+    import runpy
+    import subprocess
+    from pathlib import Path
+
+    from jupyter_server.services.contents.filemanager import FileContentsManager
+    from tornado.web import HTTPError
+    from traitlets.config import Config
+
+    root = Path(__file__).resolve().parents[1]
+    lines = subprocess.run(["make", "--no-print-directory", "-n", "lab"], capture_output=True, text=True, cwd=root,
+                           check=True).stdout.splitlines()
+    launch = next(line for line in lines if "jupyter lab notebooks/" in line).split()
+    config_file = root / launch[launch.index("--config") + 1]
+    c = Config()
+    runpy.run_path(str(config_file), init_globals={"c": c})
+    hook = c.ContentsManager.pre_save_hook
+    for nb_dir, name in ((root / "notebooks", "30_tables_fs.ipynb"), (tmp_path / "repo" / "notebooks", "x.ipynb")):
+        if nb_dir.parent != root:  # a git repository of our own, for the Save As half (nothing written in ours)
+            nb_dir.mkdir(parents=True)
+            (nb_dir / name).write_bytes((root / "notebooks" / "30_tables_fs.ipynb").read_bytes())
+            subprocess.run(["git", "init", "-q"], cwd=nb_dir.parent, check=True)
+            subprocess.run(["git", "add", "."], cwd=nb_dir.parent, check=True)
+            subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "nb"],
+                           cwd=nb_dir.parent, check=True)
+        cm = FileContentsManager(root_dir=str(nb_dir), pre_save_hook=hook)
+        model = cm.get(name)
+        for i, cell in enumerate(model["content"]["cells"]):  # what Run All leaves in the document
+            if cell["cell_type"] == "code":
+                cell["execution_count"] = 100 + i
+                cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "ran in Lab\n"}]
+        before = (nb_dir / name).read_bytes()
+        with pytest.raises(HTTPError) as e:
+            cm.save(model, name)
+        assert e.value.status_code == 403 and "Save Notebook As" in e.value.log_message
+        assert "\n" not in e.value.log_message
+        assert (nb_dir / name).read_bytes() == before
+        status = subprocess.run(["git", "status", "--porcelain", "--", str(nb_dir)], capture_output=True, text=True,
+                                cwd=nb_dir, check=True).stdout
+        assert status == "", status
+    cm.save(model, "x-mine.ipynb")  # Save As: a new, untracked notebook saves normally
+    assert "ran in Lab" in (nb_dir / "x-mine.ipynb").read_text()
