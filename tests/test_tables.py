@@ -274,6 +274,46 @@ def test_every_committed_table_file_is_one_its_profile_writes():
     assert not orphans, orphans
 
 
+def test_every_committed_table_with_committed_runs_matches_their_settings():
+    """Issue 32: the table-settings check over every table of the profiles whose runs are committed (the study):
+    each attack column holds the attack its name says, each sweep column a run trained with its setting."""
+    from ot_robust.reports.table_settings import table_setting_mismatches
+
+    checked, bad = 0, []
+    for name in ("study-fashion", "study-mnist"):
+        prof, runs = load_profile(name), FIGURES.parent / "results" / name
+        evals = tables.read_evals(runs)
+        for t in prof.tables:
+            bad += table_setting_mismatches(t, evals, prof, runs)
+            checked += 1
+    assert checked >= 15 and not bad, bad
+
+
+def test_the_table_settings_check_catches_a_mislabelled_column(tmp_path):
+    """PGD-40 printed under PGD100 (the quick label-smoothing table once did) and a run trained with label
+    smoothing 0.3 under ls0.5 are refused, naming the experiment and what it holds."""
+    from ot_robust.reports.table_settings import attack_mismatches, sweep_mismatch, table_setting_mismatches
+
+    assert attack_mismatches({"attacks": {"pgd20": "pgd-linf eps=0.1 steps=20", "fgsm": "fgsm eps=0.1"},
+                              "strong_attacks": {"pgd100": "pgd-linf eps=0.1 steps=100"}}) == []
+    bad = attack_mismatches({"strong_attacks": {"pgd100": "pgd-linf eps=0.1 steps=40 step=0.01"},
+                             "audit_attacks": {"cw500": "pgd-linf eps=0.1 steps=500"}})
+    assert len(bad) == 2 and "'pgd100' holds 'pgd-linf eps=0.1 steps=40" in bad[0] and "cw500" in bad[1]
+    assert sweep_mismatch("ls0.5", {"method_params": {"label_smoothing": 0.5}}) is None
+    assert "label_smoothing=0.3" in sweep_mismatch("ls0.5", {"method_params": {"label_smoothing": 0.3}})
+    assert "batch_size=128" in sweep_mismatch("bs60", {"batch_size": 128})
+    prof = load_profile("study-fashion")
+    evals = {"pgd_at": {"accuracy": {"pgd100": 50.0}, "strong_attacks": {"pgd100": "pgd-linf eps=0.1 steps=40"}}}
+    with pytest.raises(ValueError, match=r"fs_table1 would mislabel its columns: fs_table1: pgd_at: column 'pgd100'"):
+        tables.build_table("fs_table1", evals, prof)
+    run = tmp_path / "train" / "feature_scattering"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"config": {"method_params": {"label_smoothing": 0.3}}}))
+    out = table_setting_mismatches("fs_rebuttal_label_smoothing", {"feature_scattering": {}}, prof, tmp_path)
+    assert out == ["fs_rebuttal_label_smoothing: feature_scattering: column 'ls0.5' holds a run trained with "
+                   "label_smoothing=0.3"]
+
+
 def test_the_committed_table_check_catches_a_mislabelled_row():
     prof = load_profile("quick")
     allowed = tables.expected_rows("fs_table3a", prof)

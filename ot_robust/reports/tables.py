@@ -294,10 +294,17 @@ def build_table(name: str, evals: dict[str, dict[str, Any]], profile: Any = None
     (``methods.<exp>.tables``) and is named in the caption; without it only the paper rows are shown.
 
     Raises:
-        ValueError: unknown table name.
+        ValueError: unknown table name; a column that would print another attack than its name says (the
+            table-settings check, :mod:`ot_robust.reports.table_settings`).
     """
     if name not in TABLES:
         raise ValueError(f"unknown table {name!r}; allowed: {sorted(TABLES)}")
+    if profile is not None:
+        from .table_settings import table_setting_mismatches
+
+        bad = table_setting_mismatches(name, evals, profile)
+        if bad:
+            raise ValueError(f"table {name} would mislabel its columns: {'; '.join(bad)}")
     spec = TABLES[name]
     pt = paper_table(spec.paper, spec.key)
     ours_src = f"ours ({profile.name})" if profile else "ours"
@@ -386,5 +393,11 @@ def build_tables(profile: Any, runs_dir: str | Path, out_dir: str | Path, names:
                  ) -> dict[str, list[Path]]:
     """Build and write every table of ``profile`` (or ``names``) from ``<runs_dir>/eval/*/eval.json`` into
     ``out_dir`` (Markdown, CSV, LaTeX); returns ``{table: [paths]}``."""
+    from .table_settings import table_setting_mismatches
+
     evals = read_evals(runs_dir)
-    return {n: build_table(n, evals, profile).write(out_dir) for n in (names or profile.tables)}
+    names = names or profile.tables
+    bad = [m for n in names for m in table_setting_mismatches(n, evals, profile, runs_dir)]
+    if bad:
+        raise ValueError(f"tables of {profile.name} would mislabel their columns: {'; '.join(bad)}")
+    return {n: build_table(n, evals, profile).write(out_dir) for n in names}
