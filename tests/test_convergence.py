@@ -60,13 +60,14 @@ def test_training_curves_table_and_figure_from_metrics(tmp_path):
     legends = [leg for ax in fig.axes for leg in [ax.get_legend()] if leg] + list(fig.legends)
     assert len(legends) == 1
     assert [t.get_text() for t in legends[0].get_texts()] == ["seed 0", "seed 1", "held-out PGD-10",
-                                                              "held-out clean"]
+                                                              "held-out clean", "epoch of the verdicts"]
     got_ax = next(ax for ax in panels if ax.get_title() == "GOT-TRADES-S")
     seed0 = {ax.get_title(): ax.lines[0].get_marker() for ax in panels}
     assert seed0["Madry"] == seed0["GOT-TRADES-S"] == "o" and got_ax.lines[0].get_marker() == "o"
     madry_ax = next(ax for ax in panels if ax.get_title() == "Madry")
-    assert len(madry_ax.lines) == 4  # PGD-10 and clean, for each of the two seeds
+    assert len(madry_ax.lines) == 5  # PGD-10 and clean, for each of the two seeds, and the verdicts' epoch
     assert list(madry_ax.lines[0].get_ydata()) == [80.8, 85.4, 89.4, 92.8, 92.8]
+    assert list(madry_ax.lines[4].get_xdata()) == [5, 5] and madry_ax.lines[4].get_linestyle() == ":"
 
 
 def test_no_trained_run_is_a_clear_error(tmp_path):

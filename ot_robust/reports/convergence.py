@@ -119,11 +119,15 @@ def convergence_markdown(curves, profile: str) -> str:
 def plot_training_curves(curves, title: str = ""):
     """One panel per method (``label``): held-out PGD-10 accuracy (solid) and clean accuracy (dashed) by epoch, one
     line per seed, in the method's colour, the seed told by its marker (the same marker for a seed in every panel,
-    explained by one legend in a spare panel, else below the panels); n and eps in the title. Returns the Figure.
+    explained by one legend in a spare panel, else below the panels); n and eps in the title. A dotted vertical
+    line marks the epoch at which the verdicts take each finished run (its last epoch: the evaluated ``model.pt``;
+    issue 32), so a curve still rising there is visible as such. Returns the Figure.
 
     Raises:
         ValueError: if ``curves`` is empty.
     """
+    import pandas as pd
+
     if curves.empty:
         raise ValueError("plot_training_curves needs at least one trained run (training_curves(...) is empty)")
     labels = list(dict.fromkeys(curves.sort_values("label", kind="stable")["label"]))
@@ -140,6 +144,9 @@ def plot_training_curves(curves, title: str = ""):
             ax.plot(s["epoch"], s["pgd10"], marker=marker[seed], markersize=3.5, color=c)
             ax.plot(s["epoch"], s["clean"], linestyle="--", color=c, alpha=0.5, linewidth=0.9,
                     marker=marker[seed], markersize=2, markerfacecolor="none")
+        for e in sorted({int(s["epoch"].max()) for _, s in g.groupby("seed")
+                         if pd.isna(s["epochs"].iloc[0]) or s["epoch"].max() >= s["epochs"].iloc[0]}):
+            ax.axvline(e, color="0.45", linestyle=":", linewidth=1.0, zorder=0)
         low = min(g["pgd10"].min(), g["clean"].min())
         ax.set_ylim(max(0.0, 10.0 * math.floor(low / 10.0) - 5.0), 100)  # each panel zoomed on its own range
         ax.set_title(label, fontsize="small" if len(label) > 22 else None)
@@ -152,7 +159,8 @@ def plot_training_curves(curves, title: str = ""):
     key = [Line2D([], [], color="0.35", marker=marker[s], markersize=4, linestyle="none", label=f"seed {s}")
            for s in seeds]
     key += [Line2D([], [], color="0.35", label="held-out PGD-10"),
-            Line2D([], [], color="0.35", linestyle="--", alpha=0.5, label="held-out clean")]
+            Line2D([], [], color="0.35", linestyle="--", alpha=0.5, label="held-out clean"),
+            Line2D([], [], color="0.45", linestyle=":", label="epoch of the verdicts")]
     spare = axes.flat[len(labels):]
     if len(spare):
         spare[0].set_visible(True)
