@@ -100,6 +100,26 @@ def test_feature_scattering_first_step_is_the_official_one():
     assert float((clipped - x).abs().max()) <= eps + 1e-7 and clipped.min() >= 0 and clipped.max() <= 1
 
 
+@pytest.mark.parametrize("method", ["otjr", "sw", "sat", "sat_jr"])
+def test_otjr_family_first_step_is_the_authors_one(method):
+    """The OTJR authors' code (``losses/TransportJac.py``, ``__gen_adversarial_sample``; ``losses/SINK.py`` for
+    SAT) takes the first CE gradient at the unclipped ``x + 0.001 N(0, I)``; ``clip_start=True`` clips it first."""
+    model, x, y = _case()
+    eps, step = 0.3, 0.1
+    defense = get_defense(method, eps=eps, step_size=step, steps=1)
+    assert defense.clip_start is False
+    torch.manual_seed(7)
+    ours = defense.attack(model, x, y)
+    torch.manual_seed(7)
+    start = x + 0.001 * torch.randn(x.shape)
+    official = _official_step(model, x, start, lambda la: F.cross_entropy(la, y), eps, step)
+    assert _same(ours, official)
+    torch.manual_seed(7)
+    clipped = get_defense(method, eps=eps, step_size=step, steps=1, clip_start=True).attack(model, x, y)
+    assert _same(clipped, _official_step(model, x, start.clamp(0, 1), lambda la: F.cross_entropy(la, y), eps, step))
+    assert not _same(clipped, official)
+
+
 def test_unclipped_start_is_a_training_adversary_option_only():
     model, x, y = _case()
     with pytest.raises(ValueError, match="clip_start=False"):
@@ -118,3 +138,6 @@ def test_recorded_parameters_new_runs_and_resumed_old_runs():
     assert resolve_recorded("got_trades_s", {}, {}) == {"clip_start": True, "potential_solver": "adam"}
     assert resolve_recorded("got_pgd_lm", {}) == {"potential_solver": "sinkhorn"}
     assert resolve_recorded("pgd_at", {"eps": 0.3}, {}) == {"eps": 0.3}       # Madry's start: clipped, unchanged
+    assert resolve_recorded("random_jr", {}, {}) == {}                        # no attack, no start
+    for m in ("otjr", "sw", "optimal_jr", "sat", "sat_jr"):    # the study's OTJR seeds resume clipped
+        assert resolve_recorded(m, {}, {}) == {"clip_start": True} and resolve_recorded(m, {}) == {"clip_start": False}

@@ -6,6 +6,11 @@ Mixed-minibatch PGD training plus a logit-pairing term (their Eq. in Sec. 3.3)::
 
 with ``J`` the mixed-minibatch loss ``w * CE(clean) + (1 - w) * CE(adv)`` (w = 0.5: half clean, half adversarial)
 and x~ the Madry PGD adversary (uniform start, K sign steps on CE). Kannan et al. use lambda = 0.5 (ImageNet).
+
+Random start: Kannan et al. released no training code; we use Madry's adversary and start (uniform, clipped to
+[0, 1] before the first gradient, as :mod:`.pgd_at`). The OTJR authors' ALP (``losses/ALP.py``, their Table 2 row)
+starts at the unclipped ``x + 0.001 N(0, I)`` and weights the logit pairing by an MSE mean: a different adversary
+start and scale, stated here because the study's ALP row stands beside theirs.
 """
 from __future__ import annotations
 

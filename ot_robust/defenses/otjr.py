@@ -19,7 +19,11 @@ name           CE on      lambda_J        projections  lambda_SW
 =============  =========  ==============  ===========  =================================================
 
 Implementation notes (checked against the authors' code, github.com/Leminhbinh0209/OTJR, ``losses/TransportJac.py``):
-the training attack is L_inf PGD on CE started at ``x + 0.001 N(0, 1)`` in eval mode (last iterate); clean and
+the training attack is L_inf PGD on CE started at ``x + 0.001 N(0, 1)`` in eval mode (last iterate); its random start
+follows that code (``__gen_adversarial_sample``, and ``losses/PGD.py`` for the SW / PGD baselines): the first
+gradient is taken at the unclipped start and the box [0, 1] is applied after each step (``clip_start=False``, the
+default); ``clip_start=True`` projects the start into [0, 1] first, as the study's OTJR-family runs made before the
+option were trained (recorded in ``config.json``: they resume clipped; issue 32). Clean and
 adversarial batches go through the model in two forward passes (train mode); the SW term is two-sided (gradients
 reach both logit clouds); the JR scale is ``C / B`` (see :mod:`.jacobian`). SAT (:mod:`.sat`) reuses this class with
 the Sinkhorn divergence as the alignment term.
@@ -58,6 +62,9 @@ class OTJR(Defense):
         n_proj: random projections per example for ``projection="random"`` (>= 1; Hoffman/OTJR: 1).
         eps, step_size, steps: L_inf PGD training attack on the [0, 1] scale (OTJR: 8/255, 2/255, 10).
         init: PGD start, ``"normal"`` (``x + 0.001 N(0,1)``, the authors' code) or ``"uniform"`` (Madry).
+        clip_start: False (default, the authors' code) takes the first gradient at the unclipped start; True
+            projects it into [0, 1] first (recorded in ``config.json``; runs made before the option resume with
+            True).
         jr_gradient: how the Jacobian penalty is differentiated w.r.t. the parameters: ``"double_backward"``
             (default; autograd through the VJP, as Hoffman et al. and the OTJR code) or ``"finite_difference"``
             (same penalty value; gradient from one forward on the network's frozen linear piece,
@@ -71,12 +78,14 @@ class OTJR(Defense):
 
     #: name of the alignment term in the logs
     align_name = "sw"
+    recorded = {"clip_start": (False, True)}
 
     def __init__(self, ce_on: str = "adv", lambda_j: float = 0.002, projection: str = "optimal",
                  lambda_sw: float = 64.0, n_slices: int = 32, n_proj: int = 1, eps: float = 8 / 255,
                  step_size: float = 2 / 255, steps: int = 10, init: str = "normal",
-                 jr_gradient: str = "double_backward"):
+                 jr_gradient: str = "double_backward", clip_start: bool = False):
         super().__init__()
+        self.clip_start = bool(clip_start)
         self.jr_gradient = check_choice("jr_gradient", jr_gradient, JR_GRADIENTS)
         self.ce_on = check_choice("ce_on", ce_on, CE_ON)
         self.projection = check_choice("projection", projection, PROJECTIONS)
@@ -123,7 +132,7 @@ class OTJR(Defense):
         if not self.needs_attack:
             return None
         return perturb(model, x, y, ce_loss, self.eps, self.step_size, self.steps, norm="linf", init=self.init,
-                       init_std=0.001, keep_best=False)
+                       init_std=0.001, keep_best=False, clip_start=self.clip_start)
 
     def alignment(self, z_adv: Tensor, z: Tensor) -> tuple[Tensor, Tensor | None]:
         """``(SW(mu, nu), Delta)``: mean squared 1-D displacement over K slices and B samples (the authors' scale of
@@ -192,6 +201,8 @@ def _variant(name: str):
         return defense
 
     build.__name__ = build.__qualname__ = name
+    if name != "random_jr":  # random_jr attacks nothing: no random start to record
+        build.recorded = OTJR.recorded  # read by defenses.base.resolve_recorded
     build.__doc__ = (f"OTJR-family defense {name!r}: :class:`OTJR` with {fixed or 'nothing'} fixed and defaults "
                      f"{defaults} (see the module table).")
     return build

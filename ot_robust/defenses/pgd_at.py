@@ -5,6 +5,11 @@
 
 K steps of size alpha from a uniform random start; the model is trained on the last iterate (no per-example
 "best" selection, as in Madry's code). FS Sec. 5: CIFAR-10 K = 7, alpha = 2/255, eps = 8/255.
+
+Random start as Madry's code (MadryLab ``cifar10_challenge``, ``pgd_attack.py``, ``LinfPGDAttack.perturb``): the
+uniform start is clipped to the pixel range before the first gradient (our loop's default, ``clip_start=True``).
+The OTJR authors' PGD baseline (``losses/PGD.py``) starts instead at the unclipped ``x + 0.001 N(0, I)``; the study
+trains Madry's.
 """
 from __future__ import annotations
 

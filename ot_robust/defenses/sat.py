@@ -32,7 +32,8 @@ class SAT(OTJR):
         max_iter: Sinkhorn iterations per OT problem (>= 1; 50).
         lambda_j: weight of the random-projection Jacobian penalty on the clean logits (>= 0; SAT: 0, SAT + JR: 0.002,
             OTJR's CIFAR-10 value, since the paper gives none for Table 6).
-        n_proj, eps, step_size, steps, init, jr_gradient: as for :class:`~ot_robust.defenses.otjr.OTJR`.
+        n_proj, eps, step_size, steps, init, jr_gradient, clip_start: as for :class:`~ot_robust.defenses.otjr.OTJR`
+            (the random start of the OTJR authors' ``losses/SINK.py``: unclipped, ``clip_start=False``).
     Raises:
         ValueError: negative weights, reg <= 0, max_iter < 1, bad attack parameters.
     """
@@ -42,9 +43,10 @@ class SAT(OTJR):
 
     def __init__(self, lambda_ot: float = 1.0, reg: float = 1.0, max_iter: int = 50, lambda_j: float = 0.0,
                  n_proj: int = 1, eps: float = 8 / 255, step_size: float = 2 / 255, steps: int = 10,
-                 init: str = "normal", jr_gradient: str = "double_backward"):
+                 init: str = "normal", jr_gradient: str = "double_backward", clip_start: bool = False):
         super().__init__(ce_on="adv", lambda_j=lambda_j, projection="random", lambda_sw=lambda_ot, n_proj=n_proj,
-                         eps=eps, step_size=step_size, steps=steps, init=init, jr_gradient=jr_gradient)
+                         eps=eps, step_size=step_size, steps=steps, init=init, jr_gradient=jr_gradient,
+                         clip_start=clip_start)
         self.reg = check_number("reg", reg, low_open=True)
         self.max_iter = check_int("max_iter", max_iter)
 
@@ -65,6 +67,9 @@ def sat(**params) -> SAT:
     return defense
 
 
+sat.recorded = SAT.recorded
+
+
 @register_defense("sat_jr")
 def sat_jr(**params) -> SAT:
     """SAT + random JR (OTJR Table 6): :class:`SAT` with ``lambda_j`` defaulting to 0.002 (must be > 0)."""
@@ -74,3 +79,6 @@ def sat_jr(**params) -> SAT:
     defense = SAT(**params)
     defense.name = "sat_jr"
     return defense
+
+
+sat_jr.recorded = SAT.recorded
