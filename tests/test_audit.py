@@ -243,7 +243,8 @@ def test_supplement_table1_reads_the_lowest_single_run_and_its_spread():
     prof = load_profile("study-fashion")
     evals = {}
     for k, e in enumerate(("pgd_at", "pgd_at_s1")):
-        cols = {c: {"spec": f"{c} restarts=5", "family": "white-box", "accuracy": 60.0 + k, "n": 500,
+        cols = {c: {"spec": f"{c.rstrip('0123456789')}-linf eps=0.1 steps={c.lstrip('pgdcw')} step=0.0025 restarts=5",
+                    "family": "white-box", "accuracy": 60.0 + k, "n": 500,
                     "ci": [55.0, 65.0], "group": "restarts", "runs": 5, "min_run": 62.0 + k, "max_min": 1.5 + k,
                     "time_s": 1.0} for c in ("pgd500", "pgd1000", "cw500", "cw1000")}
         evals[e] = with_audit({"accuracy": {"clean": 90.0}, "autoattack": 59.0}, {"restarts": {"columns": cols}})
