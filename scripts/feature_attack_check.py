@@ -31,16 +31,19 @@ ATTACKS = {"pgd20": "pgd-linf eps=0.3 steps=20 step=0.0375",
            "autoattack": "autoattack eps=0.3"}
 
 
-def run(profile: str, experiment: str, runs_dir: Path, n: int, out: Path) -> str:
+def run(profile: str, experiment: str, runs_dir: Path, n: int, out: Path, attacks: dict[str, str] = ATTACKS
+        ) -> tuple[str, dict]:
+    """Train (unless done) and evaluate; write the report to ``out``. Returns ``(report text, McNemar test of
+    FeatureAttack against PGD-20)``; ``attacks`` must hold ``pgd20`` and ``feature_attack``."""
     prof = load_profile(profile)
     layout = RunLayout(str(runs_dir), prof.name)
     run_dir = Path(layout.train(experiment))
     if not (run_dir / "model.pt").is_file():
         tasks.train_step(prof.path, f"train/{experiment}", runs_dir=str(runs_dir))
     model = load_model(run_dir)
-    rep = evaluate(model, prof.dataset, list(ATTACKS.values()), n_examples=n, order="balanced", sanity=False,
+    rep = evaluate(model, prof.dataset, list(attacks.values()), n_examples=n, order="balanced", sanity=False,
                    progress=False)
-    rows = {k: rep.table[rep.table["spec"] == s].iloc[0] for k, s in ATTACKS.items()}
+    rows = {k: rep.table[rep.table["spec"] == s].iloc[0] for k, s in attacks.items()}
     acc = {k: float(r["accuracy"]) for k, r in rows.items()}
     masks = {k: np.asarray(rep.robust[r["attack"]], dtype=bool) for k, r in rows.items()}
     test = mcnemar(masks["feature_attack"], masks["pgd20"])
@@ -51,14 +54,15 @@ def run(profile: str, experiment: str, runs_dir: Path, n: int, out: Path) -> str
              f"({experiment}: {prof.methods[experiment].params}); the first {n} test images in class-balanced "
              "order, robust accuracy in %.", "",
              "| attack | spec | accuracy |", "|---|---|---:|"]
-    lines += [f"| {k} | `{s}` | {acc[k]:.1f} |" for k, s in ATTACKS.items()]
+    lines += [f"| {k} | `{s}` | {acc[k]:.1f} |" for k, s in attacks.items()]
     lines += ["", f"FeatureAttack - PGD-20: {test['diff']:+.1f} points, 95% CI [{test['ci_low']:+.1f}, "
               f"{test['ci_high']:+.1f}] (paired on the same images: {test['b_only']} images robust under PGD-20 "
               f"only, {test['a_only']} under FeatureAttack only; exact McNemar p = "
-              f"{test['p_value']:.2g}); PGD-20 - AutoAttack: {acc['pgd20'] - acc['autoattack']:+.1f}.", ""]
+              f"{test['p_value']:.2g})" + (f"; PGD-20 - AutoAttack: {acc['pgd20'] - acc['autoattack']:+.1f}."
+                                            if "autoattack" in acc else "."), ""]
     text = "\n".join(lines)
     atomic_write_bytes(out, text.encode())
-    return text
+    return text, test
 
 
 def main(argv=None) -> int:
@@ -69,7 +73,7 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--out", default=Path("results/feature-attack-check.md"), type=Path)
     a = ap.parse_args(argv)
-    print(run(a.profile, a.experiment, a.runs_dir, a.n, a.out))
+    print(run(a.profile, a.experiment, a.runs_dir, a.n, a.out)[0])
     return 0
 
 
