@@ -41,7 +41,8 @@ def test_every_committed_model_is_listed(models):
     assert set(models["name"]) == set(zoo.model_names())
     row = models.set_index("name").loc[SMALL]
     assert (row["dataset"], row["method"], row["seed"], row["architecture"], row["profile"]) == (
-        "fashion-mnist", "Madry", 0, "small_cnn", "study-fashion")
+        "fashion-mnist", "PGD-AT", 0, "small_cnn", "study-fashion")  # the figures' names, not FS's "Madry"
+    assert not set(models["method"]) & {"Madry", "Proposed"} and "FS" in set(models["method"])
     assert models.set_index("name").loc["mnist/got_pgd_lm_s2", "seed"] == 2
 
 

@@ -188,7 +188,8 @@ def list_models(results_dir: str | Path | None = None) -> pd.DataFrame:
     """Every model under ``results_dir`` (default :func:`results_root`), one row each, in :data:`COLUMNS` order.
 
     Columns: ``name`` (the zoo name), ``dataset``, ``eps`` (the Linf budget of the profile's attacks),
-    ``architecture`` (the model registry name), ``method`` (the paper's name, the profile's ``label``), ``seed``,
+    ``architecture`` (the model registry name), ``method`` (the profile's ``label`` under the figures' one name
+    map, :func:`ot_robust.core.style.figure_name`: Madry -> PGD-AT, Proposed -> FS), ``seed``,
     ``epochs``; for clean, PGD-20 and AutoAttack: the accuracy in %, its 95% Wilson interval (``_lo``, ``_hi``, in %)
     and the number of test images (``_n``); ``sanity`` (``pass``, ``flag: <checks>`` or blank when none ran),
     ``status`` (``ok``, or why no current evaluation stands for the model: ``stale: ...`` from
@@ -202,6 +203,7 @@ def list_models(results_dir: str | Path | None = None) -> pd.DataFrame:
     """
     from ..profiles import ProfileError, load_profile
     from ..profiles.paths import profile_eps
+    from ..core.style import figure_name  # one name map for figures and the leaderboard (Madry -> PGD-AT)
     from ..reports.tables import sanity_text
 
     root = results_root(results_dir)
@@ -227,7 +229,7 @@ def list_models(results_dir: str | Path | None = None) -> pd.DataFrame:
         rows.append({
             "name": run.name, "dataset": dataset, "eps": eps[run.profile, dataset],
             "architecture": run.config.get("model"),
-            "method": prof.label(run.experiment) if known else run.config.get("method"),
+            "method": figure_name(prof.label(run.experiment)) if known else run.config.get("method"),
             "seed": prof.seed_of(run.experiment) if known else run.config.get("seed"),
             "epochs": run.config.get("epochs"), **scores(ev),
             "sanity": sanity_text(ev) if ev else "", "status": status,
