@@ -270,8 +270,9 @@ def test_unbounded_pgd_is_not_applicable_without_a_correct_image():
     cfg = SanityConfig(n=8, steps=3, square_queries=10, loss_examples=4, loss_starts=2)
     out = {r["check"]: r for r in run_sanity(_AlwaysZero(), x, y, eps=0.1, config=cfg)}
     assert out["unbounded_pgd"]["status"] == "n/a" and "not applicable" in out["unbounded_pgd"]["details"]
+    assert out["pgd_loss_plateau"]["status"] == "n/a"  # a constant model's flat loss on misclassified inputs
     rep = evaluate(_AlwaysZero(), (x, y), ["fgsm eps=0.1"], progress=False, sanity_config=cfg)
-    assert "unbounded_pgd" not in [s["check"] for s in rep.flags]
+    assert not {"unbounded_pgd", "pgd_loss_plateau"} & {s["check"] for s in rep.flags}
     from ot_robust.reports.tables import sanity_text
 
     assert "unbounded_pgd" not in sanity_text({"sanity": rep.sanity})

@@ -268,6 +268,15 @@ def run_sanity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, n
 
     from .curves import pgd_loss_curves
 
+    with torch.no_grad(), model_mode(model):
+        n_loss_correct = int((model(x[: cfg.loss_examples]).argmax(1) == y[: cfg.loss_examples]).sum())
+    if n_loss_correct == 0:  # as unbounded_pgd: a loss curve of inputs already misclassified says nothing of PGD
+        out.append(_not_applicable("pgd_loss_plateau", f"no correctly classified input among the "
+                                   f"{min(len(x), cfg.loss_examples)} whose PGD loss curve is checked",
+                                   n_correct=0))
+        for r in out:
+            r["numbers"]["config"] = asdict(cfg)
+        return out
     curves = pgd_loss_curves(model, x[: cfg.loss_examples], y[: cfg.loss_examples], n_starts=cfg.loss_starts,
                              steps=k, eps=eps, norm=norm, seed=s)
     mean = curves.groupby("iteration")["loss"].mean().to_numpy()
