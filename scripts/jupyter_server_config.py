@@ -1,6 +1,6 @@
 """Jupyter server settings of `make lab` (``jupyter lab --config scripts/jupyter_server_config.py``): the committed
 notebooks open, run and change in JupyterLab as usual, but saving over one is refused with a one-line message (use
-File > Save Notebook As...), so running a notebook in Lab leaves every tracked file unchanged (issue 36). A notebook
+File > Save Notebook As...), so running a notebook in Lab leaves every tracked file unchanged. A notebook
 is committed when git tracks it; new notebooks and copies save normally. The hook raises tornado's HTTPError, the
 one exception with which the server rejects a save (any other is logged and the save goes on); autosave is off as
 well (scripts/lab_overrides.json), so Run All raises no save dialog.

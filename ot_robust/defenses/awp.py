@@ -10,9 +10,9 @@ small layer-wise weight perturbation ``v`` (Wu et al. Eq. 6-9, official code ``c
 
 OTJR Table 3 plugs the TRADES and the OTJR losses into AWP (``awp_trades``, ``awp_otjr``); any registered defense
 with an ``attack`` method works via ``get_defense("awp", inner="<name>", inner_params={...})``. The input attack,
-its random start included, is the wrapped defense's own (TRADES: the official unclipped start, ``trades.py``; OTJR:
-the authors' unclipped start, ``TransportJac.py``; ``clip_start`` goes in ``inner_params``), as the AWP authors' TRADES-AWP
-training generates x~ with TRADES' own perturbation.
+its random start included, is the wrapped defense's own (TRADES: the official unclipped start, ``trades.py``;
+OTJR: the authors' unclipped start, ``TransportJac.py``; ``clip_start`` goes in ``inner_params``), as the AWP
+authors' TRADES-AWP training generates x~ with TRADES' own perturbation.
 
 Trainer contract: the weight perturbation is still applied when :meth:`AWP.loss` returns (the gradient must be taken
 at ``w + gamma v``); the Trainer must call ``defense.after_step(model)`` right after ``optimizer.step()`` to remove

@@ -23,7 +23,7 @@ the training attack is L_inf PGD on CE started at ``x + 0.001 N(0, 1)`` in eval 
 follows that code (``__gen_adversarial_sample``, and ``losses/PGD.py`` for the SW / PGD baselines): the first
 gradient is taken at the unclipped start and the box [0, 1] is applied after each step (``clip_start=False``, the
 default); ``clip_start=True`` projects the start into [0, 1] first, as the study's OTJR-family runs made before the
-option were trained (recorded in ``config.json``: they resume clipped; issue 32). Clean and
+option were trained (recorded in ``config.json``: they resume clipped). Clean and
 adversarial batches go through the model in two forward passes (train mode); the SW term is two-sided (gradients
 reach both logit clouds); the JR scale is ``C / B`` (see :mod:`.jacobian`). SAT (:mod:`.sat`) reuses this class with
 the Sinkhorn divergence as the alignment term.

@@ -75,7 +75,8 @@ def _plot_sweeps(ax, sweeps: dict[str, dict]) -> list:
 
     budgets = {(p["steps"], p.get("step_size")) for s in sweeps.values() for p in s["protocols"].values()}
     if len(budgets) != 1:
-        raise ValueError(f"the sweeps' protocols must share steps and step size to share a panel; got {sorted(budgets)}")
+        raise ValueError("the sweeps' protocols must share steps and step size to share a panel; "
+                         f"got {sorted(budgets)}")
     (steps, step), = budgets
     for label, s in sweeps.items():
         for p in s["protocols"].values():

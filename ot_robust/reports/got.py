@@ -223,7 +223,7 @@ def fig_got_fig2(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> lis
     TRADES, MART, the GOT variants: :data:`ROW`) that have ``eval/<exp>/curves.json``; other methods of the profile
     (OTJR, FS, ...) are left out; a model is named by its GOT Table 1 row where it has one. Models with a masking
     audit's eps sweep (the paper's protocol, App. A.3: 40 steps of 0.01 on predicted labels, with and without the
-    random start) get a third panel with it, beside our sweep (issue 33). Raises ValueError when none has curves."""
+    random start) get a third panel with it, beside our sweep. Raises ValueError when none has curves."""
     rd = Path(runs_dir)
     layout = RunLayout.at(rd)
     name = lambda e: profile.table_row(e, "got_table1") or profile.label(e)  # noqa: E731

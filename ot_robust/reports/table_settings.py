@@ -1,12 +1,12 @@
-"""The table-settings check (issue 32): a table's column must match the settings of the run it prints.
+"""The table-settings check: a table's column must match the settings of the run it prints.
 
 A column named for an attack (``PGD100``, ``CW20``, ``FGSM``; key ``pgd100``, ``cw20``, ``fgsm`` in ``eval.json``,
 ``awp_`` wrapper prefixes included) must come from that attack with that many steps: the spec recorded for the key in
 the run's ``attacks``, ``strong_attacks`` or audit columns. A sweep column named for a training setting (``ls0.5``:
 label smoothing 0.5, ``bs60``: batch size 60; FS rebuttal tables) must be filled by a run trained with it, read from
-the run's own ``config.json``. Once a table printed PGD-40 under PGD-100 and Madry's numbers in a "Supervised" row
-(issue 32); :func:`ot_robust.reports.tables.build_table` refuses such a table and CI runs the check over every
-committed table whose runs are committed.
+the run's own ``config.json``. Once a table printed PGD-40 under PGD-100 and Madry's numbers in a "Supervised" row;
+:func:`ot_robust.reports.tables.build_table` now refuses such a table, and CI runs the check over every committed
+table whose runs are committed.
 """
 
 from __future__ import annotations
@@ -61,11 +61,10 @@ def table_setting_mismatches(name: str, evals: dict[str, dict[str, Any]], profil
     given (:func:`sweep_mismatch`). ``[]`` when the table is right."""
     from ..core.run_files import read_config
     from ..profiles.paths import RunLayout
-    from .tables import _table_entry
 
     bad = []
     for exp, cfg in profile.methods.items():
-        entry = _table_entry(cfg, name)
+        entry = cfg.tables.get(name)
         if entry is None or exp not in evals:
             continue
         bad += [f"{name}: {exp}: {b}" for b in attack_mismatches(evals[exp])]

@@ -16,7 +16,8 @@ def load(name: str, device: Optional[str | torch.device] = None,
     """The zoo model ``name`` (e.g. ``"fashion-mnist/pgd_at"``, scheme in :mod:`ot_robust.zoo`) in eval mode on
     ``device`` (default: :func:`ot_robust.core.utils.get_device`), mapping ``(B, C, H, W)`` images in [0, 1] to
     logits ``(B, K)``. ``results_dir``: the folder of ``<profile>/train/<experiment>/`` (default
-    :func:`ot_robust.zoo.catalog.results_root`: ``$OT_ROBUST_RESULTS``, else the checkout's ``results/``). The model is loaded whatever its leaderboard ``status``; :func:`list_models` tells whether a
+    :func:`ot_robust.zoo.catalog.results_root`: ``$OT_ROBUST_RESULTS``, else the checkout's ``results/``). The model
+    is loaded whatever its leaderboard ``status``; :func:`list_models` tells whether a
     current evaluation stands for it.
 
     Raises:
