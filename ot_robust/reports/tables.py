@@ -206,7 +206,7 @@ def _table_entry(entry: Any, name: str) -> Any:
 def expected_rows(name: str, profile: Any) -> set[str] | None:
     """The rows of table ``name`` that ``profile`` may fill with its own numbers: for a ``rows`` table the paper rows
     its experiments stand for (``methods.<exp>.tables``), for a ``transfer`` table the source rows of those
-    experiments' ``transfer_from``; None for the other kinds (their rows are not read from the profile). What the
+    experiments' ``transfer_from`` and of the transfer attacks of their masking-audit groups (``row``); None for the other kinds (their rows are not read from the profile). What the
     committed-table check holds every committed table to, so a mislabelled row cannot be committed again."""
     spec = TABLES.get(name)
     if spec is None or spec.kind not in ("rows", "transfer"):
@@ -214,7 +214,9 @@ def expected_rows(name: str, profile: Any) -> set[str] | None:
     mapped = {exp: _table_entry(m, name) for exp, m in profile.methods.items() if _table_entry(m, name) is not None}
     if spec.kind == "rows":
         return {str(entry) for entry in mapped.values()}
-    return {row for exp in mapped for row in profile.methods[exp].transfer_from}
+    audited = {a["row"] for g in profile.audit.values() if set(mapped) & set(g.get("experiments", []))
+               for a in (g.get("attacks") or {}).values() if isinstance(a, dict) and a.get("row")}
+    return {row for exp in mapped for row in profile.methods[exp].transfer_from} | audited
 
 
 @dataclass
