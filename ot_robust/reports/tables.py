@@ -206,8 +206,9 @@ def _table_entry(entry: Any, name: str) -> Any:
 def expected_rows(name: str, profile: Any) -> set[str] | None:
     """The rows of table ``name`` that ``profile`` may fill with its own numbers: for a ``rows`` table the paper rows
     its experiments stand for (``methods.<exp>.tables``), for a ``transfer`` table the source rows of those
-    experiments' ``transfer_from`` and of the transfer attacks of their masking-audit groups (``row``); None for the other kinds (their rows are not read from the profile). What the
-    committed-table check holds every committed table to, so a mislabelled row cannot be committed again."""
+    experiments' ``transfer_from`` and of the transfer attacks of their masking-audit groups (``row``); None for
+    the other kinds (their rows are not read from the profile). What the committed-table check holds every committed
+    table to, so a mislabelled row cannot be committed again."""
     spec = TABLES.get(name)
     if spec is None or spec.kind not in ("rows", "transfer"):
         return None
