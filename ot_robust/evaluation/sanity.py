@@ -266,17 +266,23 @@ def run_sanity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, n
     out.append(_result("blackbox_vs_whitebox", sq < pgd - cfg.tol,
                        f"Square ({cfg.square_queries} queries) must not beat PGD-{k}", square=sq, pgd=pgd))
 
-    from .curves import pgd_loss_curves
-
-    with torch.no_grad(), model_mode(model):
-        n_loss_correct = int((model(x[: cfg.loss_examples]).argmax(1) == y[: cfg.loss_examples]).sum())
-    if n_loss_correct == 0:  # as unbounded_pgd: a loss curve of inputs already misclassified says nothing of PGD
+    # as unbounded_pgd: the loss curve of inputs already misclassified says nothing of PGD
+    if int(correct[: cfg.loss_examples].sum()) == 0:
         out.append(_not_applicable("pgd_loss_plateau", f"no correctly classified input among the "
                                    f"{min(len(x), cfg.loss_examples)} whose PGD loss curve is checked",
                                    n_correct=0))
-        for r in out:
-            r["numbers"]["config"] = asdict(cfg)
-        return out
+    else:
+        out.append(_loss_plateau(model, x, y, eps, norm, k, s, cfg))
+    for r in out:
+        r["numbers"]["config"] = asdict(cfg)
+    return out
+
+
+def _loss_plateau(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str, k: int, s: int,
+                  cfg: SanityConfig) -> dict[str, Any]:
+    """The ``pgd_loss_plateau`` check of :func:`run_sanity` (FS supplement Fig. 1; Carlini et al. 2019, Sec. 5.2)."""
+    from .curves import pgd_loss_curves
+
     curves = pgd_loss_curves(model, x[: cfg.loss_examples], y[: cfg.loss_examples], n_starts=cfg.loss_starts,
                              steps=k, eps=eps, norm=norm, seed=s)
     mean = curves.groupby("iteration")["loss"].mean().to_numpy()
@@ -285,15 +291,12 @@ def run_sanity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, n
     late_slope = float(mean[-1] - mean[-1 - w]) / w
     avg_slope = rise / max(1, len(mean) - 1)
     final = curves[curves.iteration == curves.iteration.max()]["loss"].to_numpy()
-    out.append(_result("pgd_loss_plateau", not rise > 1e-6 or late_slope > cfg.plateau_ratio * avg_slope,
-                       f"mean PGD loss over {cfg.loss_starts} random starts must rise and then plateau: its slope "
-                       f"over the last {w} steps <= {cfg.plateau_ratio} x its mean slope (still rising at the end = "
-                       "too few steps; Carlini et al. 2019, Sec. 5.2)",
-                       total_rise=rise, late_slope=late_slope, mean_slope=avg_slope,
-                       final_loss_std_over_starts=float(np.std(final))))
-    for r in out:
-        r["numbers"]["config"] = asdict(cfg)
-    return out
+    return _result("pgd_loss_plateau", not rise > 1e-6 or late_slope > cfg.plateau_ratio * avg_slope,
+                   f"mean PGD loss over {cfg.loss_starts} random starts must rise and then plateau: its slope "
+                   f"over the last {w} steps <= {cfg.plateau_ratio} x its mean slope (still rising at the end = "
+                   "too few steps; Carlini et al. 2019, Sec. 5.2)",
+                   total_rise=rise, late_slope=late_slope, mean_slope=avg_slope,
+                   final_loss_std_over_starts=float(np.std(final)))
 
 
 def _kind(name: str) -> str:

@@ -120,7 +120,7 @@ def plot_training_curves(curves, title: str = ""):
     """One panel per method (``label``): held-out PGD-10 accuracy (solid) and clean accuracy (dashed) by epoch, one
     line per seed, in the method's colour, the seed told by its marker (the same marker for a seed in every panel,
     explained by one legend in a spare panel, else below the panels); n and eps in the title. A dotted vertical
-    line marks the epoch at which the verdicts take each finished run (its last epoch: the evaluated ``model.pt``;
+    line marks the epoch at which the verdicts take each finished run (its last epoch: the evaluated ``model.pt``),
     so a curve still rising there is visible as such. Returns the Figure.
 
     Raises:

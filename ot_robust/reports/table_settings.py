@@ -20,22 +20,27 @@ ATTACK_KEY = re.compile(r"^(?:awp_)?(pgd|cw)(\d+)$")
 SWEEP_SETTINGS = {"ls": ("method_params", "label_smoothing", float), "bs": (None, "batch_size", int)}
 
 
-def _steps(spec: str) -> int | None:
-    m = re.search(r"\bsteps=(\d+)", spec)
-    return int(m.group(1)) if m else None
-
-
 def attack_mismatches(ev: dict[str, Any]) -> list[str]:
     """Each attack key of evaluation ``ev`` whose recorded spec is not the attack its name says: ``pgd<k>`` /
-    ``cw<k>`` must be a PGD / CW attack with ``steps=k``, ``fgsm`` FGSM. One line per mismatch."""
+    ``cw<k>`` must be a PGD / CW attack with ``steps=k``, ``fgsm`` FGSM (specs read by
+    :meth:`ot_robust.attacks.spec.AttackSpec.parse`, aliases resolved; one that does not parse is a mismatch).
+    One line per mismatch."""
+    from ..attacks.spec import AttackSpec
+
     specs = {**ev.get("attacks", {}), **ev.get("strong_attacks", {}), **ev.get("audit_attacks", {})}
     bad = []
     for key, spec in specs.items():
         m = ATTACK_KEY.match(key)
-        family = str(spec).split()[0] if str(spec).split() else ""
-        if m and (not family.startswith(m.group(1)) or _steps(str(spec)) != int(m.group(2))):
+        if not m and key != "fgsm":
+            continue
+        try:
+            parsed = AttackSpec.parse(spec)
+            steps = parsed.value("steps") if m and parsed.name.startswith(m.group(1)) else None
+        except ValueError:  # not a spec, or an attack that takes no steps
+            parsed = steps = None
+        if m and steps != int(m.group(2)):
             bad.append(f"column {key!r} holds {spec!r} (a {m.group(1)} attack with steps={m.group(2)} expected)")
-        elif key == "fgsm" and family != "fgsm":
+        elif not m and (parsed is None or parsed.name != "fgsm"):
             bad.append(f"column 'fgsm' holds {spec!r}")
     return bad
 

@@ -290,22 +290,24 @@ def caption(pt: dict[str, Any], profile: Any, evals: dict[str, dict], note: str 
             f"{(' ' + note) if note else ''}").strip()
 
 
-def build_table(name: str, evals: dict[str, dict[str, Any]], profile: Any = None) -> TableResult:
+def build_table(name: str, evals: dict[str, dict[str, Any]], profile: Any = None,
+                runs_dir: str | Path | None = None) -> TableResult:
     """Build table ``name`` (a key of :data:`TABLES`) from our ``evals`` ({experiment: eval.json}) and the paper.
 
     ``profile`` (a :class:`ot_robust.profiles.Profile`, optional) says which experiment stands for which paper row
-    (``methods.<exp>.tables``) and is named in the caption; without it only the paper rows are shown.
+    (``methods.<exp>.tables``) and is named in the caption; without it only the paper rows are shown. ``runs_dir``
+    (the profile's run folder, optional) lets the table-settings check read each run's ``config.json`` too.
 
     Raises:
-        ValueError: unknown table name; a column that would print another attack than its name says (the
-            table-settings check, :mod:`ot_robust.reports.table_settings`).
+        ValueError: unknown table name; a column that would print another attack (or, with ``runs_dir``, another
+            training setting) than its name says (the table-settings check, :mod:`ot_robust.reports.table_settings`).
     """
     if name not in TABLES:
         raise ValueError(f"unknown table {name!r}; allowed: {sorted(TABLES)}")
     if profile is not None:
         from .table_settings import table_setting_mismatches
 
-        bad = table_setting_mismatches(name, evals, profile)
+        bad = table_setting_mismatches(name, evals, profile, runs_dir)
         if bad:
             raise ValueError(f"table {name} would mislabel its columns: {'; '.join(bad)}")
     spec = TABLES[name]
@@ -395,12 +397,8 @@ def build_table(name: str, evals: dict[str, dict[str, Any]], profile: Any = None
 def build_tables(profile: Any, runs_dir: str | Path, out_dir: str | Path, names: list[str] | None = None
                  ) -> dict[str, list[Path]]:
     """Build and write every table of ``profile`` (or ``names``) from ``<runs_dir>/eval/*/eval.json`` into
-    ``out_dir`` (Markdown, CSV, LaTeX); returns ``{table: [paths]}``."""
-    from .table_settings import table_setting_mismatches
-
+    ``out_dir`` (Markdown, CSV, LaTeX); returns ``{table: [paths]}``. Every table is built (and checked) before
+    any is written, so a refused table leaves the committed ones as they were."""
     evals = read_evals(runs_dir)
-    names = names or profile.tables
-    bad = [m for n in names for m in table_setting_mismatches(n, evals, profile, runs_dir)]
-    if bad:
-        raise ValueError(f"tables of {profile.name} would mislabel their columns: {'; '.join(bad)}")
-    return {n: build_table(n, evals, profile).write(out_dir) for n in names}
+    built = {n: build_table(n, evals, profile, runs_dir) for n in (names or profile.tables)}
+    return {n: t.write(out_dir) for n, t in built.items()}
