@@ -88,3 +88,20 @@ def test_changed_config_refuses_to_resume(reference, tmp_path, monkeypatch):
     _train_killed_after(run, 1, monkeypatch)
     with pytest.raises(ValueError, match="different configuration"):
         train(dict(CFG, lr=0.01), run)
+
+
+def test_unusable_checkpoints_are_not_trained_over(tmp_path, monkeypatch):
+    """Checkpoint files that cannot be used (both damaged) stop the resume with an error naming them: a finished
+    run is never retrained from scratch behind a warning."""
+    from ot_robust.training.trainer import CheckpointUnusable
+
+    run = tmp_path / "run"
+    _train_killed_after(run, 2, monkeypatch)
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        (run / name).write_bytes(b"not a checkpoint")
+    before = (run / "metrics.jsonl").read_text()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(CheckpointUnusable, match="checkpoint.pt, checkpoint.prev.pt present"):
+            train(CFG, run)
+    assert (run / "metrics.jsonl").read_text() == before

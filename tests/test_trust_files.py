@@ -196,3 +196,38 @@ def test_older_checkpoint_with_sidecar_keeps_it_as_previous(tmp_path):
     assert not (tmp_path / "checkpoint.pt.sha256").exists()
     assert ck._read_valid(tmp_path / "checkpoint.prev.pt")["epoch"] == 1
     assert load_latest(tmp_path)[0]["epoch"] == 2
+
+
+def test_checkpoint_of_an_older_version_with_numpy_rng_keys_loads(tmp_path):
+    """Older versions stored the NumPy RNG keys as an ndarray: such a checkpoint still loads weights-only (and
+    resumes the NumPy stream), while any other global stays refused (the malicious tests above)."""
+    import numpy as np
+
+    from ot_robust.training.checkpoint import rng_state, set_rng_state
+
+    np.random.seed(3)
+    st = rng_state()
+    kind, keys, pos, has_gauss, gauss = st["numpy"]
+    st["numpy"] = (kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss)  # the older layout
+    expected = np.random.rand(3)
+    save_checkpoint(tmp_path, {"epoch": 4, "rng": [st]})
+    state, _ = load_latest(tmp_path)
+    assert state["epoch"] == 4 and isinstance(state["rng"][0]["numpy"][1], np.ndarray)
+    np.random.seed(0)
+    set_rng_state(state["rng"][0])
+    assert np.array_equal(np.random.rand(3), expected)
+
+
+def test_sealed_checkpoint_outranks_a_stale_sidecar(tmp_path):
+    """A sealed checkpoint verifies itself; a .sha256 sidecar left beside it by an older checkpoint of the same name
+    (as in clones of early study commits) is reported stale, not read as corruption."""
+    save_checkpoint(tmp_path, {"epoch": 6})
+    (tmp_path / "checkpoint.pt.sha256").write_text("0" * 64 + "\n")
+    with pytest.warns(UserWarning, match="stale"):
+        assert load_latest(tmp_path)[0]["epoch"] == 6
+    blob = bytearray((tmp_path / "checkpoint.pt").read_bytes())
+    blob[100] ^= 0xFF  # a damaged sealed file is still refused, whatever the sidecar says
+    (tmp_path / "checkpoint.pt").write_bytes(bytes(blob))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert load_latest(tmp_path) == (None, None)

@@ -4,10 +4,12 @@ Layout in a run directory: ``checkpoint.pt`` (latest) and ``checkpoint.prev.pt``
 with a trailer ``MAGIC + SHA-256 of the payload``, so it verifies itself. Saving: the latest is renamed to ``prev``
 (one atomic rename), then the new file is written atomically (temporary file, fsync, rename,
 :func:`ot_robust.core.utils.atomic_write_bytes`). Loading tries ``checkpoint.pt`` then ``checkpoint.prev.pt``: a file is
-used if its trailer matches (checkpoints of older versions: their ``.sha256`` sidecar; a file with neither cannot
-be verified and is not used); a truncated, corrupted or half-written file is skipped with a warning.
+used if its trailer matches (checkpoints of older versions: their ``.sha256`` sidecar, which a sealed file
+outranks; a file with neither cannot be verified and is not used); a truncated, corrupted or half-written file is
+skipped with a warning.
 Files are read with ``torch.load(weights_only=True)``: tensors and plain Python values only, so a crafted pickle
-cannot run code, whatever its sidecar says.
+cannot run code, whatever its sidecar says. The one extension: NumPy's array-rebuilding globals
+(:func:`_numpy_array_globals`), because checkpoints of older versions stored the NumPy RNG keys as an ndarray.
 """
 from __future__ import annotations
 
@@ -68,6 +70,18 @@ def save_checkpoint(run_dir: str | Path, state: dict) -> Path:
     return latest
 
 
+def _numpy_array_globals() -> list:
+    """The globals a pickled ``numpy.ndarray`` needs (``_reconstruct``, ``ndarray``, ``dtype`` and the uint32
+    dtype class): checkpoints written before the RNG state was stored as tensors hold the NumPy Mersenne-Twister keys
+    as an ndarray. They rebuild an array from its bytes and call nothing else, so allowing them keeps the
+    weights-only guarantee; any other global is still refused."""
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # NumPy 1.x
+        from numpy.core.multiarray import _reconstruct
+    return [_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
 def _read_valid(path: Path) -> Optional[dict]:
     """The checkpoint at ``path`` if it is intact, else ``None`` (with a warning saying why)."""
     if not path.exists():
@@ -83,10 +97,15 @@ def _read_valid(path: Path) -> Optional[dict]:
                       "skipped")
         return None
     if side.exists() and side.read_text().strip() != _sha(data):
-        warnings.warn(f"checkpoint {path} does not match its SHA-256 ({side.name}): corrupted or half-written; skipped")
-        return None
+        if sealed:  # the trailer verified the file; a sidecar beside it was left by an older checkpoint of that name
+            warnings.warn(f"{side} is stale (it belongs to an older checkpoint); {path} verified by its own trailer")
+        else:
+            warnings.warn(f"checkpoint {path} does not match its SHA-256 ({side.name}): corrupted or half-written; "
+                          "skipped")
+            return None
     try:
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)  # never runs pickled code
+        with torch.serialization.safe_globals(_numpy_array_globals()):  # never runs pickled code
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means an unusable file
         warnings.warn(f"checkpoint {path} cannot be loaded as weights ({type(e).__name__}: "
                       f"{str(e).splitlines()[0][:200] if str(e) else ''}); skipped")

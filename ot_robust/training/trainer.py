@@ -39,6 +39,11 @@ class ConfigMismatch(ValueError):
     """Resuming a run folder whose checkpoint was made with another configuration (the message names the fields)."""
 
 
+class CheckpointUnusable(ValueError):
+    """Resuming a run folder that holds checkpoint files of which none can be used (their warnings say why):
+    nothing is retrained over them silently."""
+
+
 # config fields that may change between the first run and a resume without changing the numbers' meaning
 _RESUMABLE = {"epochs", "progress", "num_workers", "device", "data_root", "ddp", "ddp_backend"}
 
@@ -173,6 +178,11 @@ class Trainer:
         read it already); returns the number of completed epochs."""
         state, path = latest if latest is not None else load_latest(self.run_dir)
         if state is None:
+            present = [n for n in (CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE) if (self.run_dir / n).exists()]
+            if present:
+                raise CheckpointUnusable(f"{self.run_dir}: {', '.join(present)} present but none can be resumed "
+                                         "(see the warnings above); nothing trained: move them away or pass "
+                                         "resume=False to start afresh")
             self._truncate_metrics(0)  # killed after an epoch's metrics line, before its first checkpoint
             return 0
         old, new = dict(state["config"]), self.cfg.to_dict()
