@@ -13,7 +13,10 @@ A run folder (``<runs_dir>/<profile>/train/<experiment>/``: :data:`TRAIN_DIR` un
   :data:`PREVIOUS_CHECKPOINT_FILE` (``checkpoint.prev.pt``): self-verifying, resumable bit-identically
   (:mod:`ot_robust.training.checkpoint`);
 * :data:`MODEL_FILE` (``model.pt``) at the end (weights + model spec, with a ``model.pt.sha256`` sidecar), which
-  :func:`ot_robust.models.loading.load_model` reads back; a folder without it has not finished training.
+  :func:`ot_robust.models.loading.load_model` reads back; a folder without it has not finished training;
+* :data:`DIVERGED_FILE` (``diverged.json``) instead of ``model.pt`` when training diverged (a non-finite loss or
+  model output): ``{"epoch", "batch", "reason", "last_finite_epoch"}`` (:class:`ot_robust.training.trainer.
+  TrainingDiverged`); such a run has no model, and its evaluation reports the divergence instead of numbers.
 
 These names live in ``core`` (the lowest layer) rather than in ``training`` because ``models.loading``, which sits
 below ``training``, reads ``model.pt`` and ``config.json`` too. An evaluation folder's files are owned by
@@ -38,6 +41,8 @@ CHECKPOINT_FILE = "checkpoint.pt"
 PREVIOUS_CHECKPOINT_FILE = "checkpoint.prev.pt"
 #: the trained model (weights + model spec), written when training finishes
 MODEL_FILE = "model.pt"
+#: where and why training diverged (JSON), written instead of the model
+DIVERGED_FILE = "diverged.json"
 #: the folder of a profile's runs that holds one run folder per experiment
 TRAIN_DIR = "train"
 
@@ -56,3 +61,10 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """The per-epoch records of ``run_dir``'s :data:`METRICS_FILE`; ``[]`` when it has none
     (:func:`ot_robust.core.utils.read_jsonl`)."""
     return read_jsonl(Path(run_dir) / METRICS_FILE)
+
+
+def read_diverged(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The :data:`DIVERGED_FILE` record of ``run_dir`` (``{"epoch", "batch", "reason", "last_finite_epoch"}``), or
+    None when its training did not diverge."""
+    path = Path(run_dir) / DIVERGED_FILE
+    return json.loads(path.read_text()) if path.is_file() else None

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..profiles.paths import RunLayout
-from ..core.run_files import read_metrics
+from ..core.run_files import read_diverged, read_metrics
 from ..core.utils import ProgressLog, atomic_write_json, provenance
 from ..evaluation.results import CURVES_FILE, LOSS_CURVES_FILE, PARTIAL_DIR
 
@@ -123,23 +123,28 @@ def train_config(*, method: str, method_params: Any, dataset: str, data_root: st
 def run_train(*, profile: str, experiment: str, method: str, method_params: Any, dataset: str, data_root: str | None,
               model: str, model_params: Any, train_params: Any, seed: int, max_batches: int | None,
               run_dir: str | Path) -> dict[str, Any]:
-    """Train one model into ``run_dir`` and write ``train_summary.json`` (last metrics, provenance); returns it."""
+    """Train one model into ``run_dir`` and write ``train_summary.json`` (last metrics, provenance, and
+    ``diverged``: the :class:`~ot_robust.training.trainer.TrainingDiverged` record or None); returns it. A run that
+    diverges finishes the step without a model (its evaluation reports the divergence)."""
     from ..training.api import train
-    from ..training.trainer import ConfigMismatch
+    from ..training.trainer import ConfigMismatch, TrainingDiverged
     from .signals import deadline_passed, progress_requested
 
     cfg = train_config(method=method, method_params=method_params, dataset=dataset, data_root=data_root, model=model,
                        model_params=model_params, seed=seed, max_batches=max_batches, train_params=train_params)
     run_dir = Path(run_dir)
     try:
-        train(cfg, run_dir, should_stop=deadline_passed,  # resumes an interrupted run with the same configuration
-              progress_lines=progress_requested())
-    except ConfigMismatch as e:
-        print(f"{run_dir} holds a run with other settings ({e}); starting afresh")
-        train(cfg, run_dir, resume=False, should_stop=deadline_passed, progress_lines=progress_requested())
+        try:
+            train(cfg, run_dir, should_stop=deadline_passed,  # resumes an interrupted run with the same configuration
+                  progress_lines=progress_requested())
+        except ConfigMismatch as e:
+            print(f"{run_dir} holds a run with other settings ({e}); starting afresh")
+            train(cfg, run_dir, resume=False, should_stop=deadline_passed, progress_lines=progress_requested())
+    except TrainingDiverged as e:
+        print(f"[train/{experiment}] {e}: no model; its evaluation reports the divergence")
     metrics = read_metrics(run_dir)
     summary = {"profile": profile, "experiment": experiment, "method": method, "run_dir": str(run_dir),
-               "config": dataclasses.asdict(cfg),
+               "config": dataclasses.asdict(cfg), "diverged": read_diverged(run_dir),
                "last_metrics": metrics[-1] if metrics else {}, "n_metric_records": len(metrics),
                "provenance": provenance(profile=profile, experiment=experiment)}
     write_json(run_dir / "train_summary.json", summary)
@@ -253,7 +258,8 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
     "autoattack": % | None, "worst": {threat model: {accuracy, n, ci_low, ci_high, columns}}, "worst_case": % (Linf,
     every Linf column incl. AutoAttack on their common images), "sanity": [...], "transfer": {row: {column: %}},
     "report": EvalReport.to_dict(), "n_examples", "profile", "experiment", "label", "method", "attacks",
-    "provenance"}``; masks.npz: see :mod:`ot_robust.evaluation.results`.
+    "provenance"}``; masks.npz: see :mod:`ot_robust.evaluation.results`. A run whose training diverged (no model)
+    gets the same files with no numbers, its ``diverged`` record and one flagged check, ``training_diverged``.
     """
     from ..attacks import AttackSpec
     from ..evaluation.batch_cache import clear as clear_cache
@@ -270,6 +276,12 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
                                               _obj(transfer_from) or {})
     strong = _obj(strong) or {}
     out_dir = Path(out_dir)
+    head = {"profile": profile, "experiment": experiment, "label": label, "method": method, "run_dir": str(run_dir),
+            "dataset": dataset, "n_examples": n_examples, "order": "balanced", "attacks": specs,
+            "strong_attacks": strong.get("attacks", {})}
+    diverged = read_diverged(run_dir)
+    if diverged is not None:
+        return _diverged_evaluation(out_dir, head, diverged)
     model = load_model(run_dir)
     test = get_dataset(dataset, "test", root=data_root)
     partial = out_dir / PARTIAL_DIR  # finished attack batches: a killed evaluation resumes from them
@@ -299,10 +311,7 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
     worst = worst_by_threat_model(masks, all_specs)
     linf = worst.get("linf_all") or worst.get("linf") or {}
     result: dict[str, Any] = {
-        "profile": profile, "experiment": experiment, "label": label, "method": method, "run_dir": str(run_dir),
-        "dataset": dataset, "n_examples": n_examples, "order": "balanced", "attacks": specs,
-        "strong_attacks": strong.get("attacks", {}),
-        "accuracy": {k: v for k, v in accuracy.items() if k != "autoattack"}, "n": n, "ci": ci,
+        **head, "accuracy": {k: v for k, v in accuracy.items() if k != "autoattack"}, "n": n, "ci": ci,
         "worst": worst, "worst_case": linf.get("accuracy", float(report.worst_case)),
         "worst_case_n": linf.get("n", n_examples), "sanity": list(report.sanity), "report": report.to_dict(),
         "autoattack": accuracy.get("autoattack"), "transfer": {}, **extra_reports}
@@ -329,6 +338,20 @@ def run_evaluate(*, profile: str, experiment: str, label: str, method: str, run_
     result = write_evaluation(out_dir, result, masks, indices)
     clear_cache(partial)
     return result
+
+
+def _diverged_evaluation(out_dir: Path, head: dict[str, Any], diverged: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation files of a run whose training diverged: no accuracy, the record, a flagged check."""
+    from ..evaluation.results import write_evaluation
+
+    detail = (f"training diverged at epoch {diverged['epoch']}, batch {diverged['batch']}: {diverged['reason']}; "
+              "no model to evaluate")
+    print(f"[evaluate/{head['experiment']}] {detail}")
+    result = {**head, "accuracy": {}, "n": {}, "ci": {}, "worst": {}, "worst_case": None, "worst_case_n": 0,
+              "sanity": [{"check": "training_diverged", "status": "flag", "details": detail, "numbers": diverged}],
+              "autoattack": None, "transfer": {}, "diverged": diverged,
+              "provenance": provenance(profile=head["profile"], experiment=head["experiment"])}
+    return write_evaluation(out_dir, result, {}, [])
 
 
 def _curves(model, test, c: dict[str, Any], seed: int, batch_size: int) -> dict[str, Any]:

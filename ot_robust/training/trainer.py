@@ -27,7 +27,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from ..core.run_files import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, MODEL_FILE, PREVIOUS_CHECKPOINT_FILE
+from ..core.run_files import (CHECKPOINT_FILE, CONFIG_FILE, DIVERGED_FILE, METRICS_FILE, MODEL_FILE,
+                              PREVIOUS_CHECKPOINT_FILE)
 from ..core.utils import (ProgressLog, atomic_torch_save, atomic_write_bytes, atomic_write_json, get_device, provenance,
                      set_seed)
 from ..defenses.base import resolve_recorded
@@ -37,6 +38,17 @@ from .distributed import DistInfo, init_distributed
 
 class ConfigMismatch(ValueError):
     """Resuming a run folder whose checkpoint was made with another configuration (the message names the fields)."""
+
+
+class TrainingDiverged(RuntimeError):
+    """Training produced a non-finite loss or model output (epoch and batch counted from 1). The trainer writes
+    ``record`` to ``diverged.json`` and no ``model.pt``: the run has no model to evaluate (a diverged method at a
+    setting is a result, reported as such by the evaluation and the tables). Checked per process: under DDP a
+    diverging rank stops while the others wait at the gradient all-reduce, so stop the job by hand there."""
+
+    def __init__(self, epoch: int, batch: int, reason: str):
+        self.record = {"epoch": epoch, "batch": batch, "reason": reason, "last_finite_epoch": epoch - 1}
+        super().__init__(f"training diverged at epoch {epoch}, batch {batch}: {reason}")
 
 
 class CheckpointUnusable(ValueError):
@@ -240,7 +252,7 @@ class Trainer:
             autocast = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp
                         else contextlib.nullcontext())
             with autocast:
-                out = self.defense.loss(self.model, x, y)
+                out = self._checked_loss(x, y, epoch, i)
             self.optimizer.zero_grad(set_to_none=True)
             backward(self.scaler.scale(out.loss), params)
             self.dist.all_reduce_grads(params)
@@ -262,6 +274,21 @@ class Trainer:
         n = max(tot[2], 1.0)
         return {"train_loss": tot[0] / n, "train_acc": 100 * tot[1] / n, "train_images": int(tot[2]),
                 **{f"train_{k}": v / n for k, v in zip(keys, tot[3:])}}
+
+    def _checked_loss(self, x: torch.Tensor, y: torch.Tensor, epoch: int, i: int):
+        """The defense's loss on batch ``i``; :class:`TrainingDiverged` when the loss is not finite, or when the
+        defense refuses non-finite values (an OT solver's cost check) because the model's output is not finite."""
+        try:
+            out = self.defense.loss(self.model, x, y)
+        except ValueError as e:
+            with torch.no_grad():
+                finite = bool(torch.isfinite(self.model(x)).all())
+            if finite:
+                raise
+            raise TrainingDiverged(epoch + 1, i + 1, f"non-finite model output ({e})") from e
+        if not bool(torch.isfinite(out.loss.detach())):
+            raise TrainingDiverged(epoch + 1, i + 1, f"non-finite loss ({float(out.loss.detach())})")
+        return out
 
     def evaluate_heldout(self) -> dict:
         """Clean and PGD accuracy (%) on the fixed held-out batch (eval mode; fixed attack seed)."""
@@ -293,10 +320,19 @@ class Trainer:
         if self.dist.is_main:
             self.write_config()
         self.dist.barrier()
+        if self.dist.is_main:
+            (self.run_dir / DIVERGED_FILE).unlink(missing_ok=True)  # an earlier divergence is redone from here
         for epoch in range(self.start_epoch, self.cfg.epochs):
             t0 = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]
-            rec = {"epoch": epoch + 1, "lr": lr, **self.train_epoch(epoch)}
+            try:
+                rec = {"epoch": epoch + 1, "lr": lr, **self.train_epoch(epoch)}
+            except TrainingDiverged as e:
+                if self.dist.is_main:
+                    for name in (MODEL_FILE, MODEL_FILE + ".sha256"):  # a shorter run's model is not this run's
+                        (self.run_dir / name).unlink(missing_ok=True)
+                    atomic_write_json(self.run_dir / DIVERGED_FILE, e.record)
+                raise
             train_time = time.perf_counter() - t0
             self.scheduler.step()
             if self.dist.is_main:
