@@ -69,3 +69,14 @@ def test_pipeline_step_finishes_and_the_evaluation_reports_it(tmp_path, monkeypa
     assert ev["accuracy"] == {} and ev["diverged"]["batch"] == 1
     assert json.loads((out / "eval.json").read_text())["diverged"] == ev["diverged"]
     assert sanity_text(ev) == "flag: training_diverged"
+
+
+def test_the_pipeline_counts_diverged_json_as_the_training_steps_output(tmp_path):
+    from ot_robust.study.pipeline import _present
+
+    run = tmp_path / "runs" / "p" / "train" / "x"
+    run.mkdir(parents=True)
+    assert not _present(tmp_path, "runs/p/train/x/model.pt")
+    (run / "diverged.json").write_text(json.dumps({"epoch": 2, "batch": 1, "reason": "r", "last_finite_epoch": 1}))
+    assert _present(tmp_path, "runs/p/train/x/model.pt")
+    assert not _present(tmp_path, "runs/p/eval/x/eval.json")  # only a model is stood in for

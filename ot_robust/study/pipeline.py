@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import __version__
-from ..core.run_files import CONFIG_FILE, MODEL_FILE
+from ..core.run_files import CONFIG_FILE, DIVERGED_FILE, MODEL_FILE
 from ..core.utils import REPO_ROOT, atomic_write_bytes, atomic_write_json, git_commit
 from ..evaluation.results import CURVES_FILE, EVAL_FILE, LOSS_CURVES_FILE, MASKS_FILE
 from ..profiles import FIGURE_NOTEBOOKS, TABLE_NOTEBOOKS, Profile, load_profile, metas_with_claims
@@ -333,7 +333,14 @@ def is_done(step: Step, root: Path) -> bool:
         rec = json.loads(p.read_text())
     except (OSError, ValueError):
         return False
-    return rec.get("hash") == step.hash and all((root / o).exists() for o in step.outputs)
+    return rec.get("hash") == step.hash and all(_present(root, o) for o in step.outputs)
+
+
+def _present(root: Path, output: str) -> bool:
+    """Whether a step's declared output exists; a training run's ``model.pt`` is stood in for by its
+    ``diverged.json`` (a run that diverged has no model: :class:`ot_robust.training.trainer.TrainingDiverged`)."""
+    path = root / output
+    return path.exists() or (path.name == MODEL_FILE and (path.parent / DIVERGED_FILE).is_file())
 
 
 def restamp(step: Step, root: Path, note: dict[str, Any]) -> None:
@@ -362,7 +369,7 @@ def is_committed(step: Step, root: Path) -> bool:
         rec = json.loads(p.read_text())
     except (OSError, ValueError):
         return False
-    missing = [o for o in step.outputs if not (root / o).exists()]
+    missing = [o for o in step.outputs if not _present(root, o)]
     return rec.get("hash") == step.hash and bool(missing) and all(o.endswith(".pt") for o in missing)
 
 
@@ -461,7 +468,7 @@ def execute_step(step: Step, root: str | Path, kernel: str | None = None, thread
                 "ename": e.ename, "evalue": e.evalue, "seconds": time.time() - t0, "budget": stopped.is_file()}
     except Exception as e:  # kernel died, notebook unreadable, ...
         return {"ok": False, "ename": type(e).__name__, "evalue": str(e), "seconds": time.time() - t0}
-    missing = [o for o in step.outputs if not (root / o).exists()]
+    missing = [o for o in step.outputs if not _present(root, o)]
     if missing:
         return {"ok": False, "ename": "MissingOutputs", "evalue": f"notebook finished but did not write {missing}",
                 "seconds": time.time() - t0}
