@@ -240,7 +240,7 @@ def fig_got_fig2(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> lis
 
 def fig_got_fig7(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> list[Path] | None:
     """GOT Fig. 7: PGD accuracy vs beta (the weight of the OT term) for GOT experiments that differ only in beta;
-    ``None`` if the profile has no such group."""
+    ``None`` if the profile has no such group. A beta whose training diverged has no point; the legend names it."""
     evals = read_evals(runs_dir)
     groups: dict[tuple, list[tuple[float, str]]] = {}
     for e, m in profile.methods.items():
@@ -254,8 +254,10 @@ def fig_got_fig7(profile: Any, runs_dir: str | Path, fig_dir: str | Path) -> lis
     fig, axes = figure()
     ax = axes[0, 0]
     for key, pts in groups.items():
-        ax.plot([b for b, _ in pts], [ours(evals[e])["PGD"] for _, e in pts], label=ROW[key[0]],
-                **method_style(ROW[key[0]]))
+        drawn = [(b, ours(evals[e])["PGD"]) for b, e in pts if not evals[e].get("diverged")]
+        diverged = [b for b, e in pts if evals[e].get("diverged")]  # no model, no point: said in the legend
+        note = f" (diverged at beta {', '.join(f'{b:g}' for b in diverged)})" if diverged else ""
+        ax.plot([b for b, _ in drawn], [v for _, v in drawn], label=ROW[key[0]] + note, **method_style(ROW[key[0]]))
     ax.set_xscale("log")
     ax.set_xlabel(r"$\beta$ (weight of the OT term)")
     ax.set_ylabel("PGD accuracy (%)")

@@ -16,7 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..core.run_files import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, TRAIN_DIR, read_config, read_metrics
+from ..core.run_files import (CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, TRAIN_DIR, read_config, read_diverged,
+                              read_metrics)
 from ..core.stats import wilson_interval
 from ..core.utils import REPO_ROOT
 from ..evaluation.results import has_eval, read_eval
@@ -146,6 +147,9 @@ def _status(root: Path, prof: Any, run: Run) -> str:
         return f"unknown profile {run.profile!r}"
     if run.experiment not in prof.methods:
         return f"not a method of profile {run.profile!r}"
+    diverged = read_diverged(run.run_dir)
+    if diverged is not None:
+        return f"training diverged (epoch {diverged['epoch']}, batch {diverged['batch']}): no model"
     if not (run.run_dir / MODEL_FILE).exists() and (run.run_dir / CHECKPOINT_FILE).is_file():
         done = sum(1 for m in read_metrics(run.run_dir) if "epoch" in m)
         return f"{IN_TRAINING} (epoch {done} of {run.config.get('epochs', '?')})"
