@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from pathlib import Path
 
@@ -261,7 +262,10 @@ class Trainer:
             self.defense.after_step(self.model)  # e.g. AWP removes its weight perturbation
             self.dist.broadcast_module(self.model, buffers_only=True)
             b = x.shape[0]
-            loss_sum += float(out.loss.detach()) * b
+            loss_value = float(out.loss.detach())  # the batch's one host sync, as before: also the finiteness check
+            if not math.isfinite(loss_value):  # the step just taken is discarded with the model (no model.pt)
+                raise TrainingDiverged(epoch + 1, i + 1, f"non-finite loss ({loss_value})")
+            loss_sum += loss_value * b
             count += b
             if out.logits_adv is not None:
                 correct += float((out.logits_adv.argmax(1) == y).sum())
@@ -276,8 +280,9 @@ class Trainer:
                 **{f"train_{k}": v / n for k, v in zip(keys, tot[3:])}}
 
     def _checked_loss(self, x: torch.Tensor, y: torch.Tensor, epoch: int, i: int):
-        """The defense's loss on batch ``i``; :class:`TrainingDiverged` when the loss is not finite, or when the
-        defense refuses non-finite values (an OT solver's cost check) because the model's output is not finite."""
+        """The defense's loss on batch ``i``; :class:`TrainingDiverged` when the defense refuses non-finite values
+        (an OT solver's cost check) because the model's output is not finite (a non-finite loss is caught where
+        :meth:`train_epoch` reads it anyway)."""
         try:
             out = self.defense.loss(self.model, x, y)
         except ValueError as e:
@@ -286,8 +291,6 @@ class Trainer:
             if finite:
                 raise
             raise TrainingDiverged(epoch + 1, i + 1, f"non-finite model output ({e})") from e
-        if not bool(torch.isfinite(out.loss.detach())):
-            raise TrainingDiverged(epoch + 1, i + 1, f"non-finite loss ({float(out.loss.detach())})")
         return out
 
     def evaluate_heldout(self) -> dict:
@@ -319,9 +322,8 @@ class Trainer:
                 (self.run_dir / (name + ".sha256")).unlink(missing_ok=True)
         if self.dist.is_main:
             self.write_config()
-        self.dist.barrier()
-        if self.dist.is_main:
             (self.run_dir / DIVERGED_FILE).unlink(missing_ok=True)  # an earlier divergence is redone from here
+        self.dist.barrier()
         for epoch in range(self.start_epoch, self.cfg.epochs):
             t0 = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]
